@@ -1,0 +1,114 @@
+"""Config validation: JSON schema with defaults, then cross-key checks, with errors naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def _with_defaults(cls: type) -> type:
+    """A validator that fills ``default`` values in, as Snakemake's ``validate`` does."""
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(Draft202012Validator)
+
+
+def key_path(path: Any) -> str:
+    """``deque(['sft', 'learning_rate'])`` -> ``sft.learning_rate``."""
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_config(
+    config: dict[str, Any], schema: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate in place (filling defaults) and return ``config``; raise :class:`ConfigError`."""
+    schema = schema or load_schema()
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = key_path(e.absolute_path)
+        if e.validator == "additionalProperties":
+            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+            where = key_path([*e.absolute_path, extra[0]]) if extra else where
+            raise ConfigError(f"config key '{where}': unknown key (not in the schema)")
+        raise ConfigError(f"config key '{where}': {e.message}")
+    check_references(config)
+    return config
+
+
+def check_references(config: dict[str, Any]) -> None:
+    """Cross-key checks the schema cannot express."""
+    models = config["models"]
+    for i, alias in enumerate(config["run"]["models"]):
+        if alias not in models:
+            raise ConfigError(
+                f"config key 'run.models[{i}]': unknown model alias {alias!r}; "
+                f"defined in 'models': {sorted(models)}"
+            )
+    need = {
+        "gguf_package": ("package", "file"),
+        "gguf_file": ("path",),
+        "hf_dir": ("path",),
+        "hub": ("repo_id",),
+    }
+    for alias, m in models.items():
+        src = m["source"]
+        for k in need[src["kind"]]:
+            if k not in src:
+                raise ConfigError(
+                    f"config key 'models.{alias}.source.{k}': required for kind {src['kind']!r}"
+                )
+    sets = config["data"]["eval_sets"]
+    for i, name in enumerate(config.get("prefill", {}).get("datasets", [])):
+        if name not in sets:
+            raise ConfigError(
+                f"config key 'prefill.datasets[{i}]': unknown eval set {name!r}; "
+                f"defined in 'data.eval_sets': {sorted(sets)}"
+            )
+    if "beta" not in config["dpo"]:
+        raise ConfigError("config key 'dpo.beta': required for DPO")
+    for stage in ("sft", "dpo"):
+        lo, hi = config[stage]["prefix_min_fraction"], config[stage]["prefix_max_fraction"]
+        if lo > hi:
+            raise ConfigError(
+                f"config key '{stage}.prefix_min_fraction': {lo} exceeds prefix_max_fraction {hi}"
+            )
+
+
+def prefill_set_name(dataset: str, tokens: int) -> str:
+    """Name of the prefilled variant of an eval set (a {dataset} wildcard value)."""
+    return f"{dataset}_prefill{tokens}"
+
+
+def eval_datasets(config: dict[str, Any]) -> dict[str, str]:
+    """Every evaluation {dataset} -> its kind: ``harmful``, ``benign`` or ``prefill``."""
+    out = {name: "harmful" for name in config["data"]["eval_sets"]}
+    out["benign"] = "benign"
+    p = config.get("prefill", {})
+    for d in p.get("datasets", []):
+        out[prefill_set_name(d, p["tokens"])] = "prefill"
+    return out

@@ -1,0 +1,83 @@
+"""Rates with confidence intervals and the tables built from judged generations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from statistics import NormalDist
+from typing import Any
+
+import pandas as pd
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``k/n``.
+
+    Chosen over the normal approximation because it stays inside [0, 1] and behaves at 0 and n,
+    which is where safety rates live.
+    """
+    if n == 0:
+        return (math.nan, math.nan)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rate_columns(prefix: str, flags: list[bool], level: float) -> dict[str, Any]:
+    """``{prefix}``, ``{prefix}_ci_lo``, ``{prefix}_ci_hi`` for a list of booleans."""
+    k, n = sum(flags), len(flags)
+    lo, hi = wilson_interval(k, n, level)
+    return {
+        prefix: k / n if n else math.nan,
+        f"{prefix}_ci_lo": lo,
+        f"{prefix}_ci_hi": hi,
+    }
+
+
+def summarise_set(name: str, judged: list[dict[str, Any]], level: float) -> dict[str, Any]:
+    """Columns for one evaluation set of one model."""
+    harmful = all(r["harmful"] for r in judged)
+    cols: dict[str, Any] = {f"{name}_n": len(judged)}
+    if harmful:
+        cols |= rate_columns(f"{name}_unsafe", [r["unsafe"] for r in judged], level)
+        cols[f"{name}_empty_rate"] = _mean(r["detail"].startswith("empty") for r in judged)
+    else:
+        cols |= rate_columns(f"{name}_refusal", [r["refused"] for r in judged], level)
+    cols[f"{name}_reset_rate"] = _mean(r["reset"] for r in judged)
+    cols[f"{name}_parse_errors"] = sum(bool(r.get("parse_error")) for r in judged)
+    return cols
+
+
+def _mean(xs: Iterable[float | bool]) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def table1_row(
+    key: dict[str, str],
+    sets: dict[str, list[dict[str, Any]]],
+    overall_sets: list[str],
+    level: float,
+    provenance: dict[str, str],
+) -> dict[str, Any]:
+    """One Table 1 row: per-set columns, the pooled unsafe rate over ``overall_sets``, tokens."""
+    row: dict[str, Any] = dict(key)
+    for name, judged in sets.items():
+        row |= summarise_set(name, judged, level)
+    pooled = [r["unsafe"] for s in overall_sets for r in sets[s]]
+    row["overall_n"] = len(pooled)
+    row |= rate_columns("overall_unsafe", pooled, level)
+    plain = [r for s, rs in sets.items() if "_prefill" not in s for r in rs]
+    row["mean_tokens_generated"] = _mean(r["tokens_generated"] for r in plain)
+    row["mean_tokens_visible"] = _mean(r["tokens_visible"] for r in plain)
+    return row | provenance
+
+
+def build_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows into a DataFrame with the identifying columns first."""
+    df = pd.DataFrame(rows)
+    first = [c for c in ("model", "method", "stage") if c in df.columns]
+    return df[first + [c for c in df.columns if c not in first]]

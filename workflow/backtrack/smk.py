@@ -1,0 +1,33 @@
+"""Support for the workflow's scripts: logging into the rule's log file and thread limits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+
+def setup(snakemake: Any) -> logging.Logger:
+    """Send stdout/stderr/logging to ``snakemake.log[0]`` and use the rule's thread count."""
+    if snakemake.log:
+        stream = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
+        sys.stdout = sys.stderr = stream
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(snakemake.threads)))
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return logging.getLogger(f"backtrack.{snakemake.rule}")
+
+
+def param_json(snakemake: Any, name: str) -> Any:
+    """A params entry that the rule passed as sorted JSON."""
+    return json.loads(getattr(snakemake.params, name))

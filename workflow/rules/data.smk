@@ -1,0 +1,113 @@
+rule prepare_eval_set:
+    output:
+        prompts="results/data/eval/{dataset}.jsonl",
+    params:
+        spec=get_eval_spec,
+        seed=config["seed"],
+    log:
+        "logs/prepare_eval_set/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_eval_set/{dataset}.tsv"
+    script:
+        "../scripts/prepare_eval_set.py"
+
+
+rule prepare_train_prompts:
+    input:
+        evals=get_harmful_eval_files,
+    output:
+        prompts="results/data/train/prompts.jsonl",
+    params:
+        harmful=as_json(config["data"]["harmful_train"]),
+        benign=as_json(config["data"]["benign"]),
+        seed=config["seed"],
+    log:
+        "logs/prepare_train_prompts/train.log",
+    benchmark:
+        "benchmarks/prepare_train_prompts/train.tsv"
+    script:
+        "../scripts/prepare_train_prompts.py"
+
+
+rule prepare_train_pool:
+    input:
+        model="results/models/{model}/base",
+        prompts="results/data/train/prompts.jsonl",
+    output:
+        pool="results/data/train/{model}/pool.jsonl",
+    params:
+        pool=as_json(config["pool"]),
+        judge=as_json(config["judge"]),
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        seed=config["seed"],
+    log:
+        "logs/prepare_train_pool/{model}.log",
+    benchmark:
+        "benchmarks/prepare_train_pool/{model}.tsv"
+    threads: workflow.cores
+    script:
+        "../scripts/prepare_train_pool.py"
+
+
+rule build_sft_data:
+    input:
+        model="results/models/{model}/base",
+        pool="results/data/train/{model}/pool.jsonl",
+    output:
+        examples="results/data/train/{model}/sft_{method}.jsonl",
+    params:
+        prefix_min_fraction=config["sft"]["prefix_min_fraction"],
+        prefix_max_fraction=config["sft"]["prefix_max_fraction"],
+        max_length=config["sft"]["max_length"],
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        seed=config["seed"],
+    log:
+        "logs/build_sft_data/{model}_{method}.log",
+    benchmark:
+        "benchmarks/build_sft_data/{model}_{method}.tsv"
+    script:
+        "../scripts/build_sft_data.py"
+
+
+rule build_dpo_data:
+    input:
+        model="results/models/{model}/base",
+        pool="results/data/train/{model}/pool.jsonl",
+    output:
+        pairs="results/data/train/{model}/dpo_{method}.jsonl",
+    params:
+        prefix_min_fraction=config["dpo"]["prefix_min_fraction"],
+        prefix_max_fraction=config["dpo"]["prefix_max_fraction"],
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        seed=config["seed"],
+    log:
+        "logs/build_dpo_data/{model}_{method}.log",
+    benchmark:
+        "benchmarks/build_dpo_data/{model}_{method}.tsv"
+    script:
+        "../scripts/build_dpo_data.py"
+
+
+rule prepare_prefill_set:
+    input:
+        model="results/models/{model}/base",
+        prompts=get_prefill_source,
+    output:
+        prompts="results/data/prefill/{model}/{dataset}.jsonl",
+    params:
+        tokens=config["prefill"]["tokens"],
+        max_new_tokens=config["prefill"]["max_new_tokens"],
+        batch_size=config["generation"]["batch_size"],
+        judge=as_json(config["judge"]),
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+    log:
+        "logs/prepare_prefill_set/{model}_{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_prefill_set/{model}_{dataset}.tsv"
+    threads: workflow.cores
+    script:
+        "../scripts/prepare_prefill_set.py"

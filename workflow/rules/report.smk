@@ -1,0 +1,26 @@
+rule table1:
+    input:
+        judgments=get_table1_judgments,
+    output:
+        table=report(
+            "results/table1.csv",
+            caption="../report/table1.rst",
+            category="Table 1",
+        ),
+    params:
+        grid=as_json(run_grid()),
+        datasets=as_json(EVAL_SETS),
+        ci_level=config["report"]["ci_level"],
+        provenance=as_json(
+            {
+                "models": config["models"],
+                "data": config["data"],
+                "judge": config["judge"],
+            }
+        ),
+    log:
+        "logs/table1/table1.log",
+    benchmark:
+        "benchmarks/table1/table1.tsv"
+    script:
+        "../scripts/table1.py"

@@ -1,0 +1,36 @@
+rule train_sft:
+    input:
+        model="results/models/{model}/base",
+        examples="results/data/train/{model}/sft_{method}.jsonl",
+    output:
+        model=directory("results/models/{model}/{method}/sft"),
+    params:
+        train=as_json(config["sft"]),
+        dtype=get_model_dtype,
+        seed=config["seed"],
+    log:
+        "logs/train_sft/{model}_{method}.log",
+    benchmark:
+        "benchmarks/train_sft/{model}_{method}.tsv"
+    threads: workflow.cores
+    script:
+        "../scripts/train_sft.py"
+
+
+rule train_dpo:
+    input:
+        model="results/models/{model}/{method}/sft",
+        pairs="results/data/train/{model}/dpo_{method}.jsonl",
+    output:
+        model=directory("results/models/{model}/{method}/dpo"),
+    params:
+        train=as_json(config["dpo"]),
+        dtype=get_model_dtype,
+        seed=config["seed"],
+    log:
+        "logs/train_dpo/{model}_{method}.log",
+    benchmark:
+        "benchmarks/train_dpo/{model}_{method}.tsv"
+    threads: workflow.cores
+    script:
+        "../scripts/train_dpo.py"

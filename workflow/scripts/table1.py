@@ -1,0 +1,31 @@
+import json
+
+from backtrack.io import atomic_file, read_jsonl
+from backtrack.metrics import build_table, table1_row
+from backtrack.smk import param_json, setup
+
+log = setup(snakemake)
+grid = param_json(snakemake, "grid")
+datasets = param_json(snakemake, "datasets")
+prov = param_json(snakemake, "provenance")
+files = iter(snakemake.input.judgments)
+rows = []
+for model, method, stage in grid:
+    sets = {d: read_jsonl(next(files)) for d in datasets}
+    rows.append(
+        table1_row(
+            {"model": model, "method": method, "stage": stage},
+            sets,
+            [d for d, kind in datasets.items() if kind == "harmful"],
+            snakemake.params.ci_level,
+            {
+                "model_source": json.dumps(prov["models"][model]["source"], sort_keys=True),
+                "train_data": json.dumps(prov["data"]["harmful_train"], sort_keys=True),
+                "eval_data": json.dumps(prov["data"]["eval_sets"], sort_keys=True),
+                "judge": prov["judge"]["name"],
+            },
+        )
+    )
+with atomic_file(snakemake.output.table) as tmp:
+    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+log.info("table 1: %d rows", len(rows))
