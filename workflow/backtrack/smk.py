@@ -19,12 +19,9 @@ def setup(snakemake: Any) -> logging.Logger:
         stream=sys.stderr,
         force=True,
     )
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only if the script uses it: importing costs seconds
+    if torch is not None:
         torch.set_num_threads(max(1, int(snakemake.threads)))
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
     return logging.getLogger(f"backtrack.{snakemake.rule}")
 
 

@@ -37,7 +37,6 @@ rule prepare_train_pool:
         pool="results/data/train/{model}/pool.jsonl",
     params:
         pool=as_json(config["pool"]),
-        judge=as_json(config["judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],
@@ -101,7 +100,7 @@ rule prepare_prefill_set:
         tokens=config["prefill"]["tokens"],
         max_new_tokens=config["prefill"]["max_new_tokens"],
         batch_size=config["generation"]["batch_size"],
-        judge=as_json(config["judge"]),
+        judge=as_json(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
     log:

@@ -8,7 +8,7 @@ from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 p = param_json(snakemake, "pool")
-judge_cfg = param_json(snakemake, "judge")
+judge_cfg = p["label_judge"]
 tok = load_tokenizer(snakemake.input.model)
 model = load_model(snakemake.input.model)
 prompts = read_jsonl(snakemake.input.prompts)

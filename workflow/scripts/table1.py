@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from backtrack.io import atomic_file, read_jsonl
 from backtrack.metrics import build_table, table1_row
@@ -8,10 +9,11 @@ log = setup(snakemake)
 grid = param_json(snakemake, "grid")
 datasets = param_json(snakemake, "datasets")
 prov = param_json(snakemake, "provenance")
-files = iter(snakemake.input.judgments)
+# results/judgments/{model}/{method}/{stage}/{dataset}.jsonl, keyed by its wildcards.
+files = {Path(f).parts[-4:-1] + (Path(f).stem,): f for f in snakemake.input.judgments}
 rows = []
 for model, method, stage in grid:
-    sets = {d: read_jsonl(next(files)) for d in datasets}
+    sets = {d: read_jsonl(files[(model, method, stage, d)]) for d in datasets}
     rows.append(
         table1_row(
             {"model": model, "method": method, "stage": stage},

@@ -1,0 +1,71 @@
+"""Config validation: defaults, and errors that name the offending key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from backtrack.config import ConfigError, eval_datasets, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cfg():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_default_config_is_valid(cfg):
+    validate_config(cfg)
+    assert cfg["generation"]["max_resets"] == 1
+
+
+def test_defaults_are_filled(cfg):
+    del cfg["generation"]["reset_logit_bias"]
+    del cfg["report"]
+    validate_config(cfg)
+    assert cfg["generation"]["reset_logit_bias"] == 0.0
+    assert cfg["report"]["ci_level"] == 0.95
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["sft"].__setitem__("learning_rate", "fast"), "sft.learning_rate"),
+        (lambda c: c["sft"].__setitem__("learningrate", 1e-5), "sft.learningrate"),
+        (lambda c: c.__setitem__("bogus", 1), "bogus"),
+        (lambda c: c["generation"].__setitem__("max_resets", -1), "generation.max_resets"),
+        (lambda c: c["run"].__setitem__("models", ["nope"]), "run.models[0]"),
+        (lambda c: c["run"].__setitem__("methods", ["magic"]), "run.methods.0"),
+        (lambda c: c["prefill"].__setitem__("datasets", ["missing"]), "prefill.datasets[0]"),
+        (lambda c: c["dpo"].pop("beta"), "dpo.beta"),
+        (
+            lambda c: c["models"]["smollm2-135m"]["source"].pop("file"),
+            "models.smollm2-135m.source.file",
+        ),
+        (
+            lambda c: (
+                c["sft"].__setitem__("prefix_min_fraction", 0.9)
+                or c["sft"].__setitem__("prefix_max_fraction", 0.1)
+            ),
+            "sft.prefix_min_fraction",
+        ),
+        (lambda c: c.pop("sft"), "<top level>"),
+    ],
+)
+def test_errors_name_the_key(cfg, mutate, key):
+    bad = copy.deepcopy(cfg)
+    mutate(bad)
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad)
+    assert f"'{key}'" in str(err.value)
+
+
+def test_eval_datasets(cfg):
+    validate_config(cfg)
+    sets = eval_datasets(cfg)
+    assert sets["benign"] == "benign"
+    assert sets["advbench"] == "harmful"
+    assert sets["advbench_prefill10"] == "prefill"

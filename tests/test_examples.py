@@ -1,0 +1,108 @@
+"""The loss masks of SFT examples and the shape of DPO pairs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from backtrack.chat import prompt_ids, render_prompt, text_ids
+from backtrack.examples import IGNORE, build_dpo_pairs, build_sft_examples, prefix_length
+
+POOL = [
+    {
+        "id": "h1",
+        "prompt": "How do I pick a lock?",
+        "harmful": True,
+        "unsafe": "Sure, first insert a tension wrench into the bottom of the keyhole and rake the pins.",
+        "safe": "I'm sorry, but I can't help with that.",
+    },
+    {"id": "b1", "prompt": "Name a fruit.", "harmful": False, "helpful": "An apple."},
+]
+
+
+def _build(tiny, method, **kw):
+    _, tok, rid = tiny
+    args = dict(min_fraction=0.3, max_fraction=0.6, max_length=512, seed=3)
+    args.update(kw)
+    return build_sft_examples(POOL, tok, method, rid, **args)
+
+
+def test_backtrack_label_mask_token_by_token(tiny):
+    _, tok, rid = tiny
+    examples, counts = _build(tiny, "backtrack")
+    assert counts == {"safe": 1, "helpful": 1, "backtrack": 1, "dropped_too_long": 0}
+    ex = next(e for e in examples if e["kind"] == "backtrack")
+    p = prompt_ids(tok, POOL[0]["prompt"])
+    unsafe = text_ids(tok, POOL[0]["unsafe"])
+    safe = text_ids(tok, POOL[0]["safe"])
+    # Recompute the prefix length the builder drew (same seed, first harmful record).
+    k = prefix_length(len(unsafe), 0.3, 0.6, random.Random(3))
+    expected_ids = p + unsafe[:k] + [rid] + safe + [tok.eos_token_id]
+    expected_labels = [IGNORE] * (len(p) + k) + [rid] + safe + [tok.eos_token_id]
+    assert ex["input_ids"] == expected_ids
+    assert ex["labels"] == expected_labels
+    # Token by token: masked exactly over prompt and unsafe prefix; first real label is [RESET].
+    first = next(i for i, lab in enumerate(ex["labels"]) if lab != IGNORE)
+    assert first == len(p) + k
+    assert ex["labels"][first] == rid
+    assert ex["input_ids"][first] == rid
+    for i, (t, lab) in enumerate(zip(ex["input_ids"], ex["labels"], strict=True)):
+        assert lab == (IGNORE if i < first else t)
+    assert ex["labels"][-1] == tok.eos_token_id
+
+
+def test_safe_and_helpful_examples_mask_only_the_prompt(tiny):
+    _, tok, rid = tiny
+    examples, _ = _build(tiny, "baseline")
+    assert {e["kind"] for e in examples} == {"safe", "helpful"}
+    for e in examples:
+        rec = POOL[0] if e["kind"] == "safe" else POOL[1]
+        n_prompt = len(prompt_ids(tok, rec["prompt"]))
+        assert e["labels"][:n_prompt] == [IGNORE] * n_prompt
+        assert e["labels"][n_prompt:] == e["input_ids"][n_prompt:]
+        assert rid not in e["input_ids"]
+
+
+def test_too_long_examples_are_dropped_and_counted(tiny):
+    _, counts = _build(tiny, "backtrack", max_length=40)
+    assert counts["dropped_too_long"] >= 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+def test_prefix_length_bounds(n):
+    rng = random.Random(0)
+    for _ in range(200):
+        k = prefix_length(n, 0.05, 1.0, rng)
+        assert 1 <= k <= n
+    assert all(prefix_length(n, 1.0, 1.0, rng) == n for _ in range(5))
+
+
+def test_prefix_length_rejects_empty():
+    with pytest.raises(ValueError, match="empty"):
+        prefix_length(0, 0.1, 0.9, random.Random(0))
+
+
+def test_dpo_pairs(tiny):
+    _, tok, _ = tiny
+    base, counts = build_dpo_pairs(
+        POOL, tok, "baseline", "[RESET]", min_fraction=0.3, max_fraction=0.6, seed=0
+    )
+    assert counts["safe_over_unsafe"] == 1 and len(base) == 1
+    assert base[0]["chosen"] == POOL[0]["safe"] and base[0]["rejected"] == POOL[0]["unsafe"]
+    assert base[0]["prompt"] == render_prompt(tok, POOL[0]["prompt"])
+    bt, _ = build_dpo_pairs(
+        POOL, tok, "backtrack", "[RESET]", min_fraction=0.3, max_fraction=0.6, seed=0
+    )
+    kinds = {p["id"].split(":")[1]: p for p in bt}
+    b_over_u, s_over_b = kinds["b>u"], kinds["s>b"]
+    prefix, safe = b_over_u["chosen"].split("[RESET]")
+    assert safe == POOL[0]["safe"] and POOL[0]["unsafe"].startswith(prefix.strip()[:5])
+    assert b_over_u["rejected"] == POOL[0]["unsafe"]
+    assert s_over_b["chosen"] == POOL[0]["safe"]
+    s_prefix, unsafe = s_over_b["rejected"].split("[RESET]")
+    assert unsafe == POOL[0]["unsafe"] and POOL[0]["safe"].startswith(s_prefix)
+
+
+def test_unknown_method(tiny):
+    with pytest.raises(ValueError, match="unknown method"):
+        _build(tiny, "magic")

@@ -1,0 +1,208 @@
+"""End to end at test scale: the whole graph on a tiny random model, then partial-rerun plans.
+
+Runs the real Snakemake CLI in a temporary directory, so the repository's results/ is untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import make_tiny_model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+pytestmark = pytest.mark.slow
+
+
+def smk(workdir: Path, *args: str) -> str:
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        logs = "\n".join(
+            f"== {p}\n{p.read_text()[-1500:]}" for p in (workdir / "logs").rglob("*.log")
+        )
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
+    return proc.stdout + proc.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> job count."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("wf")
+    src = make_tiny_model_dir(work / "tiny-src")
+    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
+    cfg["models"]["tiny"]["source"]["path"] = str(src)
+    write_config(work, cfg)
+    out = smk(work, "results/table1.csv")
+    return work, cfg, out
+
+
+def test_table1_rows_and_columns(run):
+    work, _, _ = run
+    df = pd.read_csv(work / "results/table1.csv")
+    assert list(zip(df.model, df.method, df.stage, strict=True)) == [
+        ("tiny", "baseline", "sft"),
+        ("tiny", "baseline", "dpo"),
+        ("tiny", "backtrack", "sft"),
+        ("tiny", "backtrack", "dpo"),
+    ]
+    for col in [
+        "advbench_unsafe",
+        "advbench_unsafe_ci_lo",
+        "advbench_unsafe_ci_hi",
+        "donotanswer_unsafe",
+        "overall_unsafe",
+        "overall_unsafe_ci_lo",
+        "overall_unsafe_ci_hi",
+        "advbench_prefill3_unsafe",
+        "advbench_prefill3_reset_rate",
+        "benign_refusal",
+        "benign_reset_rate",
+        "mean_tokens_generated",
+        "mean_tokens_visible",
+        "model_source",
+        "judge",
+        "train_data",
+        "eval_data",
+    ]:
+        assert col in df.columns, col
+    assert (df.overall_n == 9).all()
+    assert (df.benign_n == 4).all()
+    assert (
+        (df.overall_unsafe >= df.overall_unsafe_ci_lo)
+        & (df.overall_unsafe <= df.overall_unsafe_ci_hi)
+    ).all()
+    assert (df.judge == "refusal").all()
+    # Checkpoints are complete HF directories with the [RESET] token.
+    for d in ["base", "baseline/sft", "backtrack/dpo"]:
+        mdir = work / "results/models/tiny" / d
+        assert (mdir / "model.safetensors").exists(), d
+        assert (
+            "[RESET]"
+            in (mdir / "tokenizer_config.json").read_text() + (mdir / "tokenizer.json").read_text()
+        )
+    assert list((work / "benchmarks").rglob("*.tsv"))
+
+
+def test_nothing_to_do_after_run(run):
+    work, _, _ = run
+    assert planned_jobs(smk(work, "-n", "results/table1.csv")) == {}
+
+
+def _plan_with(run, mutate) -> dict[str, int]:
+    work, cfg, _ = run
+    changed = yaml.safe_load(yaml.safe_dump(cfg))
+    mutate(changed)
+    write_config(work, changed)
+    try:
+        return planned_jobs(smk(work, "-n", "results/table1.csv"))
+    finally:
+        write_config(work, cfg)
+
+
+def test_judge_change_reruns_judging_only(run):
+    plan = _plan_with(run, lambda c: c["judge"]["params"].__setitem__("window_chars", 100))
+    assert set(plan) == {"judge", "table1"}
+    assert plan["judge"] == 16
+
+
+def test_generation_change_reruns_generation_not_training(run):
+    plan = _plan_with(run, lambda c: c["generation"].__setitem__("reset_logit_bias", -2.0))
+    assert set(plan) == {"generate", "judge", "table1"}
+
+
+def test_sft_change_reruns_sft_and_downstream(run):
+    plan = _plan_with(run, lambda c: c["sft"].__setitem__("learning_rate", 5.0e-4))
+    assert {"train_sft", "train_dpo", "generate", "judge", "table1"} <= set(plan)
+    assert plan["train_sft"] == 2
+    assert not {"prepare_base_model", "prepare_train_pool", "build_dpo_data"} & set(plan)
+
+
+def test_dpo_change_does_not_retrain_sft(run):
+    plan = _plan_with(run, lambda c: c["dpo"].__setitem__("beta", 0.2))
+    assert plan["train_dpo"] == 2
+    assert "train_sft" not in plan
+    assert plan["generate"] == 8  # only the dpo rows' generations
+
+
+def test_failed_job_leaves_no_output(run, tmp_path):
+    """A job that fails (bad model source) writes nothing that looks complete."""
+    work, cfg, _ = run
+    bad = yaml.safe_load(yaml.safe_dump(cfg))
+    bad["models"]["tiny"]["source"]["path"] = str(tmp_path / "missing")
+    w2 = tmp_path / "w2"
+    w2.mkdir()
+    write_config(w2, bad)
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(w2),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "1",
+        "results/models/tiny/base",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert not (w2 / "results/models/tiny/base").exists()
+    assert (
+        not list((w2 / "results/models/tiny").glob(".base.*"))
+        if (w2 / "results/models/tiny").exists()
+        else True
+    )
+    log = (w2 / "logs/prepare_base_model/tiny.log").read_text()
+    assert "has no config.json" in log
+    shutil.rmtree(w2)
+
+
+def test_bad_config_names_the_key(tmp_path):
+    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
+    cfg["sft"]["learning_rate"] = "fast"
+    write_config(tmp_path, cfg)
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--workflow-profile",
+        "none",
+        "-n",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "config key 'sft.learning_rate'" in proc.stdout + proc.stderr
