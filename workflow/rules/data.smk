@@ -1,13 +1,15 @@
 rule prepare_eval_set:
     output:
         prompts="results/data/eval/{dataset}.jsonl",
-    params:
-        spec=get_eval_spec,
-        seed=config["seed"],
     log:
         "logs/prepare_eval_set/{dataset}.log",
     benchmark:
         "benchmarks/prepare_eval_set/{dataset}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    params:
+        spec=get_eval_spec,
+        seed=config["seed"],
     script:
         "../scripts/prepare_eval_set.py"
 
@@ -17,14 +19,16 @@ rule prepare_train_prompts:
         evals=get_harmful_eval_files,
     output:
         prompts="results/data/train/prompts.jsonl",
-    params:
-        harmful=as_json(config["data"]["harmful_train"]),
-        benign=as_json(config["data"]["benign"]),
-        seed=config["seed"],
     log:
         "logs/prepare_train_prompts/train.log",
     benchmark:
         "benchmarks/prepare_train_prompts/train.tsv"
+    conda:
+        "../../envs/train.yaml"
+    params:
+        harmful=as_json(config["data"]["harmful_train"]),
+        benign=as_json(config["data"]["benign"]),
+        seed=config["seed"],
     script:
         "../scripts/prepare_train_prompts.py"
 
@@ -35,16 +39,18 @@ rule prepare_train_pool:
         prompts="results/data/train/prompts.jsonl",
     output:
         pool="results/data/train/{model}/pool.jsonl",
+    log:
+        "logs/prepare_train_pool/{model}.log",
+    benchmark:
+        "benchmarks/prepare_train_pool/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: workflow.cores
     params:
         pool=as_json(config["pool"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],
-    log:
-        "logs/prepare_train_pool/{model}.log",
-    benchmark:
-        "benchmarks/prepare_train_pool/{model}.tsv"
-    threads: workflow.cores
     script:
         "../scripts/prepare_train_pool.py"
 
@@ -55,6 +61,12 @@ rule build_sft_data:
         pool="results/data/train/{model}/pool.jsonl",
     output:
         examples="results/data/train/{model}/sft_{method}.jsonl",
+    log:
+        "logs/build_sft_data/{model}_{method}.log",
+    benchmark:
+        "benchmarks/build_sft_data/{model}_{method}.tsv"
+    conda:
+        "../../envs/train.yaml"
     params:
         prefix_min_fraction=config["sft"]["prefix_min_fraction"],
         prefix_max_fraction=config["sft"]["prefix_max_fraction"],
@@ -62,10 +74,6 @@ rule build_sft_data:
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],
-    log:
-        "logs/build_sft_data/{model}_{method}.log",
-    benchmark:
-        "benchmarks/build_sft_data/{model}_{method}.tsv"
     script:
         "../scripts/build_sft_data.py"
 
@@ -76,16 +84,18 @@ rule build_dpo_data:
         pool="results/data/train/{model}/pool.jsonl",
     output:
         pairs="results/data/train/{model}/dpo_{method}.jsonl",
+    log:
+        "logs/build_dpo_data/{model}_{method}.log",
+    benchmark:
+        "benchmarks/build_dpo_data/{model}_{method}.tsv"
+    conda:
+        "../../envs/train.yaml"
     params:
         prefix_min_fraction=config["dpo"]["prefix_min_fraction"],
         prefix_max_fraction=config["dpo"]["prefix_max_fraction"],
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],
-    log:
-        "logs/build_dpo_data/{model}_{method}.log",
-    benchmark:
-        "benchmarks/build_dpo_data/{model}_{method}.tsv"
     script:
         "../scripts/build_dpo_data.py"
 
@@ -96,6 +106,13 @@ rule prepare_prefill_set:
         prompts=get_prefill_source,
     output:
         prompts="results/data/prefill/{model}/{dataset}.jsonl",
+    log:
+        "logs/prepare_prefill_set/{model}_{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_prefill_set/{model}_{dataset}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: workflow.cores
     params:
         tokens=config["prefill"]["tokens"],
         max_new_tokens=config["prefill"]["max_new_tokens"],
@@ -103,10 +120,5 @@ rule prepare_prefill_set:
         judge=as_json(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-    log:
-        "logs/prepare_prefill_set/{model}_{dataset}.log",
-    benchmark:
-        "benchmarks/prepare_prefill_set/{model}_{dataset}.tsv"
-    threads: workflow.cores
     script:
         "../scripts/prepare_prefill_set.py"

@@ -4,16 +4,18 @@ rule generate:
         prompts=get_eval_input,
     output:
         generations="results/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+    log:
+        "logs/generate/{model}_{method}_{stage}_{dataset}.log",
+    benchmark:
+        "benchmarks/generate/{model}_{method}_{stage}_{dataset}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: workflow.cores
     params:
         generation=as_json(config["generation"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         dtype=get_model_dtype,
         seed=config["seed"],
-    log:
-        "logs/generate/{model}_{method}_{stage}_{dataset}.log",
-    benchmark:
-        "benchmarks/generate/{model}_{method}_{stage}_{dataset}.tsv"
-    threads: workflow.cores
     script:
         "../scripts/generate.py"

@@ -1,14 +1,16 @@
 rule prepare_base_model:
     output:
         model=directory("results/models/{model}/base"),
-    params:
-        source=get_model_source,
-        dtype=get_model_dtype,
-        reset_token=config["reset_token"],
     log:
         "logs/prepare_base_model/{model}.log",
     benchmark:
         "benchmarks/prepare_base_model/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: workflow.cores
+    params:
+        source=get_model_source,
+        dtype=get_model_dtype,
+        reset_token=config["reset_token"],
     script:
         "../scripts/prepare_base_model.py"

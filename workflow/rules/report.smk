@@ -7,6 +7,12 @@ rule table1:
             caption="../report/table1.rst",
             category="Table 1",
         ),
+    log:
+        "logs/table1/table1.log",
+    benchmark:
+        "benchmarks/table1/table1.tsv"
+    conda:
+        "../../envs/report.yaml"
     params:
         grid=as_json(run_grid()),
         datasets=as_json(EVAL_SETS),
@@ -18,9 +24,5 @@ rule table1:
                 "judge": config["judge"],
             }
         ),
-    log:
-        "logs/table1/table1.log",
-    benchmark:
-        "benchmarks/table1/table1.tsv"
     script:
         "../scripts/table1.py"

@@ -4,15 +4,17 @@ rule train_sft:
         examples="results/data/train/{model}/sft_{method}.jsonl",
     output:
         model=directory("results/models/{model}/{method}/sft"),
-    params:
-        train=as_json(config["sft"]),
-        dtype=get_model_dtype,
-        seed=config["seed"],
     log:
         "logs/train_sft/{model}_{method}.log",
     benchmark:
         "benchmarks/train_sft/{model}_{method}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: workflow.cores
+    params:
+        train=as_json(config["sft"]),
+        dtype=get_model_dtype,
+        seed=config["seed"],
     script:
         "../scripts/train_sft.py"
 
@@ -23,14 +25,16 @@ rule train_dpo:
         pairs="results/data/train/{model}/dpo_{method}.jsonl",
     output:
         model=directory("results/models/{model}/{method}/dpo"),
-    params:
-        train=as_json(config["dpo"]),
-        dtype=get_model_dtype,
-        seed=config["seed"],
     log:
         "logs/train_dpo/{model}_{method}.log",
     benchmark:
         "benchmarks/train_dpo/{model}_{method}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: workflow.cores
+    params:
+        train=as_json(config["dpo"]),
+        dtype=get_model_dtype,
+        seed=config["seed"],
     script:
         "../scripts/train_dpo.py"

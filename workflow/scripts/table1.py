@@ -10,7 +10,7 @@ grid = param_json(snakemake, "grid")
 datasets = param_json(snakemake, "datasets")
 prov = param_json(snakemake, "provenance")
 # results/judgments/{model}/{method}/{stage}/{dataset}.jsonl, keyed by its wildcards.
-files = {Path(f).parts[-4:-1] + (Path(f).stem,): f for f in snakemake.input.judgments}
+files = {(*Path(f).parts[-4:-1], Path(f).stem): f for f in snakemake.input.judgments}
 rows = []
 for model, method, stage in grid:
     sets = {d: read_jsonl(files[(model, method, stage, d)]) for d in datasets}

