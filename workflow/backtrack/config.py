@@ -90,6 +90,11 @@ def check_references(config: dict[str, Any]) -> None:
                 f"config key 'prefill.datasets[{i}]': unknown eval set {name!r}; "
                 f"defined in 'data.eval_sets': {sorted(sets)}"
             )
+    if config["dpo"]["sampling"] != "random":
+        raise ConfigError(
+            "config key 'dpo.sampling': only 'random' works for DPO (its examples have no "
+            "input_ids column for the length-grouped sampler)"
+        )
     if "beta" not in config["dpo"]:
         raise ConfigError("config key 'dpo.beta': required for DPO")
     for stage in ("sft", "dpo"):

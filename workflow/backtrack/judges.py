@@ -122,6 +122,11 @@ class JudgeInput:
     truncated: bool
     reset: bool
 
+    @classmethod
+    def from_generation(cls, g: Mapping[str, Any]) -> JudgeInput:
+        """The judge's view of a generation record (see backtrack.generation.describe)."""
+        return cls(g["id"], g["prompt"], g["visible"], g["harmful"], g["truncated"], g["reset"])
+
 
 @dataclass(frozen=True)
 class Verdict:

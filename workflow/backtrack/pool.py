@@ -73,12 +73,7 @@ def build_pool(
         **common,
     )
     gens = h_gen + b_gen
-    verdicts = judge.judge(
-        [
-            JudgeInput(g["id"], g["prompt"], g["visible"], g["harmful"], g["truncated"], g["reset"])
-            for g in gens
-        ]
-    )
+    verdicts = judge.judge([JudgeInput.from_generation(g) for g in gens])
     rng = random.Random(seed)
     pool: list[dict[str, Any]] = []
     stats = {"harmful_kept": 0, "harmful_dropped_safe": 0, "benign_kept": 0, "benign_dropped": 0}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,23 @@ def _common_args(params: dict[str, Any], seed: int, workdir: str) -> dict[str, A
         "bf16": cuda and params.get("bf16", True),
         "gradient_checkpointing": params["gradient_checkpointing"],
         "dataloader_num_workers": 0,
+        "train_sampling_strategy": params["sampling"],
         "disable_tqdm": False,
     }
 
 
-def _save(trainer: Any, tok: Any, out_dir: str | os.PathLike[str], info: dict[str, Any]) -> None:
+def _train_and_save(
+    trainer: Any, tok: Any, parent: str, out_dir: str | os.PathLike[str], info: dict[str, Any]
+) -> dict[str, Any]:
+    """Train, then write the model, tokenizer, provenance and log history atomically."""
+    result = trainer.train()
+    info = {
+        **_parent_info(parent),
+        **info,
+        "parent": str(parent),
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+    }
     with atomic_dir(out_dir) as tmp:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
@@ -55,6 +66,7 @@ def _save(trainer: Any, tok: Any, out_dir: str | os.PathLike[str], info: dict[st
         (tmp / "train_log.json").write_text(
             json.dumps(trainer.state.log_history, indent=2, default=str) + "\n"
         )
+    return info
 
 
 def _parent_info(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -78,18 +90,13 @@ def run_sft(
     with tempfile.TemporaryDirectory() as work:
         args = SFTConfig(**_common_args(params, seed, work), completion_only_loss=None)
         trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-        result = trainer.train()
-        info = {
-            **_parent_info(model_dir),
-            "stage": "sft",
-            "parent": str(model_dir),
-            "train_examples": len(examples),
-            "train_loss": result.training_loss,
-            "steps": result.global_step,
-            "params": params,
-        }
-        _save(trainer, tok, out_dir, info)
-    return info
+        return _train_and_save(
+            trainer,
+            tok,
+            model_dir,
+            out_dir,
+            {"stage": "sft", "train_examples": len(examples), "params": params},
+        )
 
 
 def run_dpo(
@@ -117,16 +124,10 @@ def run_dpo(
         trainer = DPOTrainer(
             model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tok
         )
-        result = trainer.train()
-        info = {
-            **_parent_info(sft_dir),
-            "stage": "dpo",
-            "parent": str(sft_dir),
-            "train_pairs": len(pairs),
-            "train_loss": result.training_loss,
-            "steps": result.global_step,
-            "params": params,
-        }
-        _save(trainer, tok, out_dir, info)
-    shutil.rmtree(Path(out_dir) / "runs", ignore_errors=True)
-    return info
+        return _train_and_save(
+            trainer,
+            tok,
+            sft_dir,
+            out_dir,
+            {"stage": "dpo", "train_pairs": len(pairs), "params": params},
+        )

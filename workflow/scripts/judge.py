@@ -8,12 +8,7 @@ log = setup(snakemake)
 cfg = param_json(snakemake, "judge")
 judge = make_judge(cfg["name"], cfg["params"])
 gens = read_jsonl(snakemake.input.generations)
-verdicts = judge.judge(
-    [
-        JudgeInput(g["id"], g["prompt"], g["visible"], g["harmful"], g["truncated"], g["reset"])
-        for g in gens
-    ]
-)
+verdicts = judge.judge([JudgeInput.from_generation(g) for g in gens])
 write_jsonl(
     snakemake.output.judgments,
     ({**g, **asdict(v), "judge": judge.name} for g, v in zip(gens, verdicts, strict=True)),

@@ -21,7 +21,7 @@ gens = generate_records(
 )
 judge_cfg = param_json(snakemake, "judge")
 verdicts = make_judge(judge_cfg["name"], judge_cfg["params"]).judge(
-    [JudgeInput(g["id"], g["prompt"], g["visible"], True, g["truncated"], False) for g in gens]
+    [JudgeInput.from_generation(g) for g in gens]
 )
 out = []
 for rec, g, v in zip(prompts, gens, verdicts, strict=True):

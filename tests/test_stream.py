@@ -1,0 +1,266 @@
+"""The live demo: retraction on [RESET], as escape sequences, as plain text and on a real screen."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from backtrack.cli import main
+from backtrack.stream import RetractingRenderer, TokenStreamer, replay
+
+BIN = Path(sys.executable).parent / "backtrack"
+PREFILL = "Sure, here is how"
+UNSAFE = (
+    " to pick a pin tumbler lock: slide the tension wrench into the bottom of the keyway, "
+    "keep light torque and rake every pin upward until the plug turns free."
+)
+SAFE = "I'm sorry, but I can't help with that."
+
+
+class FakeTTY(io.StringIO):
+    """A StringIO that claims to be a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def words(text: str) -> list[str]:
+    """Split text into pieces that keep their leading space, like BPE tokens."""
+    return re.findall(r" ?\S+", text)
+
+
+def test_plain_stream_has_no_escapes() -> None:
+    out = io.StringIO()
+    r = RetractingRenderer(out)
+    replay(["Step", " one", None, "No."], r)
+    assert out.getvalue() == "Step one\n[retracted 2 tokens]\nNo.\n"
+    assert "\x1b" not in out.getvalue()
+
+
+def test_plain_marker_after_newline_and_with_color_off() -> None:
+    out = FakeTTY()
+    r = RetractingRenderer(out, color=False, width=20)
+    r.feed_text("line\n")
+    r.reset(1)
+    r.finish()
+    assert out.getvalue() == "line\n[retracted 1 token]\n"
+
+
+def test_tty_retraction_of_wrapped_text() -> None:
+    out = FakeTTY()
+    r = RetractingRenderer(out, color=True, width=20)
+    r.feed_text("a" * 45)  # rows of 20, 20 and 5 cells: the cursor is 2 rows below the start
+    r.reset(7)
+    r.feed_text("ok")
+    r.finish()
+    assert out.getvalue() == "a" * 45 + "\x1b[2F\x1b[J\x1b[2m⟲ retracted 7 tokens\x1b[0m\nok\n"
+
+
+def test_tty_pending_wrap_stays_on_its_row() -> None:
+    out = FakeTTY()
+    r = RetractingRenderer(out, color=True, width=20)
+    r.feed_text("b" * 40)  # exactly two full rows: the cursor waits at the end of row 2
+    r.reset(2)
+    assert out.getvalue() == "b" * 40 + "\x1b[1F\x1b[J\x1b[2m⟲ retracted 2 tokens\x1b[0m\n"
+
+
+def test_tty_retraction_of_text_with_newline() -> None:
+    out = FakeTTY()
+    r = RetractingRenderer(out, color=True, width=20)
+    r.feed_text("hello\n" + "w" * 25)  # 1 row, then 25 cells wrapping to a 2nd: 2 rows up
+    r.reset(3)
+    assert (
+        out.getvalue() == "hello\n" + "w" * 25 + "\x1b[2F\x1b[J\x1b[2m⟲ retracted 3 tokens\x1b[0m\n"
+    )
+
+
+def test_tty_retraction_on_the_same_row_and_twice() -> None:
+    out = FakeTTY()
+    r = RetractingRenderer(out, color=True, width=20)
+    r.feed_text("Sure", style="33")
+    r.reset(1)
+    r.feed_text("x\ny")
+    r.reset(2)
+    marker = "\x1b[J\x1b[2m⟲ retracted {} token{}\x1b[0m\n"
+    expected = "\x1b[33mSure\x1b[0m\r" + marker.format(1, "")
+    expected += "x\ny\x1b[1F" + marker.format(2, "s")
+    assert out.getvalue() == expected
+
+
+def test_control_characters_cannot_move_the_cursor() -> None:
+    out = FakeTTY()
+    r = RetractingRenderer(out, color=True, width=20)
+    r.feed_text("a\x1b[2Jb\rc")
+    r.reset(1)
+    assert out.getvalue().startswith("a\ufffd[2Jb\ufffdc\r\x1b[J")
+
+
+class FakeTokenizer:
+    """Ids 0..n map to byte strings; id 9 is half of a two-byte character."""
+
+    eos_token_id = 2
+    pieces: ClassVar[dict[int, bytes]] = {3: b"Step", 4: b" one", 5: b" No", 6: b"."}
+    pieces |= {7: b" caf", 8: b"\xc3", 9: b"\xa9"}
+
+    def decode(self, ids: list[int], **kw: Any) -> str:
+        return b"".join(self.pieces[i] for i in ids).decode("utf-8", errors="replace")
+
+
+class Recorder:
+    """Records renderer calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def feed_text(self, text: str) -> None:
+        self.calls.append(("text", text))
+
+    def reset(self, n_tokens: int) -> None:
+        self.calls.append(("reset", n_tokens))
+
+    def finish(self) -> None:
+        self.calls.append(("finish", None))
+
+
+def test_token_streamer_skips_prompt_retracts_and_stops_at_eos() -> None:
+    from transformers.generation.streamers import BaseStreamer
+
+    rec = Recorder()
+    s = TokenStreamer(FakeTokenizer(), rec, reset_id=1)
+    assert isinstance(s, BaseStreamer)
+    s.put(torch.tensor([[3, 4, 5]]))  # the prompt
+    for tid in [3, 4, 7, 8, 9, 1, 5, 6, 2, 4]:
+        s.put(torch.tensor([tid]))
+    s.end()
+    assert rec.calls == [
+        ("text", "Step"),
+        ("text", " one"),
+        ("text", " caf"),
+        ("text", "é"),  # held back until its second byte arrived
+        ("reset", 5),
+        ("text", " No"),
+        ("text", "."),
+        ("finish", None),
+    ]
+
+
+def test_token_streamer_rejects_batches() -> None:
+    s = TokenStreamer(FakeTokenizer(), Recorder(), reset_id=1)
+    with pytest.raises(ValueError, match="batch size 1"):
+        s.put(torch.tensor([[3], [4]]))
+
+
+def write_script(tmp_path: Path) -> Path:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps([*words(UNSAFE), None, *words(SAFE)]))
+    return path
+
+
+def test_main_script_to_plain_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--script", str(write_script(tmp_path)), "--prefill", PREFILL]) == 0
+    out = capsys.readouterr().out
+    n = len(words(UNSAFE))
+    assert out == f"{PREFILL}{UNSAFE}\n[retracted {n} tokens]\n{SAFE}\n"
+
+
+def test_main_model_path_wires_generate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The --model path, with the model and tokenizer faked (no weights are loaded)."""
+    seen: dict[str, Any] = {}
+
+    class Tok(FakeTokenizer):
+        pad_token_id = 0
+
+        def apply_chat_template(self, messages: list[dict[str, str]], **kw: Any) -> str:
+            return "P"
+
+        def __call__(self, text: str, **kw: Any) -> SimpleNamespace:
+            return SimpleNamespace(input_ids=[10] if text == "P" else [11, 12])
+
+    class Model:
+        device = torch.device("cpu")
+
+        def to(self, device: str) -> Model:
+            return self
+
+        def generate(self, **kw: Any) -> None:
+            seen.update(kw)
+            for t in [kw["input_ids"], *(torch.tensor([i]) for i in [3, 1, 5, 6, 2])]:
+                kw["streamer"].put(t)
+            kw["streamer"].end()
+
+    monkeypatch.setattr("backtrack.models.load_tokenizer", lambda d: Tok())
+    monkeypatch.setattr("backtrack.models.load_model", lambda d: Model())
+    monkeypatch.setattr("backtrack.models.reset_token_id", lambda tok, t: 1)
+    monkeypatch.setattr("backtrack.models.provenance", lambda d: {})
+    argv = ["chat", "--model", "m", "--prompt", "q", "--prefill", "Sure", "--reset-bias", "2"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == "SureStep\n[retracted 1 token]\n No.\n"
+    assert seen["input_ids"].tolist() == [[10, 11, 12]]
+    assert seen["generation_config"].sequence_bias == {(1,): 2.0}
+    assert seen["generation_config"].do_sample is False
+    (cap,) = seen["logits_processor"]
+    assert (cap.reset_id, cap.max_resets, cap.prompt_len) == (1, 1, 3)
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(
+        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux not installed (apt-get install tmux)"
+)
+def test_retraction_on_a_real_screen(tmp_path: Path) -> None:
+    """Run the demo in a 60x20 tmux pane and read what the screen really shows afterwards."""
+    script = write_script(tmp_path)
+    socket = str(tmp_path / "tmux.sock")  # a private server: no other tmux is touched
+    # A command line above the answer, as in a shell: an answer starting at the top-left cell
+    # makes ESC[J clear the whole screen, which tmux (scroll-on-clear) copies into its history.
+    cmd = (
+        f"echo '$ backtrack chat'; {shlex.quote(str(BIN))} chat --script "
+        f"{shlex.quote(str(script))} --delay 0.05 --prefill {shlex.quote(PREFILL)}; "
+        "echo __DONE__ $?; sleep 30"
+    )
+    env = {**os.environ, "LANG": "C.UTF-8", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    env.pop("TMUX", None)
+    new = ["new-session", "-d", "-s", "demo", "-x", "60", "-y", "20", cmd]
+    subprocess.run(
+        ["tmux", "-S", socket, "-u", *new],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = tmux("-S", socket, "capture-pane", "-p", "-t", "demo")
+            if "__DONE__" in screen:
+                break
+            time.sleep(0.2)
+        assert "__DONE__ 0" in screen, screen
+        history = tmux("-S", socket, "capture-pane", "-p", "-S", "-", "-t", "demo")
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, timeout=10)
+    n = len(words(UNSAFE))
+    assert f"retracted {n} tokens" in screen
+    assert SAFE in screen
+    for shown_before in [PREFILL, "tension", "wrench", "plug turns"]:
+        assert shown_before not in screen, screen
+        assert shown_before not in history, history  # nor in the scrollback
