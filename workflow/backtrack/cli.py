@@ -75,8 +75,8 @@ class _ModelChat:
 
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
-        from transformers import GenerationConfig
 
+        from backtrack.generation import generation_config
         from backtrack.models import load_model, load_tokenizer, provenance, reset_token_id
 
         self.torch = torch
@@ -88,15 +88,13 @@ class _ModelChat:
         reset_token = provenance(args.model).get("reset_token", DEFAULT_RESET_TOKEN)
         self.reset_id = reset_token_id(self.tok, reset_token)
         sample = args.temperature > 0
-        self.gen_cfg = GenerationConfig(
-            max_new_tokens=args.max_new_tokens,
+        self.gen_cfg = generation_config(
+            self.tok,
+            self.reset_id,
+            args.max_new_tokens,
             do_sample=sample,
-            temperature=args.temperature if sample else None,
-            top_p=None,
-            top_k=None,
-            eos_token_id=[self.tok.eos_token_id],
-            pad_token_id=self.tok.pad_token_id,
-            sequence_bias={(self.reset_id,): args.reset_bias} if args.reset_bias else None,
+            temperature=args.temperature if sample else 1.0,
+            reset_logit_bias=args.reset_bias,
         )
 
     def answer(self, prompt: str) -> None:

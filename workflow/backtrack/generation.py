@@ -80,6 +80,28 @@ class StepClock(StoppingCriteria):
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
+def generation_config(
+    tok: PreTrainedTokenizerBase,
+    reset_id: int,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    reset_logit_bias: float = 0.0,
+) -> GenerationConfig:
+    """Decoding settings; the [RESET] bias goes through the built-in ``sequence_bias``."""
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature if do_sample else None,
+        top_p=top_p if do_sample else None,
+        top_k=None,
+        eos_token_id=[tok.eos_token_id],
+        pad_token_id=tok.pad_token_id,
+        sequence_bias={(reset_id,): float(reset_logit_bias)} if reset_logit_bias else None,
+    )
+
+
 def _batch_inputs(
     tok: PreTrainedTokenizerBase, rows: list[list[int]], device: torch.device
 ) -> dict[str, torch.Tensor]:
@@ -119,15 +141,8 @@ def generate_records(
     """
     device = next(model.parameters()).device
     eos_ids = [tok.eos_token_id]
-    gen_cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature if do_sample else None,
-        top_p=top_p if do_sample else None,
-        top_k=None,
-        eos_token_id=eos_ids,
-        pad_token_id=tok.pad_token_id,
-        sequence_bias={(reset_id,): float(reset_logit_bias)} if reset_logit_bias else None,
+    gen_cfg = generation_config(
+        tok, reset_id, max_new_tokens, do_sample, temperature, top_p, reset_logit_bias
     )
     items = []
     for rec in records:
