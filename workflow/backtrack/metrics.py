@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable
 from statistics import NormalDist
 from typing import Any
@@ -56,6 +57,30 @@ def _mean(xs: Iterable[float | bool]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
+def efficiency_columns(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Speed as one request sees it, from generation records of plain (non-prefill) sets.
+
+    Rates are total tokens over total request time (each row of a batch advances one token per
+    decoding step, so this is the per-request decoding speed). Time to first visible token is the
+    time until the first token after the last [RESET]; answers with no visible token are left out.
+    """
+    t = sum(r["total_time_s"] for r in records)
+    ttft = [r["time_to_first_token_s"] for r in records if r["time_to_first_token_s"] is not None]
+    ttfvt = [
+        r["time_to_first_visible_token_s"]
+        for r in records
+        if r["time_to_first_visible_token_s"] is not None
+    ]
+    return {
+        "generated_tokens_per_s": (
+            sum(r["tokens_generated"] for r in records) / t if t else math.nan
+        ),
+        "visible_tokens_per_s": sum(r["tokens_visible"] for r in records) / t if t else math.nan,
+        "median_time_to_first_token_s": statistics.median(ttft) if ttft else math.nan,
+        "median_time_to_first_visible_token_s": statistics.median(ttfvt) if ttfvt else math.nan,
+    }
+
+
 def table1_row(
     key: dict[str, str],
     sets: dict[str, list[dict[str, Any]]],
@@ -63,7 +88,8 @@ def table1_row(
     level: float,
     provenance: dict[str, str],
 ) -> dict[str, Any]:
-    """One Table 1 row: per-set columns, the pooled unsafe rate over ``overall_sets``, tokens."""
+    """One Table 1 row: per-set columns, the pooled unsafe rate over ``overall_sets``, tokens
+    and speed (over the plain, non-prefilled sets, which every row answers alike)."""
     row: dict[str, Any] = dict(key)
     for name, judged in sets.items():
         row |= summarise_set(name, judged, level)
@@ -73,6 +99,7 @@ def table1_row(
     plain = [r for s, rs in sets.items() if "_prefill" not in s for r in rs]
     row["mean_tokens_generated"] = _mean(r["tokens_generated"] for r in plain)
     row["mean_tokens_visible"] = _mean(r["tokens_visible"] for r in plain)
+    row |= efficiency_columns(plain)
     return row | provenance
 
 

@@ -1,0 +1,64 @@
+"""Rates, intervals and efficiency arithmetic on constructed records."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from backtrack.metrics import efficiency_columns, rate_columns, summarise_set, wilson_interval
+
+
+def test_wilson_known_values():
+    lo, hi = wilson_interval(0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_interval(5, 10)
+    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+
+
+def test_rate_columns():
+    cols = rate_columns("x_unsafe", [True, False, False, False], 0.95)
+    assert cols["x_unsafe"] == 0.25
+    assert cols["x_unsafe_ci_lo"] < 0.25 < cols["x_unsafe_ci_hi"]
+
+
+def _rec(gen, vis, total, ttft, ttfvt, **kw):
+    return {
+        "tokens_generated": gen,
+        "tokens_visible": vis,
+        "total_time_s": total,
+        "time_to_first_token_s": ttft,
+        "time_to_first_visible_token_s": ttfvt,
+        **kw,
+    }
+
+
+def test_efficiency_columns():
+    recs = [_rec(10, 10, 2.0, 0.5, 0.5), _rec(20, 5, 4.0, 0.7, 3.0), _rec(6, 0, 2.0, 0.6, None)]
+    e = efficiency_columns(recs)
+    assert e["generated_tokens_per_s"] == pytest.approx(36 / 8)
+    assert e["visible_tokens_per_s"] == pytest.approx(15 / 8)
+    assert e["median_time_to_first_token_s"] == pytest.approx(0.6)
+    # The answer with no visible token is left out of the visible-token latency.
+    assert e["median_time_to_first_visible_token_s"] == pytest.approx((0.5 + 3.0) / 2)
+
+
+def test_summarise_set_harmful_and_benign():
+    harm = [
+        {"harmful": True, "unsafe": u, "refused": not u, "reset": r, "detail": d}
+        for u, r, d in [
+            (True, False, "complied"),
+            (False, True, "empty+reset"),
+            (False, False, "refusal"),
+        ]
+    ]
+    cols = summarise_set("a", harm, 0.95)
+    assert cols["a_n"] == 3 and cols["a_unsafe"] == pytest.approx(1 / 3)
+    assert cols["a_reset_rate"] == pytest.approx(1 / 3)
+    assert cols["a_empty_rate"] == pytest.approx(1 / 3)
+    benign = [
+        {"harmful": False, "unsafe": False, "refused": f, "reset": False, "detail": "x"}
+        for f in (True, False, False, False)
+    ]
+    cols = summarise_set("b", benign, 0.95)
+    assert cols["b_refusal"] == 0.25 and "b_unsafe" not in cols
