@@ -41,6 +41,7 @@ def test_defaults_are_filled(cfg):
         (lambda c: c["run"].__setitem__("methods", ["magic"]), "run.methods.0"),
         (lambda c: c["prefill"].__setitem__("datasets", ["missing"]), "prefill.datasets[0]"),
         (lambda c: c["dpo"].pop("beta"), "dpo.beta"),
+        (lambda c: c["dpo"].__setitem__("reset_init", "probe"), "dpo.reset_init"),
         (lambda c: c["dpo"].__setitem__("sampling", "group_by_length"), "dpo.sampling"),
         (
             lambda c: c["models"]["smollm2-135m"]["source"].pop("file"),

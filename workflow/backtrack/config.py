@@ -95,6 +95,10 @@ def check_references(config: dict[str, Any]) -> None:
             "config key 'dpo.sampling': only 'random' works for DPO (its examples have no "
             "input_ids column for the length-grouped sampler)"
         )
+    if config["dpo"]["reset_init"] != "mean":
+        raise ConfigError(
+            "config key 'dpo.reset_init': the [RESET] embedding is initialised in SFT only"
+        )
     if "beta" not in config["dpo"]:
         raise ConfigError("config key 'dpo.beta': required for DPO")
     for stage in ("sft", "dpo"):

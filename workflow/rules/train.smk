@@ -12,7 +12,7 @@ rule train_sft:
         "../../envs/train.yaml"
     threads: workflow.cores
     params:
-        train=as_json(config["sft"]),
+        train=as_json(config["sft"] | {"reset_token": config["reset_token"]}),
         dtype=get_model_dtype,
         seed=config["seed"],
     script:
