@@ -6,7 +6,6 @@ answer is what follows the last ``[RESET]``, split on token ids, never on decode
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ from transformers import (
 )
 
 from backtrack.chat import prompt_ids, text_ids
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -84,19 +84,22 @@ def efficiency_columns(records: list[dict[str, Any]]) -> dict[str, Any]:
 def table1_row(
     key: dict[str, str],
     sets: dict[str, list[dict[str, Any]]],
-    overall_sets: list[str],
+    kinds: dict[str, str],
     level: float,
     provenance: dict[str, str],
 ) -> dict[str, Any]:
-    """One Table 1 row: per-set columns, the pooled unsafe rate over ``overall_sets``, tokens
-    and speed (over the plain, non-prefilled sets, which every row answers alike)."""
+    """One Table 1 row: per-set columns, the pooled unsafe rate over the ``harmful`` sets, tokens
+    and speed (over the sets that are not prefilled, which every row answers alike).
+
+    ``kinds`` maps each set to ``harmful``, ``benign`` or ``prefill`` (``config.eval_datasets``).
+    """
     row: dict[str, Any] = dict(key)
     for name, judged in sets.items():
         row |= summarise_set(name, judged, level)
-    pooled = [r["unsafe"] for s in overall_sets for r in sets[s]]
+    pooled = [r["unsafe"] for s, rs in sets.items() if kinds[s] == "harmful" for r in rs]
     row["overall_n"] = len(pooled)
     row |= rate_columns("overall_unsafe", pooled, level)
-    plain = [r for s, rs in sets.items() if "_prefill" not in s for r in rs]
+    plain = [r for s, rs in sets.items() if kinds[s] != "prefill" for r in rs]
     row["mean_tokens_generated"] = _mean(r["tokens_generated"] for r in plain)
     row["mean_tokens_visible"] = _mean(r["tokens_visible"] for r in plain)
     row |= efficiency_columns(plain)

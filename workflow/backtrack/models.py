@@ -12,7 +12,6 @@ Sources (``models.<alias>.source.kind`` in the config):
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from transformers import (
 
 from backtrack.io import atomic_dir
 from backtrack.sources import package_file
-
-log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PROVENANCE_FILE = "backtrack_provenance.json"

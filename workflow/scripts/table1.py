@@ -18,7 +18,7 @@ for model, method, stage in grid:
         table1_row(
             {"model": model, "method": method, "stage": stage},
             sets,
-            [d for d, kind in datasets.items() if kind == "harmful"],
+            datasets,
             snakemake.params.ci_level,
             {
                 "model_source": json.dumps(prov["models"][model]["source"], sort_keys=True),
