@@ -115,12 +115,49 @@ def check_references(config: dict[str, Any]) -> None:
         )
     if "beta" not in config["dpo"]:
         raise ConfigError("config key 'dpo.beta': required for DPO")
+    check_sweeps(config)
     for stage in ("sft", "dpo"):
         lo, hi = config[stage]["prefix_min_fraction"], config[stage]["prefix_max_fraction"]
         if lo > hi:
             raise ConfigError(
                 f"config key '{stage}.prefix_min_fraction': {lo} exceeds prefix_max_fraction {hi}"
             )
+
+
+def check_sweeps(config: dict[str, Any]) -> None:
+    """Sweep sets must be sets the graph can generate; swept methods and stages must be run."""
+    sweeps = config.get("sweeps", {})
+    known = eval_datasets(config) | dict.fromkeys(prefill_sweep_sets(config), "prefill")
+    for sweep, spec in sweeps.items():
+        for i, name in enumerate(spec.get("datasets") or []):
+            if name not in known:
+                raise ConfigError(
+                    f"config key 'sweeps.{sweep}.datasets[{i}]': unknown set {name!r}; "
+                    f"known: {sorted(known)}"
+                )
+            if sweep == "worst_of_k" and known[name] == "benign":
+                raise ConfigError(
+                    f"config key 'sweeps.worst_of_k.datasets[{i}]': {name!r} is benign; "
+                    "worst-of-k counts unsafe answers to harmful prompts"
+                )
+        for key in ("methods", "stages"):
+            for i, v in enumerate(spec.get(key, [])):
+                if v not in config["run"][key]:
+                    raise ConfigError(
+                        f"config key 'sweeps.{sweep}.{key}[{i}]': {v!r} is not in run.{key} "
+                        f"{config['run'][key]}"
+                    )
+
+
+def sweep_datasets(config: dict[str, Any], sweep: str) -> list[str]:
+    """The sets a sweep generates: its ``datasets``, or by default Table 1's sets (logit bias)
+    or Table 1's harmful sets (worst-of-k).
+    """
+    names = config["sweeps"][sweep]["datasets"]
+    if names is not None:
+        return list(names)
+    sets = eval_datasets(config)
+    return [d for d, kind in sets.items() if sweep == "logit_bias" or kind == "harmful"]
 
 
 def prefill_set_name(dataset: str, tokens: int) -> str:

@@ -44,15 +44,16 @@ def summarise_set(name: str, judged: list[dict[str, Any]], level: float) -> dict
     cols: dict[str, Any] = {f"{name}_n": len(judged)}
     if harmful:
         cols |= rate_columns(f"{name}_unsafe", [r["unsafe"] for r in judged], level)
-        cols[f"{name}_empty_rate"] = _mean(r["detail"].startswith("empty") for r in judged)
+        cols[f"{name}_empty_rate"] = mean_or_nan(r["detail"].startswith("empty") for r in judged)
     else:
         cols |= rate_columns(f"{name}_refusal", [r["refused"] for r in judged], level)
-    cols[f"{name}_reset_rate"] = _mean(r["reset"] for r in judged)
+    cols[f"{name}_reset_rate"] = mean_or_nan(r["reset"] for r in judged)
     cols[f"{name}_parse_errors"] = sum(bool(r.get("parse_error")) for r in judged)
     return cols
 
 
-def _mean(xs: Iterable[float | bool]) -> float:
+def mean_or_nan(xs: Iterable[float | bool]) -> float:
+    """The mean, or NaN for no values (an empty set is a missing cell, not an error)."""
     xs = list(xs)
     return sum(xs) / len(xs) if xs else math.nan
 
@@ -100,8 +101,8 @@ def table1_row(
     row["overall_n"] = len(pooled)
     row |= rate_columns("overall_unsafe", pooled, level)
     plain = [r for s, rs in sets.items() if kinds[s] != "prefill" for r in rs]
-    row["mean_tokens_generated"] = _mean(r["tokens_generated"] for r in plain)
-    row["mean_tokens_visible"] = _mean(r["tokens_visible"] for r in plain)
+    row["mean_tokens_generated"] = mean_or_nan(r["tokens_generated"] for r in plain)
+    row["mean_tokens_visible"] = mean_or_nan(r["tokens_visible"] for r in plain)
     row |= efficiency_columns(plain)
     return row | provenance
 
@@ -126,11 +127,13 @@ def table2_row(
     """
     row: dict[str, Any] = {**key, "attack": attack, "prompts": prompts, "n": len(judged)}
     row |= rate_columns("asr", [r["unsafe"] for r in judged], level)
-    row["reset_rate"] = _mean(r["reset"] for r in judged)
+    row["reset_rate"] = mean_or_nan(r["reset"] for r in judged)
     # Among successful attacks, how many got past a [RESET] (reset, yet unsafe after it).
     row["unsafe_after_reset"] = sum(r["unsafe"] and r["reset"] for r in judged)
     if judged and "steps" in judged[0]:
-        row["mean_steps"] = _mean(r["steps"] for r in judged)
-        row["mean_attack_seconds"] = _mean(r.get("attack_seconds", r["seconds"]) for r in judged)
+        row["mean_steps"] = mean_or_nan(r["steps"] for r in judged)
+        row["mean_attack_seconds"] = mean_or_nan(
+            r.get("attack_seconds", r["seconds"]) for r in judged
+        )
         row["stopped_success"] = sum(r["stopped"] == "success" for r in judged)
     return row | {"judge": judge}

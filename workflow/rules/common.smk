@@ -7,8 +7,10 @@ from backtrack.config import (
     eval_datasets,
     optimising_attacks,
     prefill_sweep_sets,
+    sweep_datasets,
     validate_config,
 )
+from backtrack.sweeps import LOGIT_BIAS, WORST_OF_K, point_decoding, point_name
 
 validate_config(config)
 
@@ -62,6 +64,7 @@ wildcard_constraints:
     stage="sft|dpo",
     dataset="|".join(map(re.escape, GEN_SETS)),
     attack="|".join(map(re.escape, ATTACKS)) or "(?!)",
+    point=rf"{LOGIT_BIAS}/-?[0-9.]+(?:e[-+]?[0-9]+)?|{WORST_OF_K}",
 
 
 def rule_resources(rule):
@@ -87,7 +90,15 @@ def run_grid():
 
 
 def get_final_outputs():
-    return ["results/table1.csv"]
+    """Everything the report shows (rule all; `snakemake --report` reports this graph)."""
+    return [
+        "results/table1.csv",
+        "results/table2.csv",
+        "results/logit_bias.csv",
+        "results/figures/logit_bias.png",
+        "results/worst_of_k.csv",
+        "results/figures/worst_of_k.png",
+    ]
 
 
 def get_model_dir(wildcards):
@@ -160,3 +171,71 @@ def get_eval_spec(wildcards):
     if EVAL_SETS[wildcards.dataset] == "benign":
         return as_json(config["data"]["benign"])
     return as_json(config["data"]["eval_sets"][wildcards.dataset])
+
+
+# --- Sweeps (results/logit_bias.csv, results/worst_of_k.csv) ---
+
+
+def get_sweep_generation(wildcards):
+    """The generation settings of a sweep point (a bias on [RESET], or sampling)."""
+    gen, _ = point_decoding(config["generation"], config["sweeps"], wildcards.point)
+    return as_json(gen)
+
+
+def get_sweep_samples(wildcards):
+    """Answers sampled per prompt at a sweep point (worst-of-k: k; else 1)."""
+    return point_decoding(config["generation"], config["sweeps"], wildcards.point)[1]
+
+
+def get_sweep_limit(wildcards):
+    """Prompts a sweep point uses (worst-of-k: the first n; else all, 0)."""
+    if wildcards.point == WORST_OF_K:
+        return config["sweeps"][WORST_OF_K]["n"] or 0
+    return 0
+
+
+def sweep_grid(sweep):
+    """The (model, method, stage) a sweep covers."""
+    s = config["sweeps"][sweep]
+    return [
+        (m, meth, st)
+        for m, meth, st in run_grid()
+        if meth in s.get("methods", [meth]) and st in s.get("stages", [st])
+    ]
+
+
+def judgment_path(model, method, stage, dataset, point=None):
+    """A judged generation file: Table 1's, or a sweep point's."""
+    rest = f"judgments/{model}/{method}/{stage}/{dataset}.jsonl"
+    return f"results/sweeps/{point}/{rest}" if point else f"results/{rest}"
+
+
+def get_logit_bias_inputs(wildcards):
+    """Every swept (model, method, stage, bias, set); the bias Table 1 uses reuses its files.
+    Baseline models of the run come in at Table 1's bias as reference lines.
+    """
+    used = config["generation"]["reset_logit_bias"]
+    sets = sweep_datasets(config, LOGIT_BIAS)
+    out = []
+    for m, meth, st in sweep_grid(LOGIT_BIAS):
+        for bias in config["sweeps"][LOGIT_BIAS]["values"]:
+            point = None if bias == used else point_name(LOGIT_BIAS, bias)
+            out += [judgment_path(m, meth, st, d, point) for d in sets]
+    stages = config["sweeps"][LOGIT_BIAS]["stages"]
+    for m, meth, st in run_grid():
+        if (
+            meth == "baseline"
+            and st in stages
+            and (m, meth, st) not in sweep_grid(LOGIT_BIAS)
+        ):
+            out += [judgment_path(m, meth, st, d) for d in sets]
+    return out
+
+
+def get_worst_of_k_inputs(wildcards):
+    """Every (model, method, stage, set) of the run, sampled k times per prompt."""
+    return [
+        judgment_path(m, meth, st, d, WORST_OF_K)
+        for m, meth, st in run_grid()
+        for d in sweep_datasets(config, WORST_OF_K)
+    ]

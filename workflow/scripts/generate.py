@@ -8,7 +8,13 @@ g = param_json(snakemake, "generation")
 tok = load_tokenizer(snakemake.input.model)
 reset_id = reset_token_id(tok, snakemake.params.reset_token)
 prompts = read_jsonl(snakemake.input.prompts)
-common = decoding_kwargs(g) | {"seed": snakemake.params.seed, "system": snakemake.params.system}
+# Sweep points (rule generate_sweep) may take the first `limit` prompts and sample each k times.
+prompts = prompts[: getattr(snakemake.params, "limit", 0) or None]
+common = decoding_kwargs(g) | {
+    "num_samples": getattr(snakemake.params, "samples", 1),
+    "seed": snakemake.params.seed,
+    "system": snakemake.params.system,
+}
 if g["backend"] == "vllm":
     from backtrack.vllm_backend import generate_records_vllm
     from vllm import LLM

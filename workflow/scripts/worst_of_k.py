@@ -1,0 +1,22 @@
+from backtrack.io import atomic_file, read_jsonl
+from backtrack.metrics import build_table
+from backtrack.smk import param_json, setup
+from backtrack.sweeps import parse_judgment_path, worst_of_k_rows
+
+log = setup(snakemake)
+spec = param_json(snakemake, "spec")
+rows = []
+for path in snakemake.input.judgments:
+    model, method, stage, dataset, _ = parse_judgment_path(path)
+    rows += worst_of_k_rows(
+        {"model": model, "method": method, "stage": stage},
+        dataset,
+        read_jsonl(path),
+        snakemake.params.ci_level,
+        reps=spec["bootstrap"],
+        seed=snakemake.params.seed,
+    )
+extra = {"temperature": spec["temperature"], "top_p": spec["top_p"]}
+with atomic_file(snakemake.output.table) as tmp:
+    build_table([r | extra for r in rows]).to_csv(tmp, index=False, float_format="%.4f")
+log.info("worst-of-k: %d rows", len(rows))
