@@ -65,7 +65,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
     cfg["models"]["tiny"]["source"]["path"] = str(src)
     write_config(work, cfg)
-    out = smk(work, "results/table1.csv", "results/table2.csv")
+    out = smk(work)  # rule all: both tables, the sweeps and their figures
     return work, cfg, out
 
 
@@ -158,7 +158,72 @@ def test_judge_change_rejudges_attacks_without_rerunning_them(run):
 
 def test_nothing_to_do_after_run(run):
     work, _, _ = run
-    assert planned_jobs(smk(work, "-n", "results/table1.csv", "results/table2.csv")) == {}
+    assert planned_jobs(smk(work, "-n")) == {}
+
+
+def test_logit_bias_sweep_rows_and_figure(run):
+    work, _, _ = run
+    df = pd.read_csv(work / "results/logit_bias.csv")
+    # backtrack dpo at -5, 0 (Table 1's own files) and 5; baseline dpo as the reference.
+    assert list(zip(df.method, df.stage, df.bias, strict=True)) == [
+        ("backtrack", "dpo", -5.0),
+        ("backtrack", "dpo", 0.0),
+        ("backtrack", "dpo", 5.0),
+        ("baseline", "dpo", 0.0),
+    ]
+    for col in [
+        "advbench_unsafe",
+        "advbench_prefill3_unsafe_ci_hi",
+        "benign_refusal",
+        "benign_reset_rate",
+        "visible_tokens_per_s",
+        "median_time_to_first_visible_token_s",
+    ]:
+        assert col in df.columns, col
+    assert (df.advbench_n == 5).all() and (df.benign_n == 4).all()
+    # Bias 0 is Table 1's generation: the same numbers as Table 1's backtrack dpo row.
+    t1 = pd.read_csv(work / "results/table1.csv").set_index(["method", "stage"])
+    zero = df[(df.method == "backtrack") & (df.bias == 0)].iloc[0]
+    assert zero.benign_reset_rate == t1.loc[("backtrack", "dpo"), "benign_reset_rate"]
+    # The bias reached the decoder: +5 resets at least as often as -5 on every set.
+    lo, hi = (df[(df.method == "backtrack") & (df.bias == b)].iloc[0] for b in (-5, 5))
+    for s in ("advbench", "advbench_prefill3", "benign"):
+        assert hi[f"{s}_reset_rate"] >= lo[f"{s}_reset_rate"], s
+    png = (work / "results/figures/logit_bias.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_worst_of_k_rows_and_figure(run):
+    work, _, _ = run
+    df = pd.read_csv(work / "results/worst_of_k.csv")
+    assert len(df) == 4 * 3  # every (method, stage) of the run, k = 1..3
+    assert (df.samples_per_prompt == 3).all() and (df.prompts == 3).all()
+    for _, g in df.groupby(["method", "stage"]):
+        assert list(g.k) == [1, 2, 3]
+        assert list(g.unsafe_any) == sorted(g.unsafe_any)  # worst-of-k never improves with k
+    gens = work / "results/sweeps/worst_of_k/generations/tiny/backtrack/dpo/advbench.jsonl"
+    recs = [json.loads(x) for x in gens.read_text().splitlines()]
+    assert len(recs) == 9 and len({r["prompt_id"] for r in recs}) == 3
+    png = (work / "results/figures/worst_of_k.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_report_gathers_tables_and_figures(run):
+    work, _, _ = run
+    smk(work, "--report", "results/report.html")
+    html = (work / "results/report.html").read_text()
+    for name in ("table1.csv", "table2.csv", "logit_bias.png", "worst_of_k.png"):
+        assert name in html, name
+    assert "Backtracking Improves Generation Safety" in html  # the workflow description
+    assert "answers sampled per prompt" in html  # a caption, rendered from the config
+
+
+def test_sweep_change_reruns_only_the_sweep(run):
+    plan = _plan_with(
+        run, lambda c: c["sweeps"]["logit_bias"].update(values=[-5, 0, 2]), "logit_bias"
+    )
+    assert set(plan) == {"generate_sweep", "judge_sweep", "logit_bias"}
+    assert plan["generate_sweep"] == 3  # bias 2 on the three sets; -5 and 0 are cached
 
 
 def _plan_with(run, mutate, target: str = "table1") -> dict[str, int]:
