@@ -10,7 +10,8 @@ script writes a JSON spec and runs::
 
 Every rank trains; only rank 0 writes the output directory (atomically, after every rank has
 finished); a rank that fails makes the launcher exit non-zero, and then this module removes any
-partial output before raising. Nothing here imports torch, so a dry run stays fast.
+partial output before raising. Nothing here imports torch at import time (workflow parsing
+and dry runs use batch_plan).
 
 The global batch is ``batch_size x gradient_accumulation_steps x N``. With
 ``<stage>.global_batch_size`` set, the accumulation is derived per job from its GPU count (or, if
