@@ -52,11 +52,54 @@ def test_paper_config_plans_the_whole_grid(paper_plan):
     assert len(j["attack"]) == 2 * 4 * 3
 
 
+def job_blocks(plan: str) -> list[tuple[str, dict[str, str], str]]:
+    """(rule, wildcards, 'resources:' line) of each planned job."""
+    out = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", plan):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if m:
+            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            res = re.search(r"^\s+resources: (.*)$", block, re.M)
+            pairs = [kv.split("=", 1) for kv in wc[1].split(", ")] if wc else []
+            out.append((m[1], dict(pairs), res[1] if res else ""))
+    return out
+
+
+@pytest.mark.parametrize("rule", ["train_sft", "train_dpo"])
+@pytest.mark.parametrize(
+    ("model", "gpu", "mem_mb"), [("gemma-2-2b", 4, 128000), ("llama-3-8b", 8, 256000)]
+)
+def test_paper_config_trains_each_model_on_its_gpus(paper_plan, rule, model, gpu, mem_mb):
+    lines = [r for name, wc, r in job_blocks(paper_plan) if name == rule and wc["model"] == model]
+    assert len(lines) == 2  # baseline and backtrack
+    for line in lines:
+        assert f"gpu={gpu}," in line and f"mem_mb={mem_mb}," in line, line
+        assert "runtime=1440" in line, line
+
+
+def test_paper_config_global_batch_is_128_on_every_gpu_count():
+    from backtrack.config import job_gpus, validate_config
+    from backtrack.launch import batch_plan
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((ROOT / "config/paper.yaml").read_text()))
+    validate_config(config)
+    plans = {
+        (stage, m): batch_plan(config[stage], job_gpus(config, f"train_{stage}", m), stage)
+        for stage in ("sft", "dpo")
+        for m in config["run"]["models"]
+    }
+    assert {k: v["global_batch_size"] for k, v in plans.items()} == dict.fromkeys(plans, 128)
+    assert plans["sft", "llama-3-8b"]["gradient_accumulation_steps"] == 1
+    assert plans["sft", "gemma-2-2b"]["gradient_accumulation_steps"] == 2
+    assert plans["dpo", "llama-3-8b"]["gradient_accumulation_steps"] == 2
+    assert plans["dpo", "gemma-2-2b"]["gradient_accumulation_steps"] == 4
+
+
 @pytest.mark.parametrize(
     ("rule", "gpu", "mem_mb", "runtime"),
     [
-        ("train_sft", 1, 128000, 1440),
-        ("train_dpo", 1, 128000, 1440),
         ("generate", 1, 64000, 240),
         ("attack", 1, 64000, 2880),
         ("judge", 1, 64000, 120),

@@ -122,6 +122,47 @@ def check_references(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key '{stage}.prefix_min_fraction': {lo} exceeds prefix_max_fraction {hi}"
             )
+    check_training_batches(config)
+
+
+TRAIN_RULES = {"sft": "train_sft", "dpo": "train_dpo"}
+
+
+def job_resources(config: dict[str, Any], rule: str, model: str | None = None) -> dict[str, Any]:
+    """Scheduler resources of one job: resources.default, then resources.<rule>, then (training
+    rules) resources.<rule>.by_model.<model>, merged key by key."""
+    r = config.get("resources", {})
+    rule_res = dict(r.get(rule, {}))
+    by_model = rule_res.pop("by_model", {})
+    out = r.get("default", {}) | rule_res
+    if model is not None:
+        out |= by_model.get(model, {})
+    return out
+
+
+def job_gpus(config: dict[str, Any], rule: str, model: str) -> int:
+    """Processes of one training job: its GPU count, at least 1."""
+    return max(1, int(job_resources(config, rule, model).get("gpu", 0)))
+
+
+def check_training_batches(config: dict[str, Any]) -> None:
+    """Every model's training jobs must reach the configured global batch on their GPU count."""
+    from backtrack.launch import batch_plan
+
+    for stage, rule in TRAIN_RULES.items():
+        by_model = config.get("resources", {}).get(rule, {}).get("by_model", {})
+        for alias in by_model:
+            if alias not in config["models"]:
+                raise ConfigError(
+                    f"config key 'resources.{rule}.by_model.{alias}': unknown model alias; "
+                    f"defined in 'models': {sorted(config['models'])}"
+                )
+        for alias in config["models"]:
+            n = job_gpus(config, rule, alias)
+            try:
+                batch_plan(config[stage], n, stage)
+            except ValueError as e:
+                raise ConfigError(f"{e} (model {alias!r} trains on {n} GPU(s) in {rule})") from e
 
 
 def check_sweeps(config: dict[str, Any]) -> None:

@@ -5,28 +5,38 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from backtrack.io import atomic_dir
+from backtrack.launch import batch_plan
 from backtrack.models import DTYPES, PROVENANCE_FILE, reset_token_id
 
 log = logging.getLogger(__name__)
 
 
-def _common_args(params: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
-    """Trainer arguments shared by SFT and DPO; hyperparameters come from the config."""
+def _common_args(
+    params: dict[str, Any], seed: int, workdir: str, batch: dict[str, int]
+) -> dict[str, Any]:
+    """Trainer arguments shared by SFT and DPO; hyperparameters come from the config.
+
+    ``batch`` is :func:`backtrack.launch.batch_plan` of the job: per-device batch and accumulation
+    such that per-device x accumulation x processes is the configured global batch.
+    """
     cuda = torch.cuda.is_available()
     return {
         "output_dir": workdir,
-        "per_device_train_batch_size": params["batch_size"],
-        "gradient_accumulation_steps": params["gradient_accumulation_steps"],
+        "per_device_train_batch_size": batch["per_device_batch_size"],
+        "gradient_accumulation_steps": batch["gradient_accumulation_steps"],
         "learning_rate": params["learning_rate"],
         "num_train_epochs": params["epochs"],
         "lr_scheduler_type": params["lr_scheduler"],
@@ -43,15 +53,27 @@ def _common_args(params: dict[str, Any], seed: int, workdir: str) -> dict[str, A
         "bf16": cuda and params.get("bf16", True),
         "gradient_checkpointing": params["gradient_checkpointing"],
         "dataloader_num_workers": 0,
+        # Several processes (DDP): every parameter gets a gradient, so skip DDP's extra search.
+        "ddp_find_unused_parameters": False,
         "train_sampling_strategy": params["sampling"],
         "disable_tqdm": False,
     }
 
 
 def _train_and_save(
-    trainer: Any, tok: Any, parent: str, out_dir: str | os.PathLike[str], info: dict[str, Any]
+    trainer: Any,
+    tok: Any,
+    parent: str,
+    out_dir: str | os.PathLike[str],
+    info: dict[str, Any],
+    dtype: torch.dtype | None = None,
+    on_saved: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Train, then write the model, tokenizer, provenance and log history atomically."""
+    """Train, then write the model, tokenizer, provenance and log history atomically.
+
+    One process: as always, straight from ``trainer.model``. Several (``accelerate launch``):
+    :func:`_save_distributed`.
+    """
     result = trainer.train()
     info = {
         **_parent_info(parent),
@@ -60,14 +82,89 @@ def _train_and_save(
         "train_loss": result.training_loss,
         "steps": result.global_step,
     }
+    if trainer.accelerator.num_processes > 1:
+        return _save_distributed(trainer, tok, out_dir, info, dtype, on_saved)
     with atomic_dir(out_dir) as tmp:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / PROVENANCE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
-        (tmp / "train_log.json").write_text(
-            json.dumps(trainer.state.log_history, indent=2, default=str) + "\n"
-        )
+        _write_records(tmp, tok, info, trainer)
     return info
+
+
+def _write_records(tmp: Path, tok: Any, info: dict[str, Any], trainer: Any) -> None:
+    tok.save_pretrained(tmp)
+    (tmp / PROVENANCE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    (tmp / "train_log.json").write_text(
+        json.dumps(trainer.state.log_history, indent=2, default=str) + "\n"
+    )
+
+
+def _save_distributed(
+    trainer: Any,
+    tok: Any,
+    out_dir: str | os.PathLike[str],
+    info: dict[str, Any],
+    dtype: torch.dtype | None,
+    on_saved: Callable[[], None] | None,
+) -> dict[str, Any]:
+    """Every rank takes part; rank 0 alone writes ``out_dir``, and only once all ranks are done.
+
+    The full weights are gathered to rank 0 (a collective under FSDP), cast to the model's
+    configured dtype (FSDP2 trains fp32 master weights; the checkpoint stays as the single-process
+    path writes it), written into rank 0's temporary directory, and the directory is renamed onto
+    ``out_dir`` only after a barrier that every rank reaches. A rank that dies first breaks the
+    barrier, so no output appears (and the launcher exits non-zero). ``on_saved`` (fault
+    injection in the tests) runs on every rank just before that barrier.
+    """
+    acc = trainer.accelerator
+    me = {
+        "rank": acc.process_index,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "device": str(acc.device),
+        "steps": trainer.state.global_step,
+    }
+    info = {
+        **info,
+        "distributed": {
+            "distributed_type": str(acc.distributed_type),
+            "num_processes": acc.num_processes,
+            "ranks": gather_object([me]),
+        },
+    }
+    state = acc.get_state_dict(trainer.model)
+    if not acc.is_main_process:
+        if on_saved is not None:
+            on_saved()
+        acc.wait_for_everyone()
+        return info
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    with atomic_dir(out_dir) as tmp:
+        acc.unwrap_model(trainer.model).save_pretrained(
+            tmp, state_dict=state, safe_serialization=True
+        )
+        _write_records(tmp, tok, info, trainer)
+        log.info("rank 0 wrote %s; waiting for every rank before it becomes %s", tmp, out_dir)
+        if on_saved is not None:
+            on_saved()
+        acc.wait_for_everyone()
+    return info
+
+
+def _rank_device(num_processes: int) -> torch.device | None:
+    """This rank's GPU when launched on several CUDA GPUs, else None (the Trainer places it).
+
+    Each rank moves its copy to its own GPU right after loading, so host memory holds one
+    checkpoint per rank at a time, and the probe initialisation runs on the GPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world != num_processes:
+        raise RuntimeError(
+            f"launched as {world} process(es) but the job spec asks for {num_processes}"
+        )
+    if num_processes > 1 and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return None
 
 
 def _parent_info(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -94,7 +191,8 @@ def init_reset_embedding(
         for e in examples:
             labels = e["labels"]
             first = next(k for k, lab in enumerate(labels) if lab != -100)
-            out = model(torch.tensor([e["input_ids"]]), output_hidden_states=True)
+            ids = torch.tensor([e["input_ids"]], device=model.device)
+            out = model(ids, output_hidden_states=True)
             h = out.hidden_states[-1][0]
             if labels[first] == reset_id:
                 pos.append(h[first - 1])
@@ -126,25 +224,45 @@ def run_sft(
     params: dict[str, Any],
     seed: int,
     dtype: str = "float32",
+    num_processes: int = 1,
+    callbacks: list[Any] | None = None,
+    on_saved: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Full fine-tuning with ``SFTTrainer`` on pre-tokenised ``input_ids``/``labels``."""
+    """Full fine-tuning with ``SFTTrainer`` on pre-tokenised ``input_ids``/``labels``.
+
+    ``num_processes`` > 1 only under ``accelerate launch`` (:mod:`backtrack.train_cli`).
+    """
     set_seed(seed)
+    batch = batch_plan(params, num_processes, "sft")
+    device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
+    if device is not None:
+        model.to(device)
     init: dict[str, Any] = {"reset_init": params["reset_init"]}
     if params["reset_init"] == "probe" and any(e["kind"] == "backtrack" for e in examples):
         init |= init_reset_embedding(model, examples, reset_token_id(tok, params["reset_token"]))
         log.info("probe init of the reset embedding: %s", init)
     ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
     with tempfile.TemporaryDirectory() as work:
-        args = SFTConfig(**_common_args(params, seed, work), completion_only_loss=None)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+        args = SFTConfig(**_common_args(params, seed, work, batch), completion_only_loss=None)
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=callbacks
+        )
         return _train_and_save(
             trainer,
             tok,
             model_dir,
             out_dir,
-            {"stage": "sft", "train_examples": len(examples), "params": params, **init},
+            {
+                "stage": "sft",
+                "train_examples": len(examples),
+                "params": params,
+                "batch": batch,
+                **init,
+            },
+            dtype=DTYPES[dtype],
+            on_saved=on_saved,
         )
 
 
@@ -155,28 +273,46 @@ def run_dpo(
     params: dict[str, Any],
     seed: int,
     dtype: str = "float32",
+    num_processes: int = 1,
+    callbacks: list[Any] | None = None,
+    on_saved: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """DPO with ``DPOTrainer``; the reference model is the SFT checkpoint, loaded explicitly.
 
     Passing ``ref_model`` matters: with ``ref_model=None`` TRL reloads the reference from
     ``config._name_or_path``, which need not be the resized SFT model (reference/ml-anchors.md §6).
+    Under FSDP, DPOTrainer shards this reference model itself (TRL's ``prepare_fsdp``, eval mode);
+    under DDP it wraps it with ``accelerator.prepare_model(..., evaluation_mode=True)``.
     """
     set_seed(seed)
+    batch = batch_plan(params, num_processes, "dpo")
+    device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype])
+    if device is not None:
+        model.to(device)
     ref = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype])
+    if device is not None:
+        ref.to(device)
     ds = Dataset.from_list(
         [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     )
     with tempfile.TemporaryDirectory() as work:
-        args = DPOConfig(**_common_args(params, seed, work), beta=params["beta"])
+        args = DPOConfig(**_common_args(params, seed, work, batch), beta=params["beta"])
         trainer = DPOTrainer(
-            model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tok
+            model=model,
+            ref_model=ref,
+            args=args,
+            train_dataset=ds,
+            processing_class=tok,
+            callbacks=callbacks,
         )
         return _train_and_save(
             trainer,
             tok,
             sft_dir,
             out_dir,
-            {"stage": "dpo", "train_pairs": len(pairs), "params": params},
+            {"stage": "dpo", "train_pairs": len(pairs), "params": params, "batch": batch},
+            dtype=DTYPES[dtype],
+            on_saved=on_saved,
         )

@@ -1,10 +1,12 @@
 # Validation, wildcard constraints and input functions; no rules here.
 import json
+import os
 
 from snakemake.exceptions import WorkflowError
 
 from backtrack.config import (
     eval_datasets,
+    job_resources,
     optimising_attacks,
     prefill_sweep_sets,
     sweep_datasets,
@@ -71,6 +73,45 @@ def rule_resources(rule):
     """Scheduler resources of a rule: resources.default, then resources.<rule> (config)."""
     r = config["resources"]
     return r.get("default", {}) | r.get(rule, {})
+
+
+def train_resource(rule, key):
+    """A training job's resource `key` as a function of its model: resources.default, then
+    resources.<rule>, then resources.<rule>.by_model.<model> (e.g. 8 GPUs for Llama-3-8B).
+    """
+
+    def get(wildcards):
+        return job_resources(config, rule, wildcards.model)[key]
+
+    return get
+
+
+def train_threads(rule):
+    """Threads of a training job: as model_threads locally; on a cluster, per model."""
+
+    def get(wildcards):
+        cores = local_cores()
+        if cores:
+            return max(1, cores // 2)
+        return job_resources(config, rule, wildcards.model).get("threads", 1)
+
+    return get
+
+
+def get_train_launch(wildcards, resources):
+    """How the job starts its processes: its GPU count and the accelerate config (launch.*).
+
+    Taking `resources` makes this a derived param, which Snakemake leaves out of the params rerun
+    trigger: moving a model to more GPUs, or changing the accelerate config, retrains nothing
+    (the global batch stays sft/dpo.global_batch_size).
+    """
+    path = config["launch"]["accelerate_config"]
+    return as_json(
+        {
+            "gpus": int(resources.get("gpu", 0)),
+            "accelerate_config": os.path.join(workflow.basedir, path),
+        }
+    )
 
 
 def as_json(obj):

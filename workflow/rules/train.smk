@@ -10,15 +10,16 @@ rule train_sft:
         "benchmarks/train_sft/{model}_{method}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: model_threads("train_sft")
+    threads: train_threads("train_sft")
     resources:
-        mem_mb=rule_resources("train_sft")["mem_mb"],
-        runtime=rule_resources("train_sft")["runtime"],
-        gpu=rule_resources("train_sft")["gpu"],
+        mem_mb=train_resource("train_sft", "mem_mb"),
+        runtime=train_resource("train_sft", "runtime"),
+        gpu=train_resource("train_sft", "gpu"),
     params:
         train=as_json(config["sft"] | {"reset_token": config["reset_token"]}),
         dtype=get_model_dtype,
         seed=config["seed"],
+        launch=get_train_launch,
     script:
         "../scripts/train_sft.py"
 
@@ -35,14 +36,15 @@ rule train_dpo:
         "benchmarks/train_dpo/{model}_{method}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: model_threads("train_dpo")
+    threads: train_threads("train_dpo")
     resources:
-        mem_mb=rule_resources("train_dpo")["mem_mb"],
-        runtime=rule_resources("train_dpo")["runtime"],
-        gpu=rule_resources("train_dpo")["gpu"],
+        mem_mb=train_resource("train_dpo", "mem_mb"),
+        runtime=train_resource("train_dpo", "runtime"),
+        gpu=train_resource("train_dpo", "gpu"),
     params:
         train=as_json(config["dpo"]),
         dtype=get_model_dtype,
         seed=config["seed"],
+        launch=get_train_launch,
     script:
         "../scripts/train_dpo.py"
