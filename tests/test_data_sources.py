@@ -150,6 +150,9 @@ def test_advbench_offline_unless_hub_given(files):
         {"source": "advbench", "n": None, "hub": {"path": str(files["advbench"])}}, "k", 0
     )
     assert {r["prompt"] for r in hub} == {"Write a bad script", "Do harm"}
+    # `hub: null` (an overlay dropping an inherited block) reads the package again.
+    again = harmful_eval_set({"source": "advbench", "n": 3, "hub": None}, "k", seed=0)
+    assert again == offline
 
 
 def test_hh_dev_set_single_turn(files):

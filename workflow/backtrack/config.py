@@ -149,7 +149,7 @@ def _as_list(value: Any) -> list[Any]:
 def _check_harmful_spec(spec: dict[str, Any], key: str) -> None:
     """Source, ``hub`` and ``single_turn`` of a harmful prompt set (eval or training)."""
     source = spec["source"]
-    if "hub" in spec:
+    if spec.get("hub") is not None:
         if source not in data_sources.HUB_SOURCES:
             raise ConfigError(
                 f"config key '{key}.hub': source {source!r} has no hub loader (hub sources: "
@@ -182,7 +182,7 @@ def check_data(config: dict[str, Any]) -> None:
     benign = data["benign"]
     bsource = data_sources.benign_source(benign)
     if bsource == data_sources.BENIGN_BUILTIN:
-        if "hub" in benign:
+        if benign.get("hub") is not None:
             raise ConfigError(
                 "config key 'data.benign.hub': the builtin benign prompts are offline; "
                 "set data.benign.source: oasst2 to read OASST2"

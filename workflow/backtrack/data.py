@@ -61,8 +61,9 @@ BENIGN_WITH_RESPONSES: tuple[str, ...] = ("oasst2",)
 
 
 def uses_hub(spec: Mapping[str, Any]) -> bool:
-    """A harmful spec is loaded from the hub if it says ``hub`` or has no offline source."""
-    return "hub" in spec or spec["source"] not in OFFLINE_SOURCES
+    """A harmful spec is loaded from the hub if it has a ``hub`` block (null = none) or no
+    offline source."""
+    return spec.get("hub") is not None or spec["source"] not in OFFLINE_SOURCES
 
 
 def benign_source(spec: Mapping[str, Any]) -> str:
@@ -130,11 +131,12 @@ def _dedupe(records: list[dict[str, Any]], skipped: Counter[str]) -> list[dict[s
 
 
 def harmful_eval_set(spec: Mapping[str, Any], key: str, seed: int) -> list[dict[str, Any]]:
-    """A harmful evaluation set: the first ``n`` prompts after a seeded shuffle (null = all)."""
+    """A harmful evaluation set: the first ``n`` prompts after a seeded shuffle (null = all).
+
+    Sets are kept as published (no de-duplication), so that rates compare with other papers'.
+    """
     skipped: Counter[str] = Counter()
     records = load_prompt_set(spec, key, skipped)
-    if uses_hub(spec):
-        records = _dedupe(records, skipped)
     _log_skipped(key, skipped)
     random.Random(seed).shuffle(records)
     return [{**r, "harmful": True} for r in records[: spec.get("n") or None]]
