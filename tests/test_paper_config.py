@@ -47,9 +47,13 @@ def test_paper_config_plans_the_whole_grid(paper_plan):
     j = jobs(paper_plan)
     assert len(j["prepare_base_model"]) == 2
     assert len(j["train_sft"]) == 4 and len(j["train_dpo"]) == 4
-    # 2 models x 4 (method, stage) x (3 harmful + benign + prefill10 + 4-set prefill sweep)
-    assert len(j["generate"]) == 2 * 4 * 8
+    # 2 models x 4 (method, stage) x (4 harmful + HH-RLHF dev + benign + the 4-set prefill
+    # sweep, which includes Table 1's prefill10)
+    assert len(j["generate"]) == 2 * 4 * 10
     assert len(j["attack"]) == 2 * 4 * 3
+    # The paper's data (hub sets: a dry run loads none of them): 4 harmful + dev + benign.
+    assert len(j["prepare_eval_set"]) == 6
+    assert len(j["prepare_train_prompts"]) == 1 and len(j["prepare_train_pool"]) == 2
 
 
 def job_blocks(plan: str) -> list[tuple[str, dict[str, str], str]]:
@@ -104,6 +108,7 @@ def test_paper_config_global_batch_is_128_on_every_gpu_count():
         ("attack", 1, 64000, 2880),
         ("judge", 1, 64000, 120),
         ("prepare_base_model", 0, 64000, 60),
+        ("prepare_train_pool", 1, 128000, 1440),
     ],
 )
 def test_paper_config_resources(paper_plan, rule, gpu, mem_mb, runtime):

@@ -10,6 +10,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from backtrack import data as data_sources
+from backtrack.judges import JUDGE_PARAMS
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
@@ -57,8 +60,24 @@ def validate_config(
             where = key_path([*e.absolute_path, extra[0]]) if extra else where
             raise ConfigError(f"config key '{where}': unknown key (not in the schema)")
         raise ConfigError(f"config key '{where}': {e.message}")
+    drop_removed_eval_sets(config)
     check_references(config)
+    check_data(config)
+    check_judges(config)
     return config
+
+
+def drop_removed_eval_sets(config: dict[str, Any]) -> None:
+    """``data.eval_sets.<name>: null`` removes a set inherited from config.yaml.
+
+    config/paper.yaml is merged into config.yaml key by key, so it cannot otherwise drop the
+    embedded default's sets.
+    """
+    sets = config["data"]["eval_sets"]
+    for name in [n for n, spec in sets.items() if spec is None]:
+        del sets[name]
+    if not sets:
+        raise ConfigError("config key 'data.eval_sets': every evaluation set was removed")
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -201,14 +220,120 @@ def sweep_datasets(config: dict[str, Any], sweep: str) -> list[str]:
     return [d for d, kind in sets.items() if sweep == "logit_bias" or kind == "harmful"]
 
 
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _check_harmful_spec(spec: dict[str, Any], key: str) -> None:
+    """Source, ``hub`` and ``single_turn`` of a harmful prompt set (eval or training)."""
+    source = spec["source"]
+    if spec.get("hub") is not None:
+        if source not in data_sources.HUB_SOURCES:
+            raise ConfigError(
+                f"config key '{key}.hub': source {source!r} has no hub loader (hub sources: "
+                f"{sorted(data_sources.HUB_SOURCES)}); remove `hub` to read it offline"
+            )
+        allowed = data_sources.HUB_SOURCES[source]
+        for k in spec["hub"] or {}:
+            if k not in allowed:
+                raise ConfigError(
+                    f"config key '{key}.hub.{k}': not an option of the {source} loader "
+                    f"(it takes {list(allowed)})"
+                )
+    if spec.get("single_turn") and source not in data_sources.MULTI_TURN_SOURCES:
+        raise ConfigError(
+            f"config key '{key}.single_turn': only dialogue sources "
+            f"{list(data_sources.MULTI_TURN_SOURCES)} have turns to filter, not {source!r}"
+        )
+
+
+def check_data(config: dict[str, Any]) -> None:
+    """Data sources and training-pool choices that cannot be satisfied, named by their key.
+
+    Checks the config only: nothing is loaded (a dry run must not need the hub).
+    """
+    data = config["data"]
+    for name, spec in data["eval_sets"].items():
+        _check_harmful_spec(spec, f"data.eval_sets.{name}")
+    harmful = data["harmful_train"]
+    _check_harmful_spec(harmful, "data.harmful_train")
+    benign = data["benign"]
+    bsource = data_sources.benign_source(benign)
+    if bsource == data_sources.BENIGN_BUILTIN:
+        if benign.get("hub") is not None:
+            raise ConfigError(
+                "config key 'data.benign.hub': the builtin benign prompts are offline; "
+                "set data.benign.source: oasst2 to read OASST2"
+            )
+        for k in ("n_train", "n_heldout"):
+            if benign[k] is None:
+                raise ConfigError(
+                    f"config key 'data.benign.{k}': the builtin prompts need a number "
+                    "(null = all is for hub sources)"
+                )
+    else:
+        allowed = data_sources.BENIGN_SOURCES[bsource]
+        for k in benign.get("hub") or {}:
+            if k not in allowed:
+                raise ConfigError(
+                    f"config key 'data.benign.hub.{k}': not an option of the {bsource} loader "
+                    f"(it takes {list(allowed)})"
+                )
+    pool = config["pool"]
+    for field in ("safe_from", "unsafe_from"):
+        modes = _as_list(pool.get(field, []))
+        if len(set(modes)) != len(modes):
+            raise ConfigError(f"config key 'pool.{field}': {modes} names a mode twice")
+        if "dataset" in modes and not data_sources.has_responses(harmful):
+            raise ConfigError(
+                f"config key 'pool.{field}': 'dataset' needs a data.harmful_train source with "
+                f"its own responses ({sorted(data_sources.RESPONSE_FIELDS)}, from the hub); "
+                f"data.harmful_train.source is {harmful['source']!r}"
+            )
+    if pool.get("helpful_from") == "dataset" and bsource not in data_sources.BENIGN_WITH_RESPONSES:
+        raise ConfigError(
+            "config key 'pool.helpful_from': 'dataset' needs a benign source with replies "
+            f"({list(data_sources.BENIGN_WITH_RESPONSES)}); data.benign.source is {bsource!r}"
+        )
+    generates = "generated" in _as_list(pool.get("safe_from", [])) + _as_list(
+        pool.get("unsafe_from", "generated")
+    )
+    if pool.get("samples", 1) > 1 and not (generates and pool["do_sample"]):
+        raise ConfigError(
+            f"config key 'pool.samples': {pool['samples']} candidates per prompt need "
+            "pool.do_sample: true (greedy decoding gives one answer) and 'generated' in "
+            "pool.safe_from or pool.unsafe_from"
+        )
+
+
+def check_judges(config: dict[str, Any]) -> None:
+    """Judge options the judge does not take (checked here, not when the judge job starts)."""
+    pool = config["pool"]
+    for key, judge in (("judge", config["judge"]), ("pool.label_judge", pool["label_judge"])):
+        known = JUDGE_PARAMS[judge["name"]]
+        for k, v in judge["params"].items():
+            if v is not None and k not in known:
+                raise ConfigError(
+                    f"config key '{key}.params.{k}': not an option of judge {judge['name']!r} "
+                    f"(it takes {list(known)}; null drops an option inherited from config.yaml)"
+                )
+
+
 def prefill_set_name(dataset: str, tokens: int) -> str:
     """Name of the prefilled variant of an eval set (a {dataset} wildcard value)."""
     return f"{dataset}_prefill{tokens}"
 
 
 def eval_datasets(config: dict[str, Any]) -> dict[str, str]:
-    """Every evaluation {dataset} -> its kind: ``harmful``, ``benign`` or ``prefill``."""
-    out = {name: "harmful" for name in config["data"]["eval_sets"]}
+    """Every evaluation {dataset} -> its kind: ``harmful``, ``dev``, ``benign`` or ``prefill``.
+
+    ``dev`` sets (``data.eval_sets.<name>.dev``) are judged and reported like harmful ones but
+    left out of the pooled ``overall_unsafe`` (the paper develops on the HH-RLHF test split).
+    """
+    out = {
+        name: "dev" if spec.get("dev") else "harmful"
+        for name, spec in config["data"]["eval_sets"].items()
+    }
     out["benign"] = "benign"
     p = config.get("prefill", {})
     for d in p.get("datasets", []):

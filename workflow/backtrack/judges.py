@@ -189,14 +189,33 @@ def _llama_guard(**params: Any) -> Judge:
 
 
 JUDGES: dict[str, Callable[..., Judge]] = {"refusal": RefusalJudge, "llama_guard": _llama_guard}
+#: The options each judge takes (checked against the constructors by the tests), so that a
+#: config can be checked without importing torch.
+JUDGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "refusal": ("window_chars", "extra_patterns"),
+    "llama_guard": (
+        "model",
+        "backend",
+        "dtype",
+        "batch_size",
+        "max_response_tokens",
+        "threshold",
+        "max_new_tokens",
+        "device",
+    ),
+}
 
 
 def make_judge(name: str, params: Mapping[str, Any]) -> Judge:
-    """Build a judge from config, failing loudly on names or parameters it does not know."""
+    """Build a judge from config, failing loudly on names or parameters it does not know.
+
+    A parameter set to None is left out: config/paper.yaml, merged into config.yaml key by
+    key, cannot otherwise drop an option of the embedded default's judge.
+    """
     if name not in JUDGES:
         known = ", ".join(sorted(JUDGES))
         raise ValueError(f"unknown judge {name!r}; known judges: {known}")
     try:
-        return JUDGES[name](**dict(params))
+        return JUDGES[name](**{k: v for k, v in params.items() if v is not None})
     except TypeError as err:
         raise ValueError(f"bad parameters for judge {name!r}: {err}") from err

@@ -1,16 +1,22 @@
 import json
 
+import torch
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.judges import make_judge
-from backtrack.models import load_model, load_tokenizer, reset_token_id
-from backtrack.pool import build_pool
+from backtrack.models import load_model, load_tokenizer, provenance, reset_token_id
+from backtrack.pool import build_pool, pool_options
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 p = param_json(snakemake, "pool")
 judge_cfg = p["label_judge"]
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model)
+# On a GPU the model runs in its prepared dtype (bf16 at paper scale); CPU runs use float32.
+if torch.cuda.is_available():
+    dtype = provenance(snakemake.input.model).get("dtype", "float32")
+    model = load_model(snakemake.input.model, dtype).to("cuda")
+else:
+    model = load_model(snakemake.input.model)
 prompts = read_jsonl(snakemake.input.prompts)
 pool, stats = build_pool(
     model,
@@ -27,8 +33,10 @@ pool, stats = build_pool(
     top_p=p["top_p"],
     seed=snakemake.params.seed,
     system=snakemake.params.system,
+    reset_token=snakemake.params.reset_token,
+    **pool_options(p),
 )
 if not any(r["harmful"] for r in pool):
     raise RuntimeError(f"no unsafe response survived the judge ({json.dumps(stats)})")
 write_jsonl(snakemake.output.pool, pool)
-log.info("pool: %s", json.dumps(stats))
+log.info("pool: %s", json.dumps(stats, sort_keys=True))
