@@ -234,7 +234,8 @@ def nll_columns(
     seed: int,
 ) -> dict[str, Any]:
     """Token-weighted mean NLL (sum of NLL / tokens over all answers), its bootstrap interval,
-    perplexity, and the paired difference to the base model on the same answers."""
+    perplexity, and the paired difference to the base model on the same answers (NaN columns
+    for the base model itself)."""
     num = [s["nll_sum"] for s in scores]
     den = [s["n_tokens"] for s in scores]
     tokens = sum(den)
@@ -248,6 +249,7 @@ def nll_columns(
         "n_answers": len(scores),
         "n_tokens": tokens,
     }
+    cols |= {"nll_vs_base": math.nan, "nll_vs_base_ci_lo": math.nan, "nll_vs_base_ci_hi": math.nan}
     if base is not None:
         by_id = {b["id"]: b for b in base}
         missing = [s["id"] for s in scores if s["id"] not in by_id]
