@@ -479,3 +479,88 @@ def test_mt_bench_errors_say_what_to_do(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "helpfulness.mt_bench.questions" in out and "FastChat" in out
+
+
+@pytest.mark.slow
+def test_real_run_at_test_scale(tmp_path):
+    """Both targets for real on the tiny model (one trained lane to keep it short; the tiny
+    model is also the MT-Bench judge), then the rerun plans of helpfulness settings."""
+    from tests.conftest import make_tiny_model_dir
+    from tests.test_workflow import smk, write_config
+
+    src = make_tiny_model_dir(tmp_path / "tiny-src")
+    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
+    cfg["models"]["tiny"]["source"]["path"] = str(src)
+    cfg["run"].update(methods=["backtrack"], stages=["sft"])
+    q2 = {"question_id": 111, "category": "math", "turns": ["3*4?", "3*5?"]}
+    q2["reference"] = ["12", "15"]
+    (tmp_path / "q.jsonl").write_text(json.dumps(Q) + "\n" + json.dumps(q2) + "\n")
+    cfg["helpfulness"]["mt_bench"] = {
+        "enabled": True,
+        "questions": "q.jsonl",
+        "max_new_tokens": 6,
+        "batch_size": 4,
+        "judge": {"model": str(src), "dtype": "float32", "max_new_tokens": 8, "batch_size": 4},
+    }
+    write_config(tmp_path, cfg)
+    smk(tmp_path, "results/helpfulness.csv", "results/mt_bench.csv")
+
+    df = pd.read_csv(tmp_path / "results/helpfulness.csv")
+    assert list(zip(df.method, df.stage, strict=True)) == [("base", "base"), ("backtrack", "sft")]
+    assert (df.n_answers == 4).all() and (df.n_tokens > 4).all()
+    assert (df.answer_nll_ci_lo <= df.answer_nll).all()
+    assert (df.answer_nll <= df.answer_nll_ci_hi).all()
+    assert df.benign_n.tolist() == [0, 4] and math.isnan(df.benign_refusal[0])
+    assert (df.mt_bench_judgments == 4).all()
+    mt = pd.read_csv(tmp_path / "results/mt_bench.csv")
+    js = [json.loads(x) for x in (tmp_path / "results/mt_bench/tiny/backtrack/sft/judgments.jsonl")
+          .read_text().splitlines()]  # fmt: skip
+    assert mt.mt_bench_parse_failures[1] == sum(j["score"] is None for j in js)
+    assert [j["judge_prompt"] for j in js] == [
+        "single-v1", "single-v1-multi-turn", "single-math-v1", "single-math-v1-multi-turn"
+    ]  # fmt: skip
+
+    def plan(mutate):
+        changed = yaml.safe_load(yaml.safe_dump(cfg))
+        mutate(changed)
+        write_config(tmp_path, changed)
+        try:
+            return _jobs(smk(tmp_path, "-n", "results/helpfulness.csv", "results/mt_bench.csv"))
+        finally:
+            write_config(tmp_path, cfg)
+
+    assert plan(lambda c: None) == {}
+    assert plan(lambda c: c["helpfulness"].update(padding_side="right")) == {
+        "score_helpfulness": 2,
+        "helpfulness_table": 1,
+    }
+    judge_change = plan(lambda c: c["helpfulness"]["mt_bench"]["judge"].update(max_new_tokens=9))
+    assert judge_change == {"mt_bench_judge": 2, "helpfulness_table": 1, "mt_bench_table": 1}
+    # The deployed decoding reruns the MT-Bench answers (and Table 1's generations), not the NLL.
+    decoding = plan(lambda c: c["generation"].update(reset_logit_bias=-2.0))
+    assert decoding["mt_bench_answer"] == 2 and "score_helpfulness" not in decoding
+
+
+def test_paper_config_plans_helpfulness_and_mt_bench(tmp_path):
+    """Paper scale: dataset references (no reference generation), MT-Bench on, the judge's
+    resources from resources.mt_bench_judge; the questions files are the user's to provide."""
+    from tests.test_paper_config import jobs
+
+    refs = tmp_path / "resources/mt_bench/reference_answer"
+    refs.mkdir(parents=True)
+    (tmp_path / "resources/mt_bench/question.jsonl").write_text(json.dumps(Q) + "\n")
+    (refs / "gpt-4.jsonl").write_text("")
+    cmd = [
+        sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(tmp_path), "--workflow-profile", "none", "--cores", "2",
+        "results/helpfulness.csv",
+        "--configfile", str(ROOT / "config.yaml"), str(ROOT / "config/paper.yaml"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    j = jobs(proc.stdout + proc.stderr)
+    # 2 models x (base + 4 trained)
+    assert len(j["score_helpfulness"]) == len(j["mt_bench_answer"]) == 10
+    assert "helpfulness_references" not in j
+    for line in j["mt_bench_judge"]:
+        assert "gpu=1" in line and "mem_mb=128000" in line, line
