@@ -21,6 +21,7 @@ include: "workflow/rules/judge.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/helpfulness.smk"
 
 
 rule all:

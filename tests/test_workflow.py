@@ -212,7 +212,7 @@ def test_report_gathers_tables_and_figures(run):
     work, _, _ = run
     smk(work, "--report", "results/report.html")
     html = (work / "results/report.html").read_text()
-    for name in ("table1.csv", "table2.csv", "logit_bias.png", "worst_of_k.png"):
+    for name in ("table1.csv", "table2.csv", "logit_bias.png", "worst_of_k.png", "helpfulness.csv"):
         assert name in html, name
     assert "Backtracking Improves Generation Safety" in html  # the workflow description
     assert "answers sampled per prompt" in html  # a caption, rendered from the config

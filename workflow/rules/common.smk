@@ -1,6 +1,7 @@
 # Validation, wildcard constraints and input functions; no rules here.
 import json
 import os
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -139,7 +140,10 @@ def get_final_outputs():
         "results/figures/logit_bias.png",
         "results/worst_of_k.csv",
         "results/figures/worst_of_k.png",
-    ]
+        "results/helpfulness.csv",
+    ] + (
+        ["results/mt_bench.csv"] if config["helpfulness"]["mt_bench"]["enabled"] else []
+    )
 
 
 def get_model_dir(wildcards):
@@ -280,3 +284,99 @@ def get_worst_of_k_inputs(wildcards):
         for m, meth, st in run_grid()
         for d in sweep_datasets(config, WORST_OF_K)
     ]
+
+
+# --- Helpfulness (results/helpfulness.csv) and MT-Bench (results/mt_bench.csv) ---
+HELPFULNESS = config["helpfulness"]
+MT_BENCH = HELPFULNESS["mt_bench"]
+
+
+def helpfulness_variants():
+    """Every (model, method, stage) scored for helpfulness: each model's base model (method and
+    stage 'base') first, then its rows of the run grid."""
+    out = []
+    for m in config["run"]["models"]:
+        out.append((m, "base", "base"))
+        out += [(mm, meth, st) for (mm, meth, st) in run_grid() if mm == m]
+    return out
+
+
+def get_helpfulness_model(wildcards):
+    """The checkpoint scored: the base model for method 'base', else the trained one."""
+    if wildcards.method == "base":
+        return f"results/models/{wildcards.model}/base"
+    return get_model_dir(wildcards)
+
+
+def get_helpfulness_references(wildcards):
+    """Reference answers: the base model's greedy answers, or the benign eval set's own."""
+    if HELPFULNESS["references"] == "base_model":
+        return f"results/helpfulness/{wildcards.model}/references.jsonl"
+    return "results/data/eval/benign.jsonl"
+
+
+def get_helpfulness_scores(wildcards):
+    return [
+        f"results/helpfulness/{m}/{meth}/{st}/answer_nll.jsonl"
+        for (m, meth, st) in helpfulness_variants()
+    ]
+
+
+def get_helpfulness_benign(wildcards):
+    """The existing benign judgments of the run grid (over-refusal)."""
+    return [
+        f"results/judgments/{m}/{meth}/{st}/benign.jsonl"
+        for (m, meth, st) in run_grid()
+    ]
+
+
+def get_mt_bench_judgments(wildcards):
+    """MT-Bench judgments for the helpfulness table: none unless the stage is enabled."""
+    if not MT_BENCH["enabled"]:
+        return []
+    return [
+        f"results/mt_bench/{m}/{meth}/{st}/judgments.jsonl"
+        for (m, meth, st) in helpfulness_variants()
+    ]
+
+
+def get_mt_bench_table_judgments(wildcards):
+    if not MT_BENCH["enabled"]:
+        raise WorkflowError(
+            "results/mt_bench.csv: MT-Bench is off; set helpfulness.mt_bench.enabled: true "
+            "(with helpfulness.mt_bench.questions and helpfulness.mt_bench.judge.model)"
+        )
+    return get_mt_bench_judgments(wildcards)
+
+
+def get_mt_bench_questions(wildcards):
+    """The local questions file; a missing one stops the plan with what to do."""
+    path = MT_BENCH["questions"]
+    if not Path(path).is_file():
+        raise WorkflowError(
+            f"config key 'helpfulness.mt_bench.questions': {path} does not exist. The MT-Bench "
+            "questions are not shipped offline: download FastChat's "
+            "fastchat/llm_judge/data/mt_bench/question.jsonl (github.com/lm-sys/FastChat) "
+            "and point this key at it, or set helpfulness.mt_bench.enabled: false."
+        )
+    return path
+
+
+def get_mt_bench_reference_answers(wildcards):
+    """FastChat's reference answers for math/reasoning/coding, when configured."""
+    return MT_BENCH["reference_answers"] or []
+
+
+def get_mt_bench_decoding(wildcards):
+    """The deployed decoding (generation.*: [RESET] bias and cap, sampling) at MT-Bench's
+    length and batch size. Built here, not with backtrack.generation (that imports torch).
+    """
+    g = config["generation"]
+    keys = ("do_sample", "temperature", "top_p", "reset_logit_bias", "max_resets")
+    return as_json(
+        {k: g[k] for k in keys}
+        | {
+            "max_new_tokens": MT_BENCH["max_new_tokens"],
+            "batch_size": MT_BENCH["batch_size"],
+        }
+    )

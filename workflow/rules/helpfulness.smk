@@ -1,0 +1,177 @@
+# Helpfulness: NLL of held-out helpful answers and benign over-refusal (results/helpfulness.csv),
+# and optionally MT-Bench with a local judge (results/mt_bench.csv). Explicit targets only.
+
+
+rule helpfulness_references:
+    input:
+        model="results/models/{model}/base",
+        prompts="results/data/eval/benign.jsonl",
+    output:
+        references="results/helpfulness/{model}/references.jsonl",
+    log:
+        "logs/helpfulness_references/{model}.log",
+    benchmark:
+        "benchmarks/helpfulness_references/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: model_threads("helpfulness_references")
+    resources:
+        mem_mb=rule_resources("helpfulness_references")["mem_mb"],
+        runtime=rule_resources("helpfulness_references")["runtime"],
+        gpu=rule_resources("helpfulness_references")["gpu"],
+    params:
+        max_new_tokens=HELPFULNESS["max_new_tokens"],
+        batch_size=HELPFULNESS["batch_size"],
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        dtype=get_model_dtype,
+        seed=config["seed"],
+    script:
+        "../scripts/helpfulness_references.py"
+
+
+rule score_helpfulness:
+    input:
+        model=get_helpfulness_model,
+        references=get_helpfulness_references,
+    output:
+        scores="results/helpfulness/{model}/{method}/{stage}/answer_nll.jsonl",
+    log:
+        "logs/score_helpfulness/{model}_{method}_{stage}.log",
+    benchmark:
+        "benchmarks/score_helpfulness/{model}_{method}_{stage}.tsv"
+    wildcard_constraints:
+        method="base|baseline|backtrack",
+        stage="base|sft|dpo",
+    conda:
+        "../../envs/train.yaml"
+    threads: model_threads("score_helpfulness")
+    resources:
+        mem_mb=rule_resources("score_helpfulness")["mem_mb"],
+        runtime=rule_resources("score_helpfulness")["runtime"],
+        gpu=rule_resources("score_helpfulness")["gpu"],
+    params:
+        references=HELPFULNESS["references"],
+        batch_size=HELPFULNESS["batch_size"],
+        padding_side=HELPFULNESS["padding_side"],
+        include_eos=HELPFULNESS["include_eos"],
+        system=config["system_prompt"],
+        dtype=get_model_dtype,
+    script:
+        "../scripts/score_helpfulness.py"
+
+
+rule helpfulness_table:
+    input:
+        scores=get_helpfulness_scores,
+        benign=get_helpfulness_benign,
+        mt_bench=get_mt_bench_judgments,
+    output:
+        table=report(
+            "results/helpfulness.csv",
+            caption="../report/helpfulness.rst",
+            category="Helpfulness",
+        ),
+    log:
+        "logs/helpfulness_table/helpfulness.log",
+    benchmark:
+        "benchmarks/helpfulness_table/helpfulness.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        grid=as_json(run_grid()),
+        models=as_json(config["run"]["models"]),
+        references=HELPFULNESS["references"],
+        bootstrap=HELPFULNESS["bootstrap"],
+        ci_level=config["report"]["ci_level"],
+        seed=config["seed"],
+        judge=config["judge"]["name"],
+        provenance=as_json(
+            {
+                "models": config["models"],
+                "mt_bench_judge": MT_BENCH["judge"]["model"],
+            }
+        ),
+    script:
+        "../scripts/helpfulness_table.py"
+
+
+rule mt_bench_answer:
+    input:
+        model=get_helpfulness_model,
+        questions=get_mt_bench_questions,
+    output:
+        answers="results/mt_bench/{model}/{method}/{stage}/answers.jsonl",
+    log:
+        "logs/mt_bench_answer/{model}_{method}_{stage}.log",
+    benchmark:
+        "benchmarks/mt_bench_answer/{model}_{method}_{stage}.tsv"
+    wildcard_constraints:
+        method="base|baseline|backtrack",
+        stage="base|sft|dpo",
+    conda:
+        "../../envs/train.yaml"
+    threads: model_threads("mt_bench_answer")
+    resources:
+        mem_mb=rule_resources("mt_bench_answer")["mem_mb"],
+        runtime=rule_resources("mt_bench_answer")["runtime"],
+        gpu=rule_resources("mt_bench_answer")["gpu"],
+    params:
+        decoding=get_mt_bench_decoding,
+        n_questions=MT_BENCH["n"],
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        dtype=get_model_dtype,
+        seed=config["seed"],
+    script:
+        "../scripts/mt_bench_answer.py"
+
+
+rule mt_bench_judge:
+    input:
+        answers="results/mt_bench/{model}/{method}/{stage}/answers.jsonl",
+        questions=get_mt_bench_questions,
+        reference_answers=get_mt_bench_reference_answers,
+    output:
+        judgments="results/mt_bench/{model}/{method}/{stage}/judgments.jsonl",
+    log:
+        "logs/mt_bench_judge/{model}_{method}_{stage}.log",
+    benchmark:
+        "benchmarks/mt_bench_judge/{model}_{method}_{stage}.tsv"
+    wildcard_constraints:
+        method="base|baseline|backtrack",
+        stage="base|sft|dpo",
+    conda:
+        "../../envs/train.yaml"
+    threads: model_threads("mt_bench_judge")
+    resources:
+        mem_mb=rule_resources("mt_bench_judge")["mem_mb"],
+        runtime=rule_resources("mt_bench_judge")["runtime"],
+        gpu=rule_resources("mt_bench_judge")["gpu"],
+    params:
+        judge=as_json(MT_BENCH["judge"]),
+        n_questions=MT_BENCH["n"],
+    script:
+        "../scripts/mt_bench_judge.py"
+
+
+rule mt_bench_table:
+    input:
+        judgments=get_mt_bench_table_judgments,
+    output:
+        table=report(
+            "results/mt_bench.csv",
+            caption="../report/mt_bench.rst",
+            category="Helpfulness",
+        ),
+    log:
+        "logs/mt_bench_table/mt_bench.log",
+    benchmark:
+        "benchmarks/mt_bench_table/mt_bench.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        variants=as_json(helpfulness_variants()),
+        judge=MT_BENCH["judge"]["model"],
+    script:
+        "../scripts/mt_bench_table.py"

@@ -1,0 +1,26 @@
+import torch
+from backtrack.generation import generate_records
+from backtrack.io import read_jsonl, write_jsonl
+from backtrack.models import load_model, load_tokenizer, reset_token_id
+from backtrack.smk import setup
+
+log = setup(snakemake)
+tok = load_tokenizer(snakemake.input.model)
+model = load_model(snakemake.input.model, snakemake.params.dtype)
+if torch.cuda.is_available():  # the HF path; paper-scale GPU jobs
+    model = model.to("cuda")
+prompts = read_jsonl(snakemake.input.prompts)
+# Greedy and without [RESET] (max_resets=0): the base model's own answer, as the pool samples it.
+records = generate_records(
+    model,
+    tok,
+    prompts,
+    reset_token_id(tok, snakemake.params.reset_token),
+    max_new_tokens=snakemake.params.max_new_tokens,
+    batch_size=snakemake.params.batch_size,
+    max_resets=0,
+    seed=snakemake.params.seed,
+    system=snakemake.params.system,
+)
+write_jsonl(snakemake.output.references, records)
+log.info("%d reference answers, %d truncated", len(records), sum(r["truncated"] for r in records))
