@@ -415,6 +415,7 @@ def estimate(
     L, hw = lengths or Lengths(), hw or Hardware()
     notes = [] if notes is None else notes
     params = params or {}
+    config = fill_null_sizes(config, notes)
     run, gen, pool = config["run"], config["generation"], config["pool"]
     sft, dpo, attacks = config["sft"], config["dpo"], config["attacks"]
     lanes = len(run["methods"]) * len(run["stages"])  # checkpoints evaluated
@@ -751,7 +752,6 @@ def main(argv: list[str] | None = None) -> int:
         config = apply_paper_data(config, notes)
     if args.utility_train is not None:
         config["data"]["benign"]["n_train"] = args.utility_train
-    config = fill_null_sizes(config, notes)
     params = {}
     for p in args.params:
         alias, _, n = p.partition("=")
