@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from backtrack.config import (
+    check_sweeps,
     eval_datasets,
     job_resources,
     optimising_attacks,
@@ -249,6 +250,12 @@ def sweep_grid(sweep):
     ]
 
 
+def get_logit_bias_kinds(wildcards):
+    """The logit-bias sets with their kinds (harmful, prefill, benign), as JSON."""
+    check_sweeps(config)
+    return as_json({d: GEN_SETS[d] for d in sweep_datasets(config, LOGIT_BIAS)})
+
+
 def judgment_path(model, method, stage, dataset, point=None):
     """A judged generation file: Table 1's, or a sweep point's."""
     rest = f"judgments/{model}/{method}/{stage}/{dataset}.jsonl"
@@ -259,6 +266,7 @@ def get_logit_bias_inputs(wildcards):
     """Every swept (model, method, stage, bias, set); the bias Table 1 uses reuses its files.
     Baseline models of the run come in at Table 1's bias as reference lines.
     """
+    check_sweeps(config)
     used = config["generation"]["reset_logit_bias"]
     sets = sweep_datasets(config, LOGIT_BIAS)
     out = []
@@ -279,6 +287,7 @@ def get_logit_bias_inputs(wildcards):
 
 def get_worst_of_k_inputs(wildcards):
     """Every (model, method, stage, set) of the run, sampled k times per prompt."""
+    check_sweeps(config)
     return [
         judgment_path(m, meth, st, d, WORST_OF_K)
         for m, meth, st in run_grid()

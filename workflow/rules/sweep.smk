@@ -68,7 +68,7 @@ rule logit_bias:
     conda:
         "../../envs/report.yaml"
     params:
-        datasets=as_json({d: GEN_SETS[d] for d in sweep_datasets(config, LOGIT_BIAS)}),
+        datasets=get_logit_bias_kinds,
         default_bias=config["generation"]["reset_logit_bias"],
         ci_level=config["report"]["ci_level"],
     script:
@@ -91,7 +91,7 @@ rule plot_logit_bias:
     conda:
         "../../envs/report.yaml"
     params:
-        datasets=as_json({d: GEN_SETS[d] for d in sweep_datasets(config, LOGIT_BIAS)}),
+        datasets=get_logit_bias_kinds,
     script:
         "../scripts/plot_logit_bias.py"
 
