@@ -119,8 +119,12 @@ def load_tokenizer(model_dir: str | os.PathLike[str]) -> PreTrainedTokenizerBase
 
 
 def load_model(model_dir: str | os.PathLike[str], dtype: str = "float32") -> PreTrainedModel:
-    """Load a prepared model for inference."""
+    """Load a prepared model for inference, on the GPU when the job has one (paper-scale
+    generation, prefill answers and attacks must not fall back to the CPU of a GPU node).
+    """
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=DTYPES[dtype])
+    if torch.cuda.is_available():
+        model = model.to("cuda")
     model.eval()
     return model
 
