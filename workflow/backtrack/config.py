@@ -351,3 +351,22 @@ def prefill_sweep_sets(config: dict[str, Any]) -> dict[str, tuple[str, int]]:
 def optimising_attacks(config: dict[str, Any]) -> list[str]:
     """Table 2's attacks that run an optimiser (one attack job per model each)."""
     return [a for a in config.get("attacks", {}).get("run", []) if a != "prefill"]
+
+
+#: Keys of the ``generation`` config section that are decoding settings of generate_records
+#: (here, free of torch, so that the workflow can build decoding params at parse time).
+DECODING_KEYS = (
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "reset_logit_bias",
+    "max_resets",
+)
+
+
+def decoding_kwargs(generation: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``generation`` config section as generate_records' (and the vLLM backend's) decoding
+    keywords, so Table 1's generations and the attacks' evaluations decode alike.
+    """
+    return {k: generation[k] for k in DECODING_KEYS}

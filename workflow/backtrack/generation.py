@@ -7,7 +7,7 @@ answer is what follows the last ``[RESET]``, split on token ids, never on decode
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,24 +75,6 @@ class StepClock(StoppingCriteria):
     ) -> torch.BoolTensor:
         self.times.append(time.perf_counter())
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-
-
-#: Keys of the ``generation`` config section that are decoding settings of generate_records.
-DECODING_KEYS = (
-    "max_new_tokens",
-    "do_sample",
-    "temperature",
-    "top_p",
-    "reset_logit_bias",
-    "max_resets",
-)
-
-
-def decoding_kwargs(generation: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``generation`` config section as generate_records' (and the vLLM backend's) decoding
-    keywords, so Table 1's generations and the attacks' evaluations decode alike.
-    """
-    return {k: generation[k] for k in DECODING_KEYS}
 
 
 def generation_config(

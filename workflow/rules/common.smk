@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from backtrack.config import (
     check_sweeps,
+    decoding_kwargs,
     eval_datasets,
     job_resources,
     optimising_attacks,
@@ -378,12 +379,10 @@ def get_mt_bench_reference_answers(wildcards):
 
 def get_mt_bench_decoding(wildcards):
     """The deployed decoding (generation.*: [RESET] bias and cap, sampling) at MT-Bench's
-    length and batch size. Built here, not with backtrack.generation (that imports torch).
+    length and batch size.
     """
-    g = config["generation"]
-    keys = ("do_sample", "temperature", "top_p", "reset_logit_bias", "max_resets")
     return as_json(
-        {k: g[k] for k in keys}
+        decoding_kwargs(config["generation"])
         | {
             "max_new_tokens": MT_BENCH["max_new_tokens"],
             "batch_size": MT_BENCH["batch_size"],

@@ -1,4 +1,4 @@
-from backtrack.generation import decoding_kwargs
+from backtrack.config import decoding_kwargs
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models import load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup

@@ -26,7 +26,8 @@ from backtrack.attacks.adaptive import AdaptiveConfig, run_adaptive
 from backtrack.attacks.gcg import GCG, GCGConfig
 from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, message_losses
 from backtrack.chat import text_ids
-from backtrack.generation import decoding_kwargs, generate_records, generation_config
+from backtrack.config import decoding_kwargs
+from backtrack.generation import generate_records, generation_config
 from backtrack.io import append_jsonl, write_jsonl
 from backtrack.judges import Judge, JudgeInput
 
