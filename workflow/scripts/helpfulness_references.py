@@ -1,4 +1,3 @@
-import torch
 from backtrack.generation import generate_records
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models import load_model, load_tokenizer, reset_token_id
@@ -7,8 +6,6 @@ from backtrack.smk import setup
 log = setup(snakemake)
 tok = load_tokenizer(snakemake.input.model)
 model = load_model(snakemake.input.model, snakemake.params.dtype)
-if torch.cuda.is_available():  # the HF path; paper-scale GPU jobs
-    model = model.to("cuda")
 prompts = read_jsonl(snakemake.input.prompts)
 # Greedy and without [RESET] (max_resets=0): the base model's own answer, as the pool samples it.
 records = generate_records(

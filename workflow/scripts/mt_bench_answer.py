@@ -1,4 +1,3 @@
-import torch
 from backtrack.io import write_jsonl
 from backtrack.models import load_model, load_tokenizer, reset_token_id
 from backtrack.mt_bench import answer_questions, load_questions
@@ -9,8 +8,6 @@ decoding = param_json(snakemake, "decoding")
 questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
 tok = load_tokenizer(snakemake.input.model)
 model = load_model(snakemake.input.model, snakemake.params.dtype)
-if torch.cuda.is_available():  # the HF path; paper-scale GPU jobs
-    model = model.to("cuda")
 answers = answer_questions(
     model,
     tok,

@@ -12,11 +12,10 @@ p = param_json(snakemake, "pool")
 judge_cfg = p["label_judge"]
 tok = load_tokenizer(snakemake.input.model)
 # On a GPU the model runs in its prepared dtype (bf16 at paper scale); CPU runs use float32.
-if torch.cuda.is_available():
-    dtype = provenance(snakemake.input.model).get("dtype", "float32")
-    model = load_model(snakemake.input.model, dtype).to("cuda")
-else:
-    model = load_model(snakemake.input.model)
+# (load_model puts it on the GPU when there is one.)
+gpu = torch.cuda.is_available()
+dtype = provenance(snakemake.input.model).get("dtype", "float32") if gpu else "float32"
+model = load_model(snakemake.input.model, dtype)
 prompts = read_jsonl(snakemake.input.prompts)
 pool, stats = build_pool(
     model,

@@ -1,4 +1,3 @@
-import torch
 from backtrack.helpfulness import reference_records, score_answers
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models import load_model, load_tokenizer
@@ -12,8 +11,6 @@ refs = reference_records(
 )
 tok = load_tokenizer(snakemake.input.model)
 model = load_model(snakemake.input.model, snakemake.params.dtype)
-if torch.cuda.is_available():  # the HF path; paper-scale GPU jobs
-    model = model.to("cuda")
 scores = score_answers(
     model,
     tok,
