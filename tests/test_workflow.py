@@ -263,10 +263,14 @@ def test_dpo_change_does_not_retrain_sft(run):
 
 
 def test_failed_job_leaves_no_output(run, tmp_path):
-    """A job that fails (bad model source) writes nothing that looks complete."""
+    """A job that fails (a model directory without weights) writes nothing that looks complete;
+    a model directory that does not exist stops the plan with the key named."""
     _, cfg, _ = run
     bad = yaml.safe_load(yaml.safe_dump(cfg))
-    bad["models"]["tiny"]["source"]["path"] = str(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    bad["models"]["tiny"]["source"]["path"] = str(broken)
     w2 = tmp_path / "w2"
     w2.mkdir()
     write_config(w2, bad)
@@ -291,7 +295,12 @@ def test_failed_job_leaves_no_output(run, tmp_path):
         else True
     )
     log = (w2 / "logs/prepare_base_model/tiny.log").read_text()
-    assert "has no config.json" in log
+    assert "Traceback" in log
+    bad["models"]["tiny"]["source"]["path"] = str(tmp_path / "missing")
+    write_config(w2, bad)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "config key 'models.tiny.source.path'" in proc.stdout + proc.stderr
     shutil.rmtree(w2)
 
 
