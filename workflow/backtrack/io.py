@@ -16,11 +16,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Read a JSONL file of objects. A line that is not UTF-8, not JSON, not an object, or lacks
-    one of the ``required`` fields raises with the file name, the line number and the record id.
+def iter_jsonl(
+    path: str | os.PathLike[str], required: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` of a JSONL file of objects, blank lines skipped. A line that is
+    not UTF-8, not JSON, not an object, or lacks one of the ``required`` fields raises with the
+    file name, the line number and the record id.
     """
-    records = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             where = f"{path}:{lineno}"
@@ -40,8 +42,12 @@ def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> li
             if missing:
                 rid = rec.get("id", "<no id>")
                 raise ValueError(f"{where}: record {rid!r} lacks field(s) {', '.join(missing)}")
-            records.append(rec)
-    return records
+            yield lineno, rec
+
+
+def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects; bad lines raise as :func:`iter_jsonl` says."""
+    return [rec for _, rec in iter_jsonl(path, required)]
 
 
 def read_partial_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
