@@ -16,8 +16,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_tiny_model_dir
-
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -59,14 +57,9 @@ def write_config(workdir: Path, cfg: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("wf")
-    src = make_tiny_model_dir(work / "tiny-src")
-    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
-    cfg["models"]["tiny"]["source"]["path"] = str(src)
-    write_config(work, cfg)
-    out = smk(work)  # rule all: both tables, the sweeps and their figures
-    return work, cfg, out
+def run(workflow_run):
+    """The test-scale graph run once (rule all), shared with the resumption test."""
+    return workflow_run
 
 
 def test_table1_rows_and_columns(run):

@@ -148,6 +148,12 @@ def check_references(config: dict[str, Any]) -> None:
             f"config key 'attacks.dataset': unknown eval set {attacks['dataset']!r}; "
             f"defined in 'data.eval_sets': {sorted(sets)}"
         )
+    n_set = (sets.get(attacks.get("dataset", "advbench")) or {}).get("n")
+    if n_set is not None and attacks.get("n", 0) > n_set:
+        raise ConfigError(
+            f"config key 'attacks.n': {attacks['n']} prompts asked of "
+            f"data.eval_sets.{attacks['dataset']}, which has n = {n_set}"
+        )
     p = config.get("prefill", {})
     longest = max([p.get("tokens", 10), *attacks.get("prefill", {}).get("tokens", [])])
     if p.get("max_new_tokens", longest) < longest:

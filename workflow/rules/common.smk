@@ -173,6 +173,11 @@ def get_prefill_answers(wildcards):
     return f"results/data/prefill/{wildcards.model}/{base}_answers.jsonl"
 
 
+def get_prefill_eval_prompts(wildcards):
+    """The plain eval set a prefilled set is cut from (its answers must cover every prompt)."""
+    return f"results/data/eval/{wildcards.dataset.rsplit('_prefill', 1)[0]}.jsonl"
+
+
 def get_prefill_tokens(wildcards):
     """Prefix length of a prefilled set, from its name ({dataset}_prefill{k})."""
     return int(wildcards.dataset.rsplit("_prefill", 1)[1])
