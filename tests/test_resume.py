@@ -27,9 +27,15 @@ from tests.test_workflow import ROOT, SNAKEMAKE, write_config
 pytestmark = pytest.mark.slow
 
 TARGETS = ("results/table1.csv", "results/table2.csv")
-# Where to kill, in the order the graph reaches them: a job of this rule is running (its log
-# exists, its benchmark does not). "attack" waits until a prompt's transcript line is on disk.
-KILL_POINTS = ("train_sft", "generate", "judge", "attack")
+# Where to kill, in the order the graph reaches them: (rule, its script, seconds into the job
+# to kill at, drawn uniformly from this window with a fixed seed). The attack is killed as soon
+# as one prompt's transcript line is on disk, so the resumed job must reuse it.
+KILL_POINTS = (
+    ("train_sft", "train_sft.py", (1.0, 6.0)),
+    ("generate", "generate.py", (0.5, 3.0)),
+    ("judge", "judge.py", (0.0, 0.05)),
+    ("attack", "attack.py", None),
+)
 SEED = 12
 # Values that measure time (or a cache key made of file times), not results.
 TIMING_KEYS = {"seconds", "attack_seconds", "stamp"}
@@ -66,22 +72,29 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait(60)
 
 
-def running_job(work: Path, rule: str) -> str | None:
-    """The log stem of a job of ``rule`` that has started and not finished, if any."""
-    if rule == "attack":
-        for part in sorted((work / "results/attacks").rglob("*.jsonl.partial")):
-            if part.read_text().count("\n") >= 1:
-                model, method, stage = part.parts[-4:-1]
-                return f"{model}_{method}_{stage}_{part.name.split('.')[0]}"
+def job_process(proc: subprocess.Popen, script: str) -> psutil.Process | None:
+    """A running job of Snakemake ``proc`` whose rule script is ``script`` (Snakemake runs it
+    as ``python .snakemake/scripts/tmp<random>.<script>``)."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
         return None
-    for log in sorted((work / "logs" / rule).glob("*.log")):
-        if not (work / "benchmarks" / rule / f"{log.stem}.tsv").exists():
-            return log.stem
+    for p in family:
+        with contextlib.suppress(psutil.Error):
+            if any(arg.endswith(f".{script}") for arg in p.cmdline()):
+                return p
     return None
 
 
-def finished(work: Path, rule: str, stem: str) -> bool:
-    return (work / "benchmarks" / rule / f"{stem}.tsv").exists()
+def transcript_line_written(work: Path) -> bool:
+    parts = (work / "results/attacks").rglob("*.jsonl.partial")
+    return any(p.read_text().count("\n") >= 1 for p in parts)
+
+
+def alive(p: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    return False
 
 
 def test_kill_anywhere_and_resume_gives_the_uninterrupted_results(workflow_run, tmp_path):
@@ -91,36 +104,39 @@ def test_kill_anywhere_and_resume_gives_the_uninterrupted_results(workflow_run, 
     write_config(work, cfg)  # same source model as the reference run
     rng = random.Random(SEED)
     landed = []
-    for rule in KILL_POINTS:
+    for rule, script, window in KILL_POINTS:
         with open(tmp_path / f"snakemake-{rule}.txt", "w") as out:
             proc = subprocess.Popen(
                 command(work, *TARGETS), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
             deadline = time.monotonic() + 900
-            stem = None
-            while stem is None:
+            job = None
+            while job is None or (window is None and not transcript_line_written(work)):
                 assert proc.poll() is None, f"finished before a {rule} job could be killed"
                 assert time.monotonic() < deadline, f"no {rule} job started"
-                time.sleep(0.05)
-                stem = running_job(work, rule)
-            # Seeded delay into the job (none for an attack: its transcript has a line now).
-            time.sleep(0 if rule == "attack" else rng.uniform(0.1, 0.6))
-            inside = not finished(work, rule, stem)
+                time.sleep(0.01)
+                job = job or job_process(proc, script)
+            at = rng.uniform(*window) if window else 0.0
+            time.sleep(max(0.0, job.create_time() + at - time.time()))
+            inside = alive(job)
             kill_tree(proc)
-        landed.append((rule, stem, inside))
+        landed.append((rule, round(at, 3), inside))
         # After a hard kill Snakemake's lock stays: the README's recovery is --unlock, then
         # the same command again.
         subprocess.run(command(work, "--unlock"), check=True, capture_output=True)
     proc = subprocess.run(command(work, *TARGETS), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    print("kill points:", landed)
-    assert [r for r, _, inside in landed if inside] == list(KILL_POINTS), landed
+    print("kill points (rule, seconds into the job, landed inside it):", landed)
+    assert [r for r, _, inside in landed if inside] == [k[0] for k in KILL_POINTS], landed
 
     # The attack resumed from its transcript instead of starting over.
-    attack_stem = landed[-1][1]
-    attack_log = (work / "logs/attack" / f"{attack_stem}.log").read_text()
-    assert re.search(r"resuming: [12] of 2 prompts already attacked", attack_log), attack_log
+    resumed = [
+        log.name
+        for log in (work / "logs/attack").glob("*.log")
+        if re.search(r"resuming: [12] of 2 prompts already attacked", log.read_text())
+    ]
+    assert resumed, "no attack job resumed from its transcript"
 
     # Same tables (timings aside).
     for table in TARGETS:
