@@ -145,3 +145,34 @@ def test_envs_agree_with_pyproject_and_the_test_environment():
         assert Version(version(name)).public == pinned, (
             f"envs/train.yaml pins {name}=={pinned}, tests run {version(name)}"
         )
+
+
+# vllm 0.33.0's own requirements on what envs/vllm.yaml pins, copied from the Requires-Dist lines
+# of its wheel's METADATA (vllm-0.33.0.dist-info/METADATA; no network at test time). Only the
+# packages an env could pin are listed; vLLM pins torch exactly, so the env must agree with it.
+VLLM_VERSION = "0.33.0"
+VLLM_REQUIRES = [
+    "torch==2.14.0",
+    "transformers>=5.16.1,<5.21.0",
+    "tokenizers>=0.23.2",
+    "huggingface_hub>=1.31.0",
+    "safetensors>=0.6.2",
+    "jsonschema>=4.23.0",
+    "numpy",
+    "pyyaml",
+    "tqdm",
+]
+
+
+def test_vllm_env_satisfies_vllms_own_requirements():
+    pins = _pins(ROOT / "envs/vllm.yaml")
+    assert pins.get("vllm") == VLLM_VERSION, "VLLM_REQUIRES above describe another vLLM release"
+    for req in map(Requirement, VLLM_REQUIRES):
+        name = req.name.lower().replace("_", "-")
+        pinned = pins.get(name, pins.get(req.name.lower()))
+        if pinned is not None:
+            assert req.specifier.contains(pinned, prereleases=True), (
+                f"envs/vllm.yaml pins {name}=={pinned}; vllm {VLLM_VERSION} requires {req}"
+            )
+    # The env names the torch it runs (vLLM's exact pin), not whatever pip would pick.
+    assert "torch" in pins and "transformers" in pins
