@@ -44,8 +44,12 @@ def jobs(plan: str) -> dict[str, list[str]]:
 
 
 def test_paper_config_plans_the_whole_grid(paper_plan):
-    j = jobs(paper_plan)
+    plan = paper_plan
+    j = jobs(plan)
     assert len(j["prepare_base_model"]) == 2
+    # Base models have no chat template: each gets its file from config/chat_templates/.
+    for name in ("gemma.jinja", "llama-3.jinja"):
+        assert f"config/chat_templates/{name}" in plan
     assert len(j["train_sft"]) == 4 and len(j["train_dpo"]) == 4
     # 2 models x 4 (method, stage) x (4 harmful + HH-RLHF dev + benign + the 4-set prefill
     # sweep, which includes Table 1's prefill10)
