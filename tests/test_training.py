@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 
 import pytest
 import torch
@@ -44,3 +46,73 @@ def test_probe_init_needs_backtracking_examples(tiny):
     )
     with pytest.raises(ValueError, match="probe init needs"):
         init_reset_embedding(copy.deepcopy(model), examples, rid)
+
+
+def _old_init_reset_embedding(model, examples, reset_id, margin=2.0):
+    """The probe init as it was: every example's hidden states kept, then concatenated."""
+    pos, neg, tops = [], [], []
+    model.eval()
+    with torch.no_grad():
+        for e in examples:
+            labels = e["labels"]
+            first = next(k for k, lab in enumerate(labels) if lab != -100)
+            out = model(torch.tensor([e["input_ids"]]), output_hidden_states=True)
+            h = out.hidden_states[-1][0]
+            if labels[first] == reset_id:
+                pos.append(h[first - 1])
+                tops.append(out.logits[0, first - 1].max())
+            else:
+                neg.append(h[first - 1 : len(labels) - 1])
+    p, n = torch.stack(pos), torch.cat(neg)
+    direction = p.mean(0) - n.mean(0)
+    scale = (torch.stack(tops).median() - margin) / (p @ direction).median()
+    row = direction * scale
+    return row, {
+        "reset_logit_at_reset_median": float((p @ row).median()),
+        "top_logit_at_reset_median": float(torch.stack(tops).median()),
+        "reset_logit_elsewhere_median": float((n @ row).median()),
+    }
+
+
+def _examples(tok, rid):
+    pool = [POOL[0], {**POOL[0], "id": "h2", "unsafe": "Fine. Step one is to buy a cheap lock."}]
+    pool += [POOL[1]]
+    examples, _ = build_sft_examples(
+        pool, tok, "backtrack", rid, min_fraction=0.3, max_fraction=0.6, max_length=512, seed=0
+    )
+    return examples
+
+
+def test_probe_init_running_sums_equal_the_full_computation(tiny):
+    model, tok, rid = tiny
+    examples = _examples(tok, rid)
+    old_row, old_stats = _old_init_reset_embedding(copy.deepcopy(model), examples, rid)
+    new_model = copy.deepcopy(model)
+    stats = init_reset_embedding(new_model, examples, rid)
+    torch.testing.assert_close(new_model.get_output_embeddings().weight[rid], old_row)
+    assert stats == pytest.approx(old_stats, rel=1e-5)
+    # A sample smaller than the other positions still gives a median of real positions.
+    sampled = init_reset_embedding(copy.deepcopy(model), examples, rid, keep_elsewhere=3)
+    assert sampled["reset_logit_at_reset_median"] == pytest.approx(
+        stats["reset_logit_at_reset_median"], rel=1e-5
+    )
+
+
+def test_probe_init_keeps_no_hidden_state_tensor(tiny, monkeypatch):
+    """Each example's hidden states are freed once the next example runs (old: all kept)."""
+    model, tok, rid = tiny
+    model = copy.deepcopy(model)
+    refs: list[weakref.ref] = []
+    forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        gc.collect()
+        # The previous output may still be bound to a local; anything older must be gone.
+        assert sum(r() is not None for r in refs[:-1]) == 0
+        out = forward(*args, **kwargs)
+        refs.append(weakref.ref(out.hidden_states[-1]))
+        return out
+
+    monkeypatch.setattr(model, "forward", recording_forward)
+    init_reset_embedding(model, _examples(tok, rid), rid)
+    assert len(refs) > 2
