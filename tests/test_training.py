@@ -1,17 +1,24 @@
-"""The probe initialisation of the [RESET] embedding."""
+"""The probe initialisation of the [RESET] embedding, and the DPO data as TRL tokenizes it."""
 
 from __future__ import annotations
 
 import copy
 import gc
+import shutil
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
+from backtrack.chat import prompt_ids, render_prompt
 from backtrack.examples import build_sft_examples
-from backtrack.training import init_reset_embedding
+from backtrack.training import dpo_dataset, init_reset_embedding
+from transformers import AutoTokenizer, LlamaForCausalLM
+from trl import DPOConfig, DPOTrainer
 
 from tests.test_examples import POOL
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_probe_init_puts_reset_just_below_the_top_where_it_is_the_label(tiny):
@@ -116,3 +123,43 @@ def test_probe_init_keeps_no_hidden_state_tensor(tiny, monkeypatch):
     monkeypatch.setattr(model, "forward", recording_forward)
     init_reset_embedding(model, _examples(tok, rid), rid)
     assert len(refs) > 2
+
+
+@pytest.fixture(scope="module")
+def bos_model_dir(tiny_source_dir, tmp_path_factory):
+    """The tiny model with a tokenizer that adds BOS and Llama-3's template, which writes it too."""
+    out = tmp_path_factory.mktemp("bos") / "m"
+    shutil.copytree(tiny_source_dir, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.add_bos_token = True
+    tok.chat_template = (ROOT / "config/chat_templates/llama-3.jinja").read_text()
+    tok.save_pretrained(out)
+    return out
+
+
+def test_dpo_sequences_have_one_bos_as_in_sft(bos_model_dir, tmp_path):
+    tok = AutoTokenizer.from_pretrained(bos_model_dir)
+    bos = tok.bos_token_id
+    assert tok("a").input_ids[0] == bos  # the tokenizer adds BOS, like Gemma's and Llama-3's
+    sft_prompt = prompt_ids(tok, "How do I pick a lock?")
+    assert sft_prompt.count(bos) == 1  # the template's own
+    pairs = [
+        {"prompt": render_prompt(tok, "How do I pick a lock?"), "chosen": "No.", "rejected": "Ok"}
+    ]
+    args = DPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", max_length=128)
+    trainer = DPOTrainer(
+        model=LlamaForCausalLM.from_pretrained(bos_model_dir),
+        ref_model=LlamaForCausalLM.from_pretrained(bos_model_dir),
+        args=args,
+        train_dataset=dpo_dataset(pairs, tok),
+        processing_class=tok,
+    )
+    row = trainer.train_dataset[0]  # as TRL tokenized it
+    for completion in ("chosen_ids", "rejected_ids"):
+        assert [*row["prompt_ids"], *row[completion]].count(bos) == 1
+    # The same prompt tokens as SFT and generation. (SmolLM2's GPT-2-style pre-tokenizer splits
+    # the template's final "\n\n" differently before a word, so TRL ends the prompt one token
+    # early; Llama-3's own pre-tokenizer keeps "\n\n" whole.)
+    assert row["prompt_ids"][0] == bos
+    assert row["prompt_ids"] == sft_prompt[: len(row["prompt_ids"])]
+    assert len(row["prompt_ids"]) >= len(sft_prompt) - 1

@@ -242,6 +242,28 @@ def init_reset_embedding(
     }
 
 
+def dpo_dataset(pairs: list[dict[str, Any]], tok: Any) -> Dataset:
+    """The DPO pairs as TRL's ``DPOTrainer`` takes them, with one BOS like SFT and generation.
+
+    ``prompt`` is rendered chat-template text, and Gemma's and Llama-3's templates write
+    ``{{ bos_token }}`` themselves; TRL 1.16 tokenizes string prompts (and prompt + completion)
+    with the tokenizer's special tokens, so a tokenizer that adds BOS would give two. Its BOS
+    text is then dropped from the prompt: TRL's tokenizer puts the token back.
+    """
+    bos = tok.bos_token
+    adds_bos = bool(bos) and tok("a").input_ids[:1] == [tok.bos_token_id]
+
+    def prompt(text: str) -> str:
+        return text[len(bos) :] if adds_bos and text.startswith(bos) else text
+
+    return Dataset.from_list(
+        [
+            {"prompt": prompt(p["prompt"]), "chosen": p["chosen"], "rejected": p["rejected"]}
+            for p in pairs
+        ]
+    )
+
+
 def run_sft(
     model_dir: str,
     examples: list[dict[str, Any]],
@@ -319,9 +341,7 @@ def run_dpo(
     ref = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype])
     if device is not None:
         ref.to(device)
-    ds = Dataset.from_list(
-        [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    )
+    ds = dpo_dataset(pairs, tok)
     with tempfile.TemporaryDirectory() as work:
         args = DPOConfig(**_common_args(params, seed, work, batch), beta=params["beta"])
         trainer = DPOTrainer(
