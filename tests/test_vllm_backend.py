@@ -184,6 +184,7 @@ def test_sampling_kwargs_greedy_sampled_stop_and_forbid():
         "n": 1,
         "temperature": 0.0,
         "top_p": 1.0,
+        "top_k": 0,
         "max_tokens": 5,
         "logit_bias": None,
         "stop_token_ids": None,

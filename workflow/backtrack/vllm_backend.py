@@ -71,6 +71,7 @@ def sampling_kwargs(
         "n": n,
         "temperature": temperature if do_sample else 0.0,
         "top_p": top_p if do_sample else 1.0,
+        "top_k": 0,  # off, as the HF backend samples (generation.generation_config)
         "max_tokens": max_tokens,
         "logit_bias": bias,
         "stop_token_ids": [reset_id] if stop_on_reset else None,
