@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import types
 from importlib.metadata import version
 from pathlib import Path
 
@@ -83,6 +84,27 @@ def test_paper_config_trains_each_model_on_its_gpus(paper_plan, rule, model, gpu
     for line in lines:
         assert f"gpu={gpu}," in line and f"mem_mb={mem_mb}," in line, line
         assert "runtime=1440" in line, line
+        # One node: the SLURM plugin adds --nodes only when the job has a `nodes` resource.
+        assert re.search(r"\bnodes=1\b", line), line
+
+
+def test_paper_training_jobs_are_submitted_to_one_node(paper_plan):
+    """The sbatch line snakemake-executor-plugin-slurm builds from a planned training job."""
+    submit = pytest.importorskip("snakemake_executor_plugin_slurm.submit_string")
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    lines = [r for name, wc, r in job_blocks(paper_plan) if name in ("train_sft", "train_dpo")]
+    assert len(lines) == 8
+    for line in lines:
+        pairs = (kv.split("=", 1) for kv in line.split(", "))
+        res = Resources((k, int(v) if v.isdigit() else v) for k, v in pairs)
+        job = types.SimpleNamespace(resources=res, threads=8)
+        params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "",
+                  "partition": "", "workdir": "."}  # fmt: skip
+        call = submit.get_submit_command(job, params)
+        assert " --nodes=1" in call, call
 
 
 def test_paper_config_global_batch_is_128_on_every_gpu_count():
