@@ -57,3 +57,21 @@ def tiny(tiny_source_dir: Path):
     tok.padding_side = "left"
     model.eval()
     return model, tok, rid
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory: pytest.TempPathFactory):
+    """``(workdir, config, output)`` of one uninterrupted test-scale run of rule all: both
+    tables, the sweeps and their figures. Tests that only plan against it restore its config.
+    """
+    import yaml
+
+    from tests.test_workflow import ROOT, smk, write_config
+
+    work = tmp_path_factory.mktemp("wf")
+    src = make_tiny_model_dir(work / "tiny-src")
+    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
+    cfg["models"]["tiny"]["source"]["path"] = str(src)
+    write_config(work, cfg)
+    out = smk(work)
+    return work, cfg, out

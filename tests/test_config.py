@@ -65,6 +65,30 @@ def test_defaults_are_filled(cfg):
         (lambda c: c["attacks"]["prefill"].__setitem__("tokens", [80]), "prefill.max_new_tokens"),
         (lambda c: c["attacks"]["gcg"].__setitem__("search_width", 0), "attacks.gcg.search_width"),
         (lambda c: c["attacks"].__setitem__("run", ["gcg", "pair"]), "attacks.run.1"),
+        (lambda c: c["sft"].__setitem__("learning_rate", float("nan")), "sft.learning_rate"),
+        (
+            lambda c: c["generation"].__setitem__("reset_logit_bias", float("-inf")),
+            "generation.reset_logit_bias",
+        ),
+        (
+            lambda c: c["sweeps"]["logit_bias"]["values"].append(float("inf")),
+            "sweeps.logit_bias.values.6",
+        ),
+        (lambda c: c.__setitem__("reset_token", ""), "reset_token"),
+        (lambda c: c["attacks"].__setitem__("n", 81), "attacks.n"),
+        (lambda c: c.__setitem__("reset_token", "[RE SET]"), "reset_token"),
+        (
+            lambda c: c["models"]["smollm2-135m"].__setitem__(
+                "source", {"kind": "hf_dir", "path": "/nonexistent/model"}
+            ),
+            "models.smollm2-135m.source.path",
+        ),
+        (
+            lambda c: c["models"]["smollm2-135m"].__setitem__(
+                "source", {"kind": "gguf_file", "path": "/nonexistent/m.gguf"}
+            ),
+            "models.smollm2-135m.source.path",
+        ),
     ],
 )
 def test_errors_name_the_key(cfg, mutate, key):

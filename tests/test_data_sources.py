@@ -155,6 +155,17 @@ def test_advbench_offline_unless_hub_given(files):
     assert again == offline
 
 
+def test_n_larger_than_the_set_names_the_key(files):
+    """A set smaller than asked for stops the job instead of shrinking the table silently."""
+    spec = {"source": "advbench", "n": 3, "hub": {"path": str(files["advbench"])}}
+    with pytest.raises(ValueError, match=r"'data\.eval_sets\.advbench\.n': 3 requested .* 2"):
+        harmful_eval_set(spec, "data.eval_sets.advbench", 0)
+    oasst = {"source": "oasst2", "n_train": None, "n_heldout": 5,
+             "hub": {"path": str(files["oasst2"])}}  # fmt: skip
+    with pytest.raises(ValueError, match=r"'data\.benign\.n_heldout': 5 requested"):
+        eval_set("benign", "benign", oasst, seed=0)
+
+
 def test_hh_dev_set_single_turn(files):
     spec = {"source": "hh_harmless", "hub": {"path": str(files["hh_test"])}, "single_turn": True}
     recs = eval_set("hhrlhf", "dev", spec, seed=0)

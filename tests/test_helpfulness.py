@@ -421,6 +421,8 @@ def test_every_helpfulness_key_is_documented():
 def _dry_run(tmp_path: Path, mutate=None, *targets: str) -> subprocess.CompletedProcess:
     cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
     cfg["models"]["tiny"]["source"]["path"] = str(tmp_path / "tiny-src")
+    (tmp_path / "tiny-src").mkdir(exist_ok=True)  # the plan checks that the directory exists
+    (tmp_path / "tiny-src" / "config.json").write_text("{}")
     if mutate:
         mutate(cfg)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

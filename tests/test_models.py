@@ -1,4 +1,5 @@
-"""Base-model preparation: a base model without a chat template gets one from the config."""
+"""Preparing and loading models: a chat template from the config for base models, a
+reproducible [RESET] row, safetensors only."""
 
 from __future__ import annotations
 
@@ -6,10 +7,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from backtrack.chat import render_prompt
-from backtrack.models import load_tokenizer, prepare_base_model, provenance
-from transformers import AutoTokenizer
+from backtrack.models import (
+    add_reset_token,
+    load_model,
+    load_tokenizer,
+    prepare_base_model,
+    provenance,
+)
+from transformers import AutoTokenizer, LlamaForCausalLM
+
+from tests.conftest import RESET
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "config/chat_templates"
@@ -64,3 +74,45 @@ def test_paper_models_have_a_chat_template_file() -> None:
     assert set(models) == {"gemma-2-2b", "llama-3-8b"}
     for alias, spec in models.items():
         assert (ROOT / spec["chat_template"]).is_file(), alias
+
+
+def _fresh(src):
+    return LlamaForCausalLM.from_pretrained(src), AutoTokenizer.from_pretrained(src)
+
+
+def test_reset_row_is_the_exact_mean_every_time(tiny_source_dir):
+    rows = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # the global RNG must not matter
+        model, tok = _fresh(tiny_source_dir)
+        n_old = model.get_input_embeddings().weight.shape[0]
+        rid = add_reset_token(model, tok, RESET)
+        w = model.get_input_embeddings().weight
+        assert rid == n_old
+        torch.testing.assert_close(w[rid], w[:n_old].mean(0), rtol=0, atol=1e-6)
+        rows.append(w[rid].detach().clone())
+    assert torch.equal(rows[0], rows[1])
+
+
+def test_prepared_base_models_are_bit_identical(tiny_source_dir, tmp_path):
+    src = {"kind": "hf_dir", "path": str(tiny_source_dir)}
+    blobs = []
+    for name, seed in (("a", 1), ("b", 2)):
+        torch.manual_seed(seed)
+        prepare_base_model(src, tmp_path / name, RESET, "float32")
+        blobs.append((tmp_path / name / "model.safetensors").read_bytes())
+    assert blobs[0] == blobs[1]
+
+
+def test_models_load_from_safetensors_only(tiny_source_dir, tmp_path):
+    model, tok = _fresh(tiny_source_dir)
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # a pickle, no safetensors
+    tok.save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("*.safetensors"))
+    with pytest.raises(OSError, match="safetensors"):
+        load_model(tmp_path)
+    with pytest.raises(OSError, match="safetensors"):
+        prepare_base_model(
+            {"kind": "hf_dir", "path": str(tmp_path)}, tmp_path / "o", RESET, "float32"
+        )

@@ -16,8 +16,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_tiny_model_dir
-
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -59,14 +57,9 @@ def write_config(workdir: Path, cfg: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("wf")
-    src = make_tiny_model_dir(work / "tiny-src")
-    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
-    cfg["models"]["tiny"]["source"]["path"] = str(src)
-    write_config(work, cfg)
-    out = smk(work)  # rule all: both tables, the sweeps and their figures
-    return work, cfg, out
+def run(workflow_run):
+    """The test-scale graph run once (rule all), shared with the resumption test."""
+    return workflow_run
 
 
 def test_table1_rows_and_columns(run):
@@ -263,10 +256,14 @@ def test_dpo_change_does_not_retrain_sft(run):
 
 
 def test_failed_job_leaves_no_output(run, tmp_path):
-    """A job that fails (bad model source) writes nothing that looks complete."""
+    """A job that fails (a model directory without weights) writes nothing that looks complete;
+    a model directory that does not exist stops the plan with the key named."""
     _, cfg, _ = run
     bad = yaml.safe_load(yaml.safe_dump(cfg))
-    bad["models"]["tiny"]["source"]["path"] = str(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    bad["models"]["tiny"]["source"]["path"] = str(broken)
     w2 = tmp_path / "w2"
     w2.mkdir()
     write_config(w2, bad)
@@ -291,7 +288,12 @@ def test_failed_job_leaves_no_output(run, tmp_path):
         else True
     )
     log = (w2 / "logs/prepare_base_model/tiny.log").read_text()
-    assert "has no config.json" in log
+    assert "Traceback" in log
+    bad["models"]["tiny"]["source"]["path"] = str(tmp_path / "missing")
+    write_config(w2, bad)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "config key 'models.tiny.source.path'" in proc.stdout + proc.stderr
     shutil.rmtree(w2)
 
 

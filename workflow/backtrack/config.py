@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,43 @@ def validate_config(
             where = key_path([*e.absolute_path, extra[0]]) if extra else where
             raise ConfigError(f"config key '{where}': unknown key (not in the schema)")
         raise ConfigError(f"config key '{where}': {e.message}")
+    check_finite(config)
     drop_removed_eval_sets(config)
     check_references(config)
+    check_model_paths(config)
     check_data(config)
     check_judges(config)
     return config
+
+
+def check_finite(obj: Any, path: tuple[Any, ...] = ()) -> None:
+    """NaN and infinity pass a JSON schema's ``type: number`` (YAML spells them ``.nan``,
+    ``.inf``); no setting here means anything by them.
+    """
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ConfigError(f"config key '{key_path(path)}': {obj} is not a finite number")
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            check_finite(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            check_finite(v, (*path, i))
+
+
+def check_model_paths(config: dict[str, Any]) -> None:
+    """Local model sources of the run's models must exist when the graph is planned, not only
+    when the job that reads them starts (paths are relative to the working directory).
+    """
+    for alias in config["run"]["models"]:
+        src = config["models"][alias]["source"]
+        key = f"models.{alias}.source.path"
+        if src["kind"] == "gguf_file" and not Path(src["path"]).is_file():
+            raise ConfigError(f"config key '{key}': GGUF file {src['path']} does not exist")
+        if src["kind"] == "hf_dir" and not (Path(src["path"]) / "config.json").is_file():
+            raise ConfigError(
+                f"config key '{key}': {src['path']} is not a Hugging Face model directory "
+                "(no config.json)"
+            )
 
 
 def drop_removed_eval_sets(config: dict[str, Any]) -> None:
@@ -114,6 +147,12 @@ def check_references(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'attacks.dataset': unknown eval set {attacks['dataset']!r}; "
             f"defined in 'data.eval_sets': {sorted(sets)}"
+        )
+    n_set = (sets.get(attacks.get("dataset", "advbench")) or {}).get("n")
+    if n_set is not None and attacks.get("n", 0) > n_set:
+        raise ConfigError(
+            f"config key 'attacks.n': {attacks['n']} prompts asked of "
+            f"data.eval_sets.{attacks['dataset']}, which has n = {n_set}"
         )
     p = config.get("prefill", {})
     longest = max([p.get("tokens", 10), *attacks.get("prefill", {}).get("tokens", [])])

@@ -139,7 +139,10 @@ def harmful_eval_set(spec: Mapping[str, Any], key: str, seed: int) -> list[dict[
     records = load_prompt_set(spec, key, skipped)
     _log_skipped(key, skipped)
     random.Random(seed).shuffle(records)
-    return [{**r, "harmful": True} for r in records[: spec.get("n") or None]]
+    n = spec.get("n")
+    if n is not None and n > len(records):
+        raise ValueError(f"config key '{key}.n': {n} requested but the set has {len(records)}")
+    return [{**r, "harmful": True} for r in records[: n or None]]
 
 
 # --------------------------------------------------------------------------- benign sets
@@ -165,6 +168,12 @@ def benign_eval_set(spec: Mapping[str, Any], seed: int) -> list[dict[str, Any]]:
         _, records = split_benign(benign_prompts(), spec["n_train"], spec["n_heldout"], seed)
         return [{**r, "source": "benign", "harmful": False} for r in records]
     records = _oasst2(spec, "heldout_split", "validation")
+    n = spec.get("n_heldout")
+    if n is not None and n > len(records):
+        raise ValueError(
+            f"config key 'data.benign.n_heldout': {n} requested but only {len(records)} "
+            "OASST2 validation prompts have a reply"
+        )
     random.Random(seed).shuffle(records)
     return [
         {

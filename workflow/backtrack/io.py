@@ -3,27 +3,70 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSONL file; a malformed line raises with the file name and line number."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+
+def iter_jsonl(
+    path: str | os.PathLike[str], required: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` of a JSONL file of objects, blank lines skipped. A line that is
+    not UTF-8, not JSON, not an object, or lacks one of the ``required`` fields raises with the
+    file name, the line number and the record id.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{where}: not UTF-8 (byte {e.start} of the line)") from None
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-    return records
+                raise ValueError(f"{where}: not valid JSON ({e.msg})") from e
+            if not isinstance(rec, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+            missing = [k for k in required if k not in rec]
+            if missing:
+                rid = rec.get("id", "<no id>")
+                raise ValueError(f"{where}: record {rid!r} lacks field(s) {', '.join(missing)}")
+            yield lineno, rec
+
+
+def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects; bad lines raise as :func:`iter_jsonl` says."""
+    return [rec for _, rec in iter_jsonl(path, required)]
+
+
+def read_partial_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read an append-only transcript (:func:`append_jsonl`) after a crash.
+
+    Bytes after the last newline are a line cut off mid-write: they are cut from the file too,
+    so the next append starts on a line of its own (dropping them only in memory would glue
+    the next record onto the broken line and make the file unreadable).
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        log.warning("%s: removing a cut-off last line (%d bytes)", path, len(data) - end)
+        with open(path, "r+b") as f:
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    return read_jsonl(path)
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:
@@ -46,11 +89,31 @@ def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove ``.<name>.*.tmp`` siblings of ``path`` that a killed writer left behind.
+
+    SIGKILL (or a lost node) gives :func:`atomic_file` and :func:`atomic_dir` no chance to clean
+    up; the next writer of the same output does it. Snakemake runs one job per output at a time,
+    so a temporary of this output is never another live job's.
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for p in stale:
+        log.warning("removing %s, left by an interrupted writer", p)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -67,6 +130,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; move it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

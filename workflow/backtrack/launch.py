@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from backtrack.io import remove_stale_temporaries
+
 log = logging.getLogger(__name__)
 
 ENTRY_MODULE = "backtrack.train_cli"
@@ -177,12 +179,10 @@ def remove_partial_output(out_dir: str | os.PathLike[str]) -> list[str]:
     ``atomic_dir``; the parent process can.
     """
     out = Path(out_dir)
-    removed = []
-    candidates = [out, *out.parent.glob(f".{out.name}.*.tmp")] if out.parent.exists() else []
-    for p in candidates:
-        if p.exists():
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(str(p))
+    removed = [str(p) for p in remove_stale_temporaries(out)]
+    if out.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        removed.insert(0, str(out))
     return removed
 
 

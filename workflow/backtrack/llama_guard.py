@@ -338,7 +338,9 @@ class LlamaGuardJudge:
         """Why separate: tests substitute a scripted model here."""
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(self.model, dtype=DTYPES[self.dtype])
+        return AutoModelForCausalLM.from_pretrained(
+            self.model, dtype=DTYPES[self.dtype], use_safetensors=True
+        )
 
     def _hf_model(self) -> Any:
         if self._engine is None:

@@ -56,7 +56,9 @@ def resolve_source(source: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def _load_source(source: dict[str, Any], dtype: torch.dtype) -> tuple[PreTrainedModel, Any]:
     where, kw = resolve_source(source)
     tok = AutoTokenizer.from_pretrained(where, **kw)
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw)
+    # Weights as safetensors only (never a pickle); GGUF files are read by their own loader.
+    safe = {} if "gguf_file" in kw else {"use_safetensors": True}
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw, **safe)
     if "gguf_file" in kw:
         # A GGUF-loaded model carries a quantizer that refuses save_pretrained; the weights are
         # already dequantised, so rebuild a plain model from the config and copy them over.
@@ -73,14 +75,24 @@ def _load_source(source: dict[str, Any], dtype: torch.dtype) -> tuple[PreTrained
 def add_reset_token(model: PreTrainedModel, tok: PreTrainedTokenizerBase, reset_token: str) -> int:
     """Add ``reset_token`` as a special token, resize embeddings, and return its id.
 
-    The new row is initialised to the mean embedding (``mean_resizing``) so the untrained model
-    neither favours nor ignores it wildly.
+    The new row is the exact mean of the old rows (input and, if untied, output embeddings), so
+    the untrained model neither favours nor ignores it wildly. transformers' ``mean_resizing``
+    samples around the mean from the global RNG instead, which made two runs differ.
     """
     if reset_token in tok.get_vocab():
         raise ValueError(f"{reset_token!r} is already in the tokenizer's vocabulary")
+    n_old = model.get_input_embeddings().weight.shape[0]
     tok.add_special_tokens({"additional_special_tokens": [reset_token]})
-    model.resize_token_embeddings(len(tok), mean_resizing=True)
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
     rid = tok.convert_tokens_to_ids(reset_token)
+    with torch.no_grad():
+        layers = [model.get_input_embeddings(), model.get_output_embeddings()]
+        weights = {id(m.weight): m.weight for m in layers if m is not None}  # tied: one
+        for w in weights.values():
+            w[n_old:] = w[:n_old].mean(dim=0, dtype=torch.float32).to(w.dtype)
+        bias = getattr(layers[1], "bias", None)
+        if bias is not None:
+            bias[n_old:] = bias[:n_old].mean(dtype=torch.float32).to(bias.dtype)
     if tok(f"a{reset_token}b", add_special_tokens=False).input_ids.count(rid) != 1:
         raise RuntimeError(f"{reset_token!r} does not tokenise as one special token")
     return rid
@@ -136,7 +148,9 @@ def load_model(model_dir: str | os.PathLike[str], dtype: str = "float32") -> Pre
     """Load a prepared model for inference, on the GPU when the job has one (paper-scale
     generation, prefill answers and attacks must not fall back to the CPU of a GPU node).
     """
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=DTYPES[dtype], use_safetensors=True
+    )
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()

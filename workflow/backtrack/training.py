@@ -283,7 +283,9 @@ def run_sft(
     batch = batch_plan(params, num_processes, "sft")
     device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=DTYPES[dtype], use_safetensors=True
+    )
     if device is not None:
         model.to(device)
     init: dict[str, Any] = {"reset_init": params["reset_init"]}
@@ -335,10 +337,10 @@ def run_dpo(
     batch = batch_plan(params, num_processes, "dpo")
     device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(sft_dir)
-    model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype], use_safetensors=True)
     if device is not None:
         model.to(device)
-    ref = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype])
+    ref = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype], use_safetensors=True)
     if device is not None:
         ref.to(device)
     ds = dpo_dataset(pairs, tok)

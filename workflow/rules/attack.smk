@@ -1,7 +1,7 @@
 rule attack:
     input:
         model=get_model_dir,
-        targets="results/data/attacks/targets.jsonl",
+        targets=ATTACK_TARGETS,
     output:
         transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
     log:
@@ -30,6 +30,7 @@ rule attack:
 rule judge_attack:
     input:
         generations="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+        prompts=ATTACK_TARGETS,
     output:
         judgments="results/judgments/{model}/{method}/{stage}/attacks/{attack}.jsonl",
     log:

@@ -24,6 +24,7 @@ EVAL_SETS = eval_datasets(config)
 SWEEP_SETS = prefill_sweep_sets(config)
 GEN_SETS = EVAL_SETS | {name: "prefill" for name in SWEEP_SETS}
 ATTACKS = optimising_attacks(config)
+ATTACK_TARGETS = "results/data/attacks/targets.jsonl"
 # vLLM needs its own torch build, hence its own environment (used with --sdm conda).
 GENERATE_ENV = (
     "../../envs/vllm.yaml"
@@ -153,17 +154,28 @@ def get_model_dir(wildcards):
     return f"results/models/{wildcards.model}/{wildcards.method}/{wildcards.stage}"
 
 
+def prompts_file(model, dataset):
+    """The prompt set a generation file answers; prefilled sets are per model (cut from its
+    base model's answers)."""
+    if GEN_SETS[dataset] == "prefill":
+        return f"results/data/prefill/{model}/{dataset}.jsonl"
+    return f"results/data/eval/{dataset}.jsonl"
+
+
 def get_eval_input(wildcards):
-    """An eval set's prompts; prefilled sets are per model (cut from its base model's answers)."""
-    if GEN_SETS[wildcards.dataset] == "prefill":
-        return f"results/data/prefill/{wildcards.model}/{wildcards.dataset}.jsonl"
-    return f"results/data/eval/{wildcards.dataset}.jsonl"
+    """An eval set's prompts (what generate answers and judge checks the answers against)."""
+    return prompts_file(wildcards.model, wildcards.dataset)
 
 
 def get_prefill_answers(wildcards):
     """The base model's answers on the plain eval set a prefilled set is cut from."""
     base = wildcards.dataset.rsplit("_prefill", 1)[0]
     return f"results/data/prefill/{wildcards.model}/{base}_answers.jsonl"
+
+
+def get_prefill_eval_prompts(wildcards):
+    """The plain eval set a prefilled set is cut from (its answers must cover every prompt)."""
+    return f"results/data/eval/{wildcards.dataset.rsplit('_prefill', 1)[0]}.jsonl"
 
 
 def get_prefill_tokens(wildcards):
@@ -180,12 +192,18 @@ def get_harmful_eval_files(wildcards):
     ]
 
 
+def table1_cells():
+    """(model, method, stage, set) of every Table 1 cell, in the table's order."""
+    return [(m, meth, st, d) for (m, meth, st) in run_grid() for d in EVAL_SETS]
+
+
 def get_table1_judgments(wildcards):
-    return [
-        f"results/judgments/{m}/{meth}/{st}/{d}.jsonl"
-        for (m, meth, st) in run_grid()
-        for d in EVAL_SETS
-    ]
+    return [judgment_path(*cell) for cell in table1_cells()]
+
+
+def get_table1_prompts(wildcards):
+    """The prompt set of each Table 1 cell (same order): a judgment file must answer it."""
+    return [prompts_file(m, d) for m, _, _, d in table1_cells()]
 
 
 def get_attack_params(wildcards):
@@ -196,13 +214,27 @@ def get_attack_params(wildcards):
     return as_json(a[wildcards.attack])
 
 
-def get_table2_inputs(wildcards):
-    """Judgments Table 2 reads: the prefilling sweep's sets and each optimising attack's."""
+def table2_cells():
+    """(model, method, stage, name) of every Table 2 row: the prefilling sweep's sets, then
+    each optimising attack as ``attacks/<attack>``."""
     out = []
     for m, meth, st in run_grid():
-        out += [f"results/judgments/{m}/{meth}/{st}/{d}.jsonl" for d in SWEEP_SETS]
-        out += [f"results/judgments/{m}/{meth}/{st}/attacks/{a}.jsonl" for a in ATTACKS]
+        out += [(m, meth, st, d) for d in SWEEP_SETS]
+        out += [(m, meth, st, f"attacks/{a}") for a in ATTACKS]
     return out
+
+
+def get_table2_inputs(wildcards):
+    """Judgments Table 2 reads: the prefilling sweep's sets and each optimising attack's."""
+    return [judgment_path(*cell) for cell in table2_cells()]
+
+
+def get_table2_prompts(wildcards):
+    """The prompt set of each Table 2 row (same order): prefilled sets, or the attack targets."""
+    return [
+        ATTACK_TARGETS if name.startswith("attacks/") else prompts_file(m, name)
+        for m, _, _, name in table2_cells()
+    ]
 
 
 def get_model_source(wildcards):
@@ -269,9 +301,9 @@ def judgment_path(model, method, stage, dataset, point=None):
     return f"results/sweeps/{point}/{rest}" if point else f"results/{rest}"
 
 
-def get_logit_bias_inputs(wildcards):
-    """Every swept (model, method, stage, bias, set); the bias Table 1 uses reuses its files.
-    Baseline models of the run come in at Table 1's bias as reference lines.
+def logit_bias_cells():
+    """Every swept (model, method, stage, set, point); the bias Table 1 uses reuses its files
+    (point None). Baseline models of the run come in at Table 1's bias as reference lines.
     """
     check_sweeps(config)
     used = config["generation"]["reset_logit_bias"]
@@ -280,7 +312,7 @@ def get_logit_bias_inputs(wildcards):
     for m, meth, st in sweep_grid(LOGIT_BIAS):
         for bias in config["sweeps"][LOGIT_BIAS]["values"]:
             point = None if bias == used else point_name(LOGIT_BIAS, bias)
-            out += [judgment_path(m, meth, st, d, point) for d in sets]
+            out += [(m, meth, st, d, point) for d in sets]
     stages = config["sweeps"][LOGIT_BIAS]["stages"]
     for m, meth, st in run_grid():
         if (
@@ -288,18 +320,36 @@ def get_logit_bias_inputs(wildcards):
             and st in stages
             and (m, meth, st) not in sweep_grid(LOGIT_BIAS)
         ):
-            out += [judgment_path(m, meth, st, d) for d in sets]
+            out += [(m, meth, st, d, None) for d in sets]
     return out
 
 
-def get_worst_of_k_inputs(wildcards):
-    """Every (model, method, stage, set) of the run, sampled k times per prompt."""
+def worst_of_k_cells():
+    """Every (model, method, stage, set, point) of the run, sampled k times per prompt."""
     check_sweeps(config)
     return [
-        judgment_path(m, meth, st, d, WORST_OF_K)
+        (m, meth, st, d, WORST_OF_K)
         for m, meth, st in run_grid()
         for d in sweep_datasets(config, WORST_OF_K)
     ]
+
+
+def get_logit_bias_inputs(wildcards):
+    return [judgment_path(*cell) for cell in logit_bias_cells()]
+
+
+def get_logit_bias_prompts(wildcards):
+    """The prompt set of each logit-bias judgment file (same order)."""
+    return [prompts_file(m, d) for m, _, _, d, _ in logit_bias_cells()]
+
+
+def get_worst_of_k_inputs(wildcards):
+    return [judgment_path(*cell) for cell in worst_of_k_cells()]
+
+
+def get_worst_of_k_prompts(wildcards):
+    """The prompt set of each worst-of-k judgment file (same order)."""
+    return [prompts_file(m, d) for m, _, _, d, _ in worst_of_k_cells()]
 
 
 # --- Helpfulness (results/helpfulness.csv) and MT-Bench (results/mt_bench.csv) ---

@@ -137,6 +137,7 @@ rule prepare_prefill_set:
     input:
         model="results/models/{model}/base",
         answers=get_prefill_answers,
+        eval_prompts=get_prefill_eval_prompts,
     output:
         prompts="results/data/prefill/{model}/{dataset}.jsonl",
     log:

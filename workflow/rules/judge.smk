@@ -1,6 +1,7 @@
 rule judge:
     input:
         generations="results/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        prompts=get_eval_input,
     output:
         judgments="results/judgments/{model}/{method}/{stage}/{dataset}.jsonl",
     log:

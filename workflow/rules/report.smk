@@ -1,6 +1,7 @@
 rule table1:
     input:
         judgments=get_table1_judgments,
+        prompts=get_table1_prompts,
     output:
         table=report(
             "results/table1.csv",
@@ -14,7 +15,7 @@ rule table1:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=as_json(run_grid()),
+        cells=as_json(table1_cells()),
         datasets=as_json(EVAL_SETS),
         ci_level=config["report"]["ci_level"],
         provenance=as_json(
@@ -31,6 +32,7 @@ rule table1:
 rule table2:
     input:
         judgments=get_table2_inputs,
+        prompts=get_table2_prompts,
     output:
         table=report(
             "results/table2.csv",
@@ -44,9 +46,8 @@ rule table2:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=as_json(run_grid()),
+        cells=as_json(table2_cells()),
         sweep=as_json(SWEEP_SETS),
-        attacks=as_json(ATTACKS),
         attack_prompts=f"{config['attacks']['dataset']}[:{config['attacks']['n']}]",
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],

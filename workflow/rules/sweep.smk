@@ -34,6 +34,7 @@ rule generate_sweep:
 rule judge_sweep:
     input:
         generations="results/sweeps/{point}/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        prompts=get_eval_input,
     output:
         judgments="results/sweeps/{point}/judgments/{model}/{method}/{stage}/{dataset}.jsonl",
     log:
@@ -48,6 +49,8 @@ rule judge_sweep:
         gpu=rule_resources("judge")["gpu"],
     params:
         judge=as_json(config["judge"]),
+        samples=get_sweep_samples,
+        limit=get_sweep_limit,
     script:
         "../scripts/judge.py"
 
@@ -55,6 +58,7 @@ rule judge_sweep:
 rule logit_bias:
     input:
         judgments=get_logit_bias_inputs,
+        prompts=get_logit_bias_prompts,
     output:
         table=report(
             "results/logit_bias.csv",
@@ -99,6 +103,7 @@ rule plot_logit_bias:
 rule worst_of_k:
     input:
         judgments=get_worst_of_k_inputs,
+        prompts=get_worst_of_k_prompts,
     output:
         table=report(
             "results/worst_of_k.csv",

@@ -25,7 +25,7 @@ lines = run_attack(
     name,
     model,
     tok,
-    read_jsonl(snakemake.input.targets),
+    read_jsonl(snakemake.input.targets, required=("id", "prompt", "target")),
     params,
     ev,
     snakemake.output.transcripts,

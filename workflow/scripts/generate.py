@@ -7,7 +7,7 @@ log = setup(snakemake)
 g = param_json(snakemake, "generation")
 tok = load_tokenizer(snakemake.input.model)
 reset_id = reset_token_id(tok, snakemake.params.reset_token)
-prompts = read_jsonl(snakemake.input.prompts)
+prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
 # Sweep points (rule generate_sweep) may take the first `limit` prompts and sample each k times.
 prompts = prompts[: getattr(snakemake.params, "limit", 0) or None]
 common = decoding_kwargs(g) | {

@@ -1,13 +1,21 @@
 from dataclasses import asdict
 
-from backtrack.io import read_jsonl, write_jsonl
+from backtrack.checks import GENERATION_FIELDS, read_answers
+from backtrack.io import write_jsonl
 from backtrack.judges import JudgeInput, make_judge
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 cfg = param_json(snakemake, "judge")
 judge = make_judge(cfg["name"], cfg["params"])
-gens = read_jsonl(snakemake.input.generations)
+# Sweep points may answer the first `limit` prompts, `samples` times each.
+gens = read_answers(
+    snakemake.input.generations,
+    snakemake.input.prompts,
+    samples=getattr(snakemake.params, "samples", 1),
+    limit=getattr(snakemake.params, "limit", 0),
+    required=GENERATION_FIELDS,
+)
 verdicts = judge.judge([JudgeInput.from_generation(g) for g in gens])
 write_jsonl(
     snakemake.output.judgments,

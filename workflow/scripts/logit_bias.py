@@ -1,6 +1,7 @@
 from collections import defaultdict
 
-from backtrack.io import atomic_file, read_jsonl
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
 from backtrack.metrics import build_table
 from backtrack.smk import param_json, setup
 from backtrack.sweeps import logit_bias_row, parse_judgment_path, point_bias
@@ -9,10 +10,12 @@ log = setup(snakemake)
 kinds = param_json(snakemake, "datasets")
 # (model, method, stage, bias) -> {set: judged records}
 cells = defaultdict(dict)
-for path in snakemake.input.judgments:
+for path, prompts in zip(snakemake.input.judgments, snakemake.input.prompts, strict=True):
     model, method, stage, dataset, point = parse_judgment_path(path)
     bias = point_bias(point, snakemake.params.default_bias)
-    cells[(model, method, stage, bias)][dataset] = read_jsonl(path)
+    cells[(model, method, stage, bias)][dataset] = read_answers(
+        path, prompts, required=JUDGMENT_FIELDS
+    )
 rows = [
     logit_bias_row(
         {"model": m, "method": meth, "stage": st},

@@ -9,7 +9,9 @@ log = setup(snakemake)
 cfg = param_json(snakemake, "judge")
 questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
 tok = AutoTokenizer.from_pretrained(cfg["model"])
-judge = AutoModelForCausalLM.from_pretrained(cfg["model"], dtype=DTYPES[cfg["dtype"]]).eval()
+judge = AutoModelForCausalLM.from_pretrained(
+    cfg["model"], dtype=DTYPES[cfg["dtype"]], use_safetensors=True
+).eval()
 if torch.cuda.is_available():  # the HF path; paper-scale GPU jobs
     judge = judge.to("cuda")
 judgments = judge_answers(

@@ -3,7 +3,13 @@ from backtrack.io import read_jsonl, write_jsonl
 from backtrack.smk import setup
 
 log = setup(snakemake)
-prompts = read_jsonl(snakemake.input.prompts)[: snakemake.params.n]
+prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
+if snakemake.params.n > len(prompts):
+    raise ValueError(
+        f"config key 'attacks.n': {snakemake.params.n} prompts requested but "
+        f"{snakemake.input.prompts} has {len(prompts)}"
+    )
+prompts = prompts[: snakemake.params.n]
 if snakemake.params.target != "sure_here":
     raise ValueError(f"config key 'attacks.target': unknown {snakemake.params.target!r}")
 write_jsonl(

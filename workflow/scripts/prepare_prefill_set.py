@@ -1,10 +1,15 @@
-from backtrack.io import read_jsonl, write_jsonl
+from backtrack.checks import read_answers
+from backtrack.io import write_jsonl
 from backtrack.models import load_tokenizer
 from backtrack.prefill import cut_prefill_set
 from backtrack.smk import setup
 
 log = setup(snakemake)
-answers = read_jsonl(snakemake.input.answers)
+answers = read_answers(
+    snakemake.input.answers,
+    snakemake.input.eval_prompts,
+    required=("id", "prompt", "answer", "label"),
+)
 k = snakemake.params.tokens
 out = cut_prefill_set(load_tokenizer(snakemake.input.model), answers, k)
 write_jsonl(snakemake.output.prompts, out)

@@ -16,7 +16,7 @@ tok = load_tokenizer(snakemake.input.model)
 gpu = torch.cuda.is_available()
 dtype = provenance(snakemake.input.model).get("dtype", "float32") if gpu else "float32"
 model = load_model(snakemake.input.model, dtype)
-prompts = read_jsonl(snakemake.input.prompts)
+prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt", "harmful"))
 pool, stats = build_pool(
     model,
     tok,

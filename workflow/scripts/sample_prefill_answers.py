@@ -9,7 +9,7 @@ from backtrack.smk import param_json, setup
 log = setup(snakemake)
 tok = load_tokenizer(snakemake.input.model)
 model = load_model(snakemake.input.model)
-prompts = read_jsonl(snakemake.input.prompts)
+prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
 gens = generate_records(
     model,
     tok,

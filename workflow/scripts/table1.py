@@ -1,23 +1,26 @@
 import json
-from pathlib import Path
 
-from backtrack.io import atomic_file, read_jsonl
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
 from backtrack.metrics import build_table, table1_row
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
-grid = param_json(snakemake, "grid")
+cells = param_json(snakemake, "cells")
 datasets = param_json(snakemake, "datasets")
 prov = param_json(snakemake, "provenance")
-# results/judgments/{model}/{method}/{stage}/{dataset}.jsonl, keyed by its wildcards.
-files = {(*Path(f).parts[-4:-1], Path(f).stem): f for f in snakemake.input.judgments}
+# cells, judgments and prompts come in the same order: (model, method, stage, set).
+judged = {}
+for cell, path, prompts in zip(
+    cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
+):
+    judged[tuple(cell)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
 rows = []
-for model, method, stage in grid:
-    sets = {d: read_jsonl(files[(model, method, stage, d)]) for d in datasets}
+for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
     rows.append(
         table1_row(
             {"model": model, "method": method, "stage": stage},
-            sets,
+            {d: judged[(model, method, stage, d)] for d in datasets},
             datasets,
             snakemake.params.ci_level,
             {

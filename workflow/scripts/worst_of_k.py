@@ -1,4 +1,5 @@
-from backtrack.io import atomic_file, read_jsonl
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
 from backtrack.metrics import build_table
 from backtrack.smk import param_json, setup
 from backtrack.sweeps import parse_judgment_path, worst_of_k_rows
@@ -6,12 +7,15 @@ from backtrack.sweeps import parse_judgment_path, worst_of_k_rows
 log = setup(snakemake)
 spec = param_json(snakemake, "spec")
 rows = []
-for path in snakemake.input.judgments:
+for path, prompts in zip(snakemake.input.judgments, snakemake.input.prompts, strict=True):
     model, method, stage, dataset, _ = parse_judgment_path(path)
+    judged = read_answers(
+        path, prompts, samples=spec["k"], limit=spec["n"] or 0, required=JUDGMENT_FIELDS
+    )
     rows += worst_of_k_rows(
         {"model": model, "method": method, "stage": stage},
         dataset,
-        read_jsonl(path),
+        judged,
         snakemake.params.ci_level,
         reps=spec["bootstrap"],
         seed=snakemake.params.seed,

@@ -11,6 +11,7 @@ vocabulary; only the positions that predict the target go through the LM head; a
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ from accelerate.utils import find_executable_batch_size
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from backtrack.attacks.scoring import ChatSlots, LossFn, prefix_cache, segment_logits, target_ce
+
+
+def derived_seed(seed: int, key: str) -> int:
+    """A 63-bit seed from ``(seed, key)``, stable across processes (``hash`` is salted)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}-{key}".encode()).digest()[:8], "big") >> 1
 
 
 @dataclass
@@ -111,6 +117,13 @@ class GCG:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # find_executable_batch_size remembers the halved size across calls.
         self._batch = cfg.batch_size or cfg.search_width
+
+    def reseed(self, key: str) -> None:
+        """Restart the candidate sampler from ``(cfg.seed, key)``: with the prompt id as key, a
+        prompt's search does not depend on which prompts ran before it in this process (so a
+        resumed or sharded run gives the same transcript as one uninterrupted run).
+        """
+        self.gen = torch.Generator().manual_seed(derived_seed(self.cfg.seed, key))
 
     def encode_suffix(self, text: str) -> torch.Tensor:
         ids = self.tok(text, add_special_tokens=False).input_ids

@@ -28,7 +28,7 @@ from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, messag
 from backtrack.chat import text_ids
 from backtrack.config import decoding_kwargs
 from backtrack.generation import generate_records, generation_config
-from backtrack.io import append_jsonl, write_jsonl
+from backtrack.io import append_jsonl, read_partial_jsonl, write_jsonl
 from backtrack.judges import Judge, JudgeInput
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ def attack_one(
     extra: dict[str, Any] = {}
     if name in ("gcg", "adaptive"):
         assert gcg is not None
+        gcg.reseed(rec["id"])
         slots = chat_slots(tok, f"{rec['prompt']} {SLOT}", target_ids, ev.system, device)
 
         def message(suffix: str) -> str:
@@ -186,20 +187,6 @@ def attack_one(
     }
 
 
-def _read_partial(path: Path) -> list[dict[str, Any]]:
-    """Lines of a partial transcript; a last line cut off by a crash is dropped, not fatal."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out = []
-    for i, text in enumerate(lines):
-        try:
-            out.append(json.loads(text))
-        except json.JSONDecodeError:
-            if i != len(lines) - 1:
-                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
-            log.warning("%s: dropping a cut-off last line", path)
-    return out
-
-
 def run_attack(
     name: str,
     model: PreTrainedModel,
@@ -220,7 +207,7 @@ def run_attack(
     partial = Path(f"{out_path}.partial")
     done: dict[str, dict[str, Any]] = {}
     if partial.exists():
-        for line in _read_partial(partial):
+        for line in read_partial_jsonl(partial):
             if line.get("stamp") == stamp:
                 done[line["id"]] = line
         log.info("resuming: %d of %d prompts already attacked", len(done), len(records))
