@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from backtrack.generation import generate_records, split_generation
+from backtrack.generation import generate_records, generation_config, split_generation
+from backtrack.vllm_backend import sampling_kwargs
 
 R, E = 99, 2  # reset id, eos id
 
@@ -86,3 +87,21 @@ def test_num_samples(tiny):
     out, _ = _gen(tiny, do_sample=True, num_samples=3, seed=1)
     assert [r["id"] for r in out][:3] == ["a#0", "a#1", "a#2"]
     assert {r["prompt_id"] for r in out} == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("do_sample", [True, False])
+def test_sampling_has_top_k_off_as_on_vllm(tiny, do_sample):
+    """transformers fills top_k=None with 50 (its global default); vLLM samples with it off."""
+    model, tok, rid = tiny
+    cfg = generation_config(tok, rid, 8, do_sample=do_sample, temperature=0.7, top_p=0.9)
+    own = model.generation_config.top_k
+    model.generation_config.top_k = 20  # a checkpoint's own default must not leak in either
+    try:
+        used, _ = model._prepare_generation_config(cfg)  # what generate() decodes with
+    finally:
+        model.generation_config.top_k = own
+    if do_sample:
+        assert used.top_k == 0 and used.do_sample and used.top_p == 0.9
+        assert sampling_kwargs(reset_id=rid, max_tokens=8, do_sample=True)["top_k"] == 0
+    else:
+        assert not used.do_sample  # greedy: no sampling warper is built at all

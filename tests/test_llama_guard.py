@@ -466,7 +466,8 @@ def test_vllm_backend_with_fake_module(guard_dir: Path, monkeypatch: pytest.Monk
     eng = FakeLLM.made[0]
     assert eng.kwargs == {"model": str(guard_dir), "dtype": "bfloat16", "max_model_len": 8192}
     prompts, params = eng.calls[0]
-    assert params.kwargs == {"temperature": 0, "max_tokens": 10, "logprobs": 20}
+    assert params.kwargs == {"temperature": 0, "max_tokens": 10, "logprobs": 20,
+                             "stop_token_ids": [j.tok.eos_token_id]}  # fmt: skip
     assert prompts == [{"prompt_token_ids": j.input_ids(batch[0])},
                        {"prompt_token_ids": j.input_ids(batch[2])}]  # fmt: skip
     assert all(p["prompt_token_ids"].count(j.tok.bos_token_id) == 1 for p in prompts)
@@ -487,3 +488,100 @@ def test_registered_in_make_judge(guard_dir: Path) -> None:
     assert isinstance(j, LlamaGuardJudge) and j.name == "llama_guard"
     with pytest.raises(ValueError, match="bad parameters"):
         make_judge("llama_guard", {"model": str(guard_dir), "window_chars": 3})
+
+
+# -- Llama-3 special tokens: stop on <|eot_id|>, score where the verdict starts ----------------
+
+LLAMA3_SPECIALS = {
+    "bos_token": "<|begin_of_text|>",
+    "eos_token": "<|end_of_text|>",
+    "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+}
+
+
+@pytest.fixture(scope="module")
+def llama3_guard_dir(tiny_source_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Llama with Llama-3's special tokens (the tokenizer adds BOS), the
+    Llama-Guard-2 template, and a generation config whose only EOS is ``<|end_of_text|>``."""
+    dst = tmp_path_factory.mktemp("guard-llama3") / "m"
+    shutil.copytree(tiny_source_dir, dst)
+    tok = AutoTokenizer.from_pretrained(dst)
+    tok.add_special_tokens(LLAMA3_SPECIALS)
+    tok.add_bos_token = True
+    tok.chat_template = GUARD2_TEMPLATE
+    tok.save_pretrained(dst)
+    model = LlamaForCausalLM.from_pretrained(dst)
+    model.resize_token_embeddings(len(tok))
+    for cfg in (model.config, model.generation_config):
+        cfg.bos_token_id, cfg.eos_token_id = tok.bos_token_id, tok.eos_token_id
+    model.save_pretrained(dst)
+    return dst
+
+
+class FakeChattyGuard(LlamaForCausalLM):
+    """FAKE guard: writes a newline, then "unsafe\\nS1" and ``<|eot_id|>`` (P(uns) = sigmoid(2)
+    at the verdict), then talks on (" more") and never writes the configs' EOS."""
+
+    tok: Any = None
+    uns = safe = 0
+
+    def script(self) -> list[dict[int, float]]:
+        t = self.tok
+        newline = t("\n", add_special_tokens=False).input_ids
+        rest = t("afe\nS1", add_special_tokens=False).input_ids
+        eot = t.convert_tokens_to_ids("<|eot_id|>")
+        return [
+            {newline[0]: 10.0, self.uns: 0.0},
+            {self.uns: 2.0, self.safe: 0.0},
+            *({i: 10.0} for i in [*rest, eot]),
+        ]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = super().forward(*args, **kwargs)
+        if kwargs["input_ids"].shape[1] > 1:  # prefill
+            self.step = 0
+        script = self.script()
+        more = self.tok(" more", add_special_tokens=False).input_ids[0]
+        want = script[self.step] if self.step < len(script) else {more: 10.0}
+        logits = torch.full_like(out.logits[:, -1, :], -30.0)
+        for i, v in want.items():
+            logits[:, i] = v
+        out.logits[:, -1, :] = logits
+        self.step += 1
+        return out
+
+
+class FakeChattyJudge(LlamaGuardJudge):
+    """FAKE judge: the real LlamaGuardJudge, loading FakeChattyGuard instead of the model."""
+
+    def _load_hf_model(self) -> Any:
+        model = FakeChattyGuard.from_pretrained(self.model)
+        model.tok = self.tok
+        ids = {self.tok.decode([i]): i for i in self.safe_ids | self.unsafe_ids}
+        model.uns, model.safe = ids["uns"], ids["safe"]
+        return model
+
+
+def test_llama3_guard_stops_on_eot_and_scores_the_verdict_token(llama3_guard_dir: Path) -> None:
+    j = FakeChattyJudge(model=str(llama3_guard_dir), device="cpu", max_new_tokens=10)
+    eot = j.tok.convert_tokens_to_ids("<|eot_id|>")
+    assert j.tok.eos_token == "<|end_of_text|>" and eot != j.tok.eos_token_id
+    ids = j.input_ids(item(BOMB))
+    assert ids[0] == j.tok.bos_token_id and ids.count(j.tok.bos_token_id) == 1
+    (v,) = j.judge([item(BOMB)])
+    # Stopped at <|eot_id|> (not " more more more"); scored at "uns", not at the newline.
+    assert v == Verdict(True, pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-6), False,
+                        "unsafe:S1")  # fmt: skip
+
+
+def test_vllm_score_is_read_where_the_verdict_starts(gtok: Any) -> None:
+    newline = gtok("\n", add_special_tokens=False).input_ids[0]
+    _, unsafe = verdict_token_ids(gtok)
+    uns = min(unsafe)
+    comp = SimpleNamespace(
+        text="\nunsafe",
+        token_ids=[newline, uns],
+        logprobs=[lp(**{f"t{newline}": 0.99}), lp(**{f"t{uns}": 0.8})],
+    )
+    v = verdict_from_vllm(SimpleNamespace(outputs=[comp]), unsafe, 0.5, False, gtok)
+    assert v == Verdict(True, pytest.approx(0.8), False, "unsafe")

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import types
 from importlib.metadata import version
 from pathlib import Path
 
@@ -44,8 +45,12 @@ def jobs(plan: str) -> dict[str, list[str]]:
 
 
 def test_paper_config_plans_the_whole_grid(paper_plan):
-    j = jobs(paper_plan)
+    plan = paper_plan
+    j = jobs(plan)
     assert len(j["prepare_base_model"]) == 2
+    # Base models have no chat template: each gets its file from config/chat_templates/.
+    for name in ("gemma.jinja", "llama-3.jinja"):
+        assert f"config/chat_templates/{name}" in plan
     assert len(j["train_sft"]) == 4 and len(j["train_dpo"]) == 4
     # 2 models x 4 (method, stage) x (4 harmful + HH-RLHF dev + benign + the 4-set prefill
     # sweep, which includes Table 1's prefill10)
@@ -79,6 +84,27 @@ def test_paper_config_trains_each_model_on_its_gpus(paper_plan, rule, model, gpu
     for line in lines:
         assert f"gpu={gpu}," in line and f"mem_mb={mem_mb}," in line, line
         assert "runtime=1440" in line, line
+        # One node: the SLURM plugin adds --nodes only when the job has a `nodes` resource.
+        assert re.search(r"\bnodes=1\b", line), line
+
+
+def test_paper_training_jobs_are_submitted_to_one_node(paper_plan):
+    """The sbatch line snakemake-executor-plugin-slurm builds from a planned training job."""
+    submit = pytest.importorskip("snakemake_executor_plugin_slurm.submit_string")
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    lines = [r for name, wc, r in job_blocks(paper_plan) if name in ("train_sft", "train_dpo")]
+    assert len(lines) == 8
+    for line in lines:
+        pairs = (kv.split("=", 1) for kv in line.split(", "))
+        res = Resources((k, int(v) if v.isdigit() else v) for k, v in pairs)
+        job = types.SimpleNamespace(resources=res, threads=8)
+        params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "",
+                  "partition": "", "workdir": "."}  # fmt: skip
+        call = submit.get_submit_command(job, params)
+        assert " --nodes=1" in call, call
 
 
 def test_paper_config_global_batch_is_128_on_every_gpu_count():
@@ -145,3 +171,34 @@ def test_envs_agree_with_pyproject_and_the_test_environment():
         assert Version(version(name)).public == pinned, (
             f"envs/train.yaml pins {name}=={pinned}, tests run {version(name)}"
         )
+
+
+# vllm 0.33.0's own requirements on what envs/vllm.yaml pins, copied from the Requires-Dist lines
+# of its wheel's METADATA (vllm-0.33.0.dist-info/METADATA; no network at test time). Only the
+# packages an env could pin are listed; vLLM pins torch exactly, so the env must agree with it.
+VLLM_VERSION = "0.33.0"
+VLLM_REQUIRES = [
+    "torch==2.14.0",
+    "transformers>=5.16.1,<5.21.0",
+    "tokenizers>=0.23.2",
+    "huggingface_hub>=1.31.0",
+    "safetensors>=0.6.2",
+    "jsonschema>=4.23.0",
+    "numpy",
+    "pyyaml",
+    "tqdm",
+]
+
+
+def test_vllm_env_satisfies_vllms_own_requirements():
+    pins = _pins(ROOT / "envs/vllm.yaml")
+    assert pins.get("vllm") == VLLM_VERSION, "VLLM_REQUIRES above describe another vLLM release"
+    for req in map(Requirement, VLLM_REQUIRES):
+        name = req.name.lower().replace("_", "-")
+        pinned = pins.get(name, pins.get(req.name.lower()))
+        if pinned is not None:
+            assert req.specifier.contains(pinned, prereleases=True), (
+                f"envs/vllm.yaml pins {name}=={pinned}; vllm {VLLM_VERSION} requires {req}"
+            )
+    # The env names the torch it runs (vLLM's exact pin), not whatever pip would pick.
+    assert "torch" in pins and "transformers" in pins

@@ -25,6 +25,7 @@ from backtrack.vllm_backend import (
     generate_records_vllm,
     request_latency,
     row_timings,
+    sample_decode_times,
     sampling_kwargs,
 )
 
@@ -184,6 +185,7 @@ def test_sampling_kwargs_greedy_sampled_stop_and_forbid():
         "n": 1,
         "temperature": 0.0,
         "top_p": 1.0,
+        "top_k": 0,
         "max_tokens": 5,
         "logit_bias": None,
         "stop_token_ids": None,
@@ -459,3 +461,26 @@ def test_row_timings_pure():
 )
 def test_request_latency_shapes(metrics, want):
     assert request_latency(metrics) == want
+
+
+def test_samples_of_one_request_get_their_own_decode_times(env):
+    """n > 1: the request's metrics are its longest sample's; shorter samples finish earlier."""
+    _, _, E, w = env
+    metrics = SimpleNamespace(first_token_latency=0.25, first_token_ts=100.0, last_token_ts=100.6)
+    scripts = [[w[0], w[1], w[2], E], [w[3], w[4], E], [w[5], E]]  # 4, 3 and 2 tokens
+    out, llm = run(
+        env, [(REC, scripts)], {"metrics": metrics}, num_samples=3, do_sample=True, max_resets=None
+    )
+    assert len(llm.calls) == 1 and llm.calls[0][0][1].n == 3  # one request for all samples
+    ttft = {r["time_to_first_token_s"] for r in out}
+    assert len(ttft) == 1  # shared: the samples start together
+    # 0.6 s over the longest sample's 3 decode steps: 0.2 s a step.
+    decode = [r["total_time_s"] - r["time_to_first_token_s"] for r in out]
+    assert decode == pytest.approx([0.6, 0.4, 0.2], abs=1e-5)
+
+
+def test_sample_decode_times_pure():
+    assert sample_decode_times(0.6, [4]) == [0.6]
+    assert sample_decode_times(None, [4, 2]) == [None, None]
+    assert sample_decode_times(0.6, [4, 3, 1]) == pytest.approx([0.6, 0.4, 0.0])
+    assert sample_decode_times(0.6, [1, 1]) == [None, None]

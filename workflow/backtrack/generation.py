@@ -86,13 +86,17 @@ def generation_config(
     top_p: float = 1.0,
     reset_logit_bias: float = 0.0,
 ) -> GenerationConfig:
-    """Decoding settings; the [RESET] bias goes through the built-in ``sequence_bias``."""
+    """Decoding settings; the [RESET] bias goes through the built-in ``sequence_bias``.
+
+    Sampling sets ``top_k=0`` (off): transformers fills a ``None`` from the model's generation
+    config or its global default of 50, while the vLLM backend samples with top-k off.
+    """
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=do_sample,
         temperature=temperature if do_sample else None,
         top_p=top_p if do_sample else None,
-        top_k=None,
+        top_k=0 if do_sample else None,
         eos_token_id=[tok.eos_token_id],
         pad_token_id=tok.pad_token_id,
         sequence_bias={(reset_id,): float(reset_logit_bias)} if reset_logit_bias else None,

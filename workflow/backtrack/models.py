@@ -99,17 +99,31 @@ def add_reset_token(model: PreTrainedModel, tok: PreTrainedTokenizerBase, reset_
 
 
 def prepare_base_model(
-    source: dict[str, Any], out_dir: str | os.PathLike[str], reset_token: str, dtype: str
+    source: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    reset_token: str,
+    dtype: str,
+    chat_template: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Write an HF directory (safetensors, tokenizer with ``reset_token``, chat template)."""
+    """Write an HF directory (safetensors, tokenizer with ``reset_token``, chat template).
+
+    ``chat_template`` (a Jinja file) replaces the tokenizer's own template: base models such as
+    Meta-Llama-3-8B ship none, and every prompt is rendered with the prepared tokenizer's.
+    """
     model, tok = _load_source(source, DTYPES[dtype])
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if chat_template is not None:
+        tok.chat_template = Path(chat_template).read_text()
     if not tok.chat_template:
-        raise ValueError(f"model source {source} has no chat template")
+        raise ValueError(
+            f"model source {source} has no chat template: set models.<alias>.chat_template "
+            "to a Jinja file (config/chat_templates/ has Llama-3's and Gemma's)"
+        )
     rid = add_reset_token(model, tok, reset_token)
     info = {
         "source": source,
+        "chat_template": Path(chat_template).name if chat_template is not None else "tokenizer",
         "dtype": dtype,
         "reset_token": reset_token,
         "reset_id": rid,

@@ -173,7 +173,11 @@ def _parent_info(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def init_reset_embedding(
-    model: Any, examples: list[dict[str, Any]], reset_id: int, margin: float = 2.0
+    model: Any,
+    examples: list[dict[str, Any]],
+    reset_id: int,
+    margin: float = 2.0,
+    keep_elsewhere: int = 4096,
 ) -> dict[str, float]:
     """Initialise the ``[RESET]`` embedding from the backtracking examples (``probe`` init).
 
@@ -184,8 +188,18 @@ def init_reset_embedding(
     label and the mean over the other assistant positions (a class-mean linear probe), scaled so
     that its median logit at the reset positions sits ``margin`` below the median top logit.
     Returns the resulting logit statistics. With tied embeddings this also sets the input row.
+
+    Memory stays bounded at paper scale: the other positions enter as a running float32 sum (no
+    hidden-state tensor outlives its example), one vector is kept per backtracking example, and
+    the reported median logit elsewhere is taken over a fixed-seed uniform sample of at most
+    ``keep_elsewhere`` positions (all of them when there are fewer).
     """
-    pos, neg, tops = [], [], []
+    pos, tops = [], []
+    neg_sum: torch.Tensor | None = None
+    neg_count = 0
+    sample = torch.empty(0)  # up to keep_elsewhere hidden states at other positions
+    sample_keys = torch.empty(0)
+    gen = torch.Generator().manual_seed(0)
     model.eval()
     with torch.no_grad():
         for e in examples:
@@ -195,26 +209,59 @@ def init_reset_embedding(
             out = model(ids, output_hidden_states=True)
             h = out.hidden_states[-1][0]
             if labels[first] == reset_id:
-                pos.append(h[first - 1])
-                tops.append(out.logits[0, first - 1].max())
+                pos.append(h[first - 1].float().clone())
+                tops.append(out.logits[0, first - 1].max().float())
             else:
-                neg.append(h[first - 1 : len(labels) - 1])
-    if not pos or not neg:
+                rows = h[first - 1 : len(labels) - 1].float()
+                total = rows.sum(0)
+                neg_sum = total if neg_sum is None else neg_sum + total
+                neg_count += rows.shape[0]
+                # Bottom-k of uniform random keys: a uniform sample without replacement.
+                keys = torch.cat([sample_keys, torch.rand(rows.shape[0], generator=gen)])
+                sample = torch.cat([sample.to(rows), rows])
+                keep = keys.argsort()[:keep_elsewhere]
+                sample, sample_keys = sample[keep.to(sample.device)], keys[keep]
+                del rows  # a view: it would keep this example's hidden states alive
+            del out, h
+    if not pos or neg_sum is None:
         raise ValueError("probe init needs backtracking and other examples")
-    p, n = torch.stack(pos), torch.cat(neg)
-    direction = p.mean(0) - n.mean(0)
+    p = torch.stack(pos)
+    direction = p.mean(0) - neg_sum / neg_count
     scale = (torch.stack(tops).median() - margin) / (p @ direction).median()
     out_emb = model.get_output_embeddings().weight
+    in_emb = model.get_input_embeddings().weight
     with torch.no_grad():
-        out_emb[reset_id] = direction * scale
-        model.get_input_embeddings().weight[reset_id] = direction * scale
+        out_emb[reset_id] = (direction * scale).to(out_emb)
+        in_emb[reset_id] = (direction * scale).to(in_emb)
     model.train()
-    row = out_emb[reset_id].detach()
+    row = out_emb[reset_id].detach().float()
     return {
         "reset_logit_at_reset_median": float((p @ row).median()),
         "top_logit_at_reset_median": float(torch.stack(tops).median()),
-        "reset_logit_elsewhere_median": float((n @ row).median()),
+        "reset_logit_elsewhere_median": float((sample @ row).median()),
     }
+
+
+def dpo_dataset(pairs: list[dict[str, Any]], tok: Any) -> Dataset:
+    """The DPO pairs as TRL's ``DPOTrainer`` takes them, with one BOS like SFT and generation.
+
+    ``prompt`` is rendered chat-template text, and Gemma's and Llama-3's templates write
+    ``{{ bos_token }}`` themselves; TRL 1.16 tokenizes string prompts (and prompt + completion)
+    with the tokenizer's special tokens, so a tokenizer that adds BOS would give two. Its BOS
+    text is then dropped from the prompt: TRL's tokenizer puts the token back.
+    """
+    bos = tok.bos_token
+    adds_bos = bool(bos) and tok("a").input_ids[:1] == [tok.bos_token_id]
+
+    def prompt(text: str) -> str:
+        return text[len(bos) :] if adds_bos and text.startswith(bos) else text
+
+    return Dataset.from_list(
+        [
+            {"prompt": prompt(p["prompt"]), "chosen": p["chosen"], "rejected": p["rejected"]}
+            for p in pairs
+        ]
+    )
 
 
 def run_sft(
@@ -296,9 +343,7 @@ def run_dpo(
     ref = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype], use_safetensors=True)
     if device is not None:
         ref.to(device)
-    ds = Dataset.from_list(
-        [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    )
+    ds = dpo_dataset(pairs, tok)
     with tempfile.TemporaryDirectory() as work:
         args = DPOConfig(**_common_args(params, seed, work, batch), beta=params["beta"])
         trainer = DPOTrainer(

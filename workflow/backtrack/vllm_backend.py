@@ -71,6 +71,7 @@ def sampling_kwargs(
         "n": n,
         "temperature": temperature if do_sample else 0.0,
         "top_p": top_p if do_sample else 1.0,
+        "top_k": 0,  # off, as the HF backend samples (generation.generation_config)
         "max_tokens": max_tokens,
         "logit_bias": bias,
         "stop_token_ids": [reset_id] if stop_on_reset else None,
@@ -279,6 +280,19 @@ def row_record(
     return rec
 
 
+def sample_decode_times(decode_s: float | None, n_tokens: Sequence[int]) -> list[float | None]:
+    """Each sample's first-to-last-token time from one request's metrics.
+
+    With ``n > 1`` vLLM reports one set of metrics for the whole request: the last child to
+    finish, i.e. the longest sample. The samples decode in lockstep (one token each per engine
+    step), so sample k's decode time is its share of those steps, not the longest one's.
+    """
+    if decode_s is None or len(n_tokens) == 1:
+        return [decode_s] * len(n_tokens)
+    steps = max(n_tokens) - 1
+    return [decode_s * (n - 1) / steps if steps > 0 else None for n in n_tokens]
+
+
 def _requests(
     rows: list[Row], first_round: bool, grouped: bool
 ) -> list[tuple[list[int], list[Row]]]:
@@ -319,8 +333,10 @@ def generate_records_vllm(
     sample, as vLLM rejects ``n > 1`` without sampling. ``make_sampling_params`` turns the
     :func:`sampling_kwargs` dict into what ``llm.generate`` takes (tests pass a fake).
 
-    Timings are coarser than the HF backend's per-token clock: see :func:`row_timings`. Build the
-    LLM with ``disable_log_stats=False`` so that ``RequestOutput.metrics`` carries TTFT.
+    Timings are coarser than the HF backend's per-token clock: see :func:`row_timings`; the
+    samples of one ``n > 1`` request share its TTFT and split its decode time by their lengths
+    (:func:`sample_decode_times`). Build the LLM with ``disable_log_stats=False`` so that
+    ``RequestOutput.metrics`` carries TTFT.
     """
     eos0 = tok.eos_token_id
     rows: list[Row] = []
@@ -356,11 +372,13 @@ def generate_records_vllm(
         for (_, served), out in zip(reqs, outs, strict=True):
             ttft, decode = request_latency(getattr(out, "metrics", None))
             comps = sorted(out.outputs, key=lambda c: getattr(c, "index", 0))
+            starts = [len(r.ids) for r in served]
             for r, comp in zip(served, comps, strict=True):
-                start = len(r.ids)
                 absorb(r, comp, reset_id, max_new_tokens)
-                r.segments.append(
-                    Segment(rnd, start, len(r.ids) - start, submitted, returned, ttft, decode)
-                )
+            counts = [len(r.ids) - start for r, start in zip(served, starts, strict=True)]
+            for r, start, n, d in zip(
+                served, starts, counts, sample_decode_times(decode, counts), strict=True
+            ):
+                r.segments.append(Segment(rnd, start, n, submitted, returned, ttft, d))
         rnd += 1
     return [row_record(r, tok, reset_id, len(rows), max_new_tokens) for r in rows]

@@ -241,6 +241,12 @@ def get_model_source(wildcards):
     return as_json(config["models"][wildcards.model]["source"])
 
 
+def get_model_chat_template(wildcards):
+    """models.<alias>.chat_template, relative to the workflow's directory; [] when unset."""
+    path = config["models"][wildcards.model].get("chat_template")
+    return os.path.join(workflow.basedir, path) if path else []
+
+
 def get_model_dtype(wildcards):
     return config["models"][wildcards.model]["dtype"]
 

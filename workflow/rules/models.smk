@@ -1,4 +1,6 @@
 rule prepare_base_model:
+    input:
+        chat_template=get_model_chat_template,
     output:
         model=directory("results/models/{model}/base"),
     log:

@@ -15,6 +15,9 @@ rule train_sft:
         mem_mb=train_resource("train_sft", "mem_mb"),
         runtime=train_resource("train_sft", "runtime"),
         gpu=train_resource("train_sft", "gpu"),
+        # All GPUs on one node (one accelerate process each): without it the SLURM plugin
+        # asks for --gpus=N only, which SLURM may spread over several nodes.
+        nodes=1,
     params:
         train=as_json(config["sft"] | {"reset_token": config["reset_token"]}),
         dtype=get_model_dtype,
@@ -41,6 +44,9 @@ rule train_dpo:
         mem_mb=train_resource("train_dpo", "mem_mb"),
         runtime=train_resource("train_dpo", "runtime"),
         gpu=train_resource("train_dpo", "gpu"),
+        # All GPUs on one node (one accelerate process each): without it the SLURM plugin
+        # asks for --gpus=N only, which SLURM may spread over several nodes.
+        nodes=1,
     params:
         train=as_json(config["dpo"]),
         dtype=get_model_dtype,

@@ -7,5 +7,6 @@ info = prepare_base_model(
     snakemake.output.model,
     reset_token=snakemake.params.reset_token,
     dtype=snakemake.params.dtype,
+    chat_template=snakemake.input.chat_template or None,
 )
 log.info("prepared %s", info)
