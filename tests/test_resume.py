@@ -27,14 +27,18 @@ from tests.test_workflow import ROOT, SNAKEMAKE, write_config
 pytestmark = pytest.mark.slow
 
 TARGETS = ("results/table1.csv", "results/table2.csv")
-# Where to kill, in the order the graph reaches them: (rule, its script, seconds into the job
-# to kill at, drawn uniformly from this window with a fixed seed). The attack is killed as soon
-# as one prompt's transcript line is on disk, so the resumed job must reuse it.
+# Where to stop the run, in the order the graph reaches them: (rule, its script, seconds into
+# the job to stop at, drawn uniformly from this window with a fixed seed, signal). SIGKILL goes
+# to the whole process tree and leaves Snakemake's lock (recovery: --unlock, then the same
+# command); SIGINT goes to the process group, as Ctrl-C in a terminal does (recovery: the same
+# command). The attack is killed as soon as one prompt's transcript line is on disk, so the
+# resumed job must reuse it.
 KILL_POINTS = (
-    ("train_sft", "train_sft.py", (1.0, 6.0)),
-    ("generate", "generate.py", (0.5, 3.0)),
-    ("judge", "judge.py", (0.0, 0.05)),
-    ("attack", "attack.py", None),
+    ("train_sft", "train_sft.py", (1.0, 6.0), signal.SIGKILL),
+    ("generate", "generate.py", (0.5, 3.0), signal.SIGKILL),
+    ("generate", "generate.py", (0.5, 3.0), signal.SIGINT),
+    ("judge", "judge.py", (0.0, 0.05), signal.SIGKILL),
+    ("attack", "attack.py", None, signal.SIGKILL),
 )
 SEED = 12
 # Values that measure time (or a cache key made of file times), not results.
@@ -104,7 +108,7 @@ def test_kill_anywhere_and_resume_gives_the_uninterrupted_results(workflow_run, 
     write_config(work, cfg)  # same source model as the reference run
     rng = random.Random(SEED)
     landed = []
-    for rule, script, window in KILL_POINTS:
+    for rule, script, window, sig in KILL_POINTS:
         with open(tmp_path / f"snakemake-{rule}.txt", "w") as out:
             proc = subprocess.Popen(
                 command(work, *TARGETS), stdout=out, stderr=subprocess.STDOUT,
@@ -120,15 +124,20 @@ def test_kill_anywhere_and_resume_gives_the_uninterrupted_results(workflow_run, 
             at = rng.uniform(*window) if window else 0.0
             time.sleep(max(0.0, job.create_time() + at - time.time()))
             inside = alive(job)
-            kill_tree(proc)
-        landed.append((rule, round(at, 3), inside))
-        # After a hard kill Snakemake's lock stays: the README's recovery is --unlock, then
-        # the same command again.
-        subprocess.run(command(work, "--unlock"), check=True, capture_output=True)
+            if sig == signal.SIGKILL:
+                kill_tree(proc)
+            else:
+                os.killpg(proc.pid, sig)
+                proc.wait(300)
+        landed.append((rule, sig.name, round(at, 3), inside))
+        if sig == signal.SIGKILL:
+            # After a hard kill Snakemake's lock stays: the README's recovery is --unlock,
+            # then the same command again.
+            subprocess.run(command(work, "--unlock"), check=True, capture_output=True)
     proc = subprocess.run(command(work, *TARGETS), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    print("kill points (rule, seconds into the job, landed inside it):", landed)
-    assert [r for r, _, inside in landed if inside] == [k[0] for k in KILL_POINTS], landed
+    print("kill points (rule, signal, seconds into the job, landed inside it):", landed)
+    assert all(inside for *_, inside in landed), landed
 
     # The attack resumed from its transcript instead of starting over.
     resumed = [
