@@ -229,3 +229,67 @@ def test_sharded_attacks_plan_shard_jobs_and_one_merge_each(tmp_path):
     # Each shard job has the attack rule's resources (resources.attack).
     block = plan.split("rule attack_shard:", 1)[1].split("\n\n", 1)[0]
     assert "runtime=60" in block and "gpu=0" in block
+
+
+# --- The workflow at test scale: one attack target with 1 and 3 shards, then 2 ---
+
+TARGET = "results/attacks/tiny/baseline/sft/gcg.jsonl"
+ATTACK_RULES = ("prepare_eval_set", "prepare_attack_targets", "attack", "attack_shard",
+                "merge_attack")  # fmt: skip
+
+
+def _workdir(root: Path, checkpoint: Path, shards: int) -> Path:
+    """A work directory whose baseline SFT checkpoint is given (training is not what is tested)."""
+    from tests.test_workflow import write_config
+
+    work = root / f"shards{shards}"
+    (work / "results/models/tiny/baseline").mkdir(parents=True)
+    (work / "results/models/tiny/baseline/sft").symlink_to(checkpoint)
+    cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
+    cfg["models"]["tiny"]["source"]["path"] = str(checkpoint)
+    cfg["attacks"].update(n=3, shards=shards)
+    write_config(work, cfg)
+    return work
+
+
+@pytest.mark.slow
+def test_workflow_transcript_is_the_same_with_1_and_3_shards(tiny_source_dir, tmp_path):
+    from backtrack.io import read_jsonl
+    from backtrack.models import add_reset_token
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from tests.test_workflow import smk, write_config
+
+    checkpoint = tmp_path / "checkpoint"  # what prepare_base_model makes of the tiny model
+    tok = AutoTokenizer.from_pretrained(tiny_source_dir)
+    model = LlamaForCausalLM.from_pretrained(tiny_source_dir)
+    add_reset_token(model, tok, "[RESET]")
+    model.save_pretrained(checkpoint)
+    tok.save_pretrained(checkpoint)
+    allowed = ["--allowed-rules", *ATTACK_RULES]
+    one, three = (_workdir(tmp_path, checkpoint, k) for k in (1, 3))
+    smk(one, TARGET, *allowed)
+    out = smk(three, TARGET, *allowed)
+    assert "rule merge_attack" in out and "attack_shard" in out
+    assert [untimed(x) for x in read_jsonl(three / TARGET)] == [
+        untimed(x) for x in read_jsonl(one / TARGET)
+    ]
+    logs = sorted((three / "logs/attack_shard").glob("*.log"))
+    assert [p.name for p in logs] == [f"tiny_baseline_sft_gcg_{k}-of-3.log" for k in (1, 2, 3)]
+    assert len(list((three / "benchmarks/attack_shard").glob("*.tsv"))) == 3
+    # Another split: two new shard jobs and a merge, which attack no prompt again.
+    cfg = yaml.safe_load((three / "config.yaml").read_text())
+    cfg["attacks"]["shards"] = 2
+    write_config(three, cfg)
+    from tests.test_workflow import planned_jobs
+
+    before = read_jsonl(three / TARGET)
+    assert planned_jobs(smk(three, "-n", TARGET, *allowed)) == {
+        "attack_shard": 2,
+        "merge_attack": 1,
+    }
+    smk(three, TARGET, *allowed)
+    assert read_jsonl(three / TARGET) == before  # the very lines, timings included
+    for k in (1, 2):
+        log = (three / f"logs/attack_shard/tiny_baseline_sft_gcg_{k}-of-2.log").read_text()
+        assert "reused" in log and "after" not in log, log  # no prompt attacked
