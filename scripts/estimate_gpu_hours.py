@@ -927,7 +927,8 @@ def main(argv: list[str] | None = None) -> int:
         "assumed), included in GPU-h"
     )
     print(markdown(rows, hw, notes, args.explain) if args.markdown else text_table(rows))
-    print(("\n" if args.markdown else "") + "\n".join(schedule_lines(rows, config, args.gpus)))
+    plan = schedule_lines(rows, config, args.gpus)
+    print("\n" + "\n".join(f"- {x}" for x in plan) if args.markdown else "\n".join(plan))
     if not args.markdown and notes:
         print("\n".join(f"note: {n}" for n in dict.fromkeys(notes)), file=sys.stderr)
     return 0
