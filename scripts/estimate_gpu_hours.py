@@ -42,16 +42,21 @@ from __future__ import annotations
 
 import argparse
 import copy
+import heapq
 import math
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from backtrack.attacks.shards import shard_bounds
 from backtrack.config import (
+    attack_shards,
     eval_datasets,
+    job_gpus,
     optimising_attacks,
     prefill_set_name,
     prefill_sweep_sets,
@@ -255,10 +260,22 @@ class Row:
     util: str
     note: str = ""
     startup_s: float = 0.0  # per-job fixed cost (loading weights, starting vLLM), all jobs
+    # For the schedule (see :func:`plan_jobs`): what a job waits for, GPUs per job, and the
+    # GPU-hours of each job where they are not all equal (attack shards differ by one prompt).
+    kind: str = "eval"
+    method: str | None = None
+    gpus: int = 1
+    job_hours: list[float] | None = None
 
     @property
     def gpu_hours(self) -> float:
         return (self.planned_s + self.startup_s) / HOUR
+
+    def each_job(self) -> list[float]:
+        """GPU-hours of each of the row's jobs (equal shares unless the row says otherwise)."""
+        if self.job_hours is not None:
+            return self.job_hours
+        return [self.gpu_hours / self.jobs] * self.jobs if self.work.flops else []
 
 
 def _row(model: str, stage: str, jobs: int, w: Work, hw: Hardware, note: str = "") -> Row:
@@ -460,8 +477,17 @@ def estimate(
                 arch, n, sizes[d], prompt, gen["max_new_tokens"], gen["batch_size"], hw
             )
 
-        def add(stage: str, jobs: int, w: Work, note: str, alias: str = alias) -> Row:
+        def add(
+            stage: str,
+            jobs: int,
+            w: Work,
+            note: str,
+            alias: str = alias,
+            kind: str = "eval",
+            method: str | None = None,
+        ) -> Row:
             rows.append(_row(alias, stage, jobs, w, hw, note))
+            rows[-1].kind, rows[-1].method = kind, method
             if w.flops:  # a GPU job: pays for loading the model once
                 rows[-1].startup_s = jobs * startup_s
             return rows[-1]
@@ -487,6 +513,7 @@ def estimate(
             w,
             f"base model answers {n_harm} harmful × {pool['unsafe_max_new_tokens']} + "
             f"{n_benign} benign × {pool['helpful_max_new_tokens']} tokens",
+            kind="pool",
         )
 
         for method in run["methods"]:
@@ -497,7 +524,15 @@ def estimate(
                 w.terms.append(
                     f"+ probe init, one forward: 2·N·T_epoch = 2 × {n:.4g} × {epoch:.4g}"
                 )
-            add(f"train_sft {method}", 1, w, f"{sft['epochs']} epochs × {epoch:,.0f} tokens")
+            row = add(
+                f"train_sft {method}",
+                1,
+                w,
+                f"{sft['epochs']} epochs × {epoch:,.0f} tokens",
+                kind="sft",
+                method=method,
+            )
+            row.gpus = job_gpus(config, "train_sft", alias)
 
         if "dpo" in run["stages"]:
             for method in run["methods"]:
@@ -508,12 +543,15 @@ def estimate(
                 w.add(ref)
                 w.tokens = t
                 w.terms.append("+ reference forward " + ref.terms[0])
-                add(
+                row = add(
                     f"train_dpo {method}",
                     1,
                     w,
                     f"{pairs} pairs × {dpo['epochs']} epoch(s), {t:,.0f} tokens",
+                    kind="dpo",
+                    method=method,
                 )
+                row.gpus = job_gpus(config, "train_dpo", alias)
 
         for d in table1:
             w = Work()
@@ -528,7 +566,13 @@ def estimate(
 
         for d in p.get("datasets", []):
             w = decode_work(arch, n, sizes[d], L.prompt, p["max_new_tokens"], gen["batch_size"], hw)
-            add(f"sample_prefill_answers {d}", 1, w, f"base model, {p['max_new_tokens']} tokens")
+            add(
+                f"sample_prefill_answers {d}",
+                1,
+                w,
+                f"base model, {p['max_new_tokens']} tokens",
+                kind="base",
+            )
 
         if sweep_only:
             w = Work()
@@ -549,25 +593,34 @@ def estimate(
                 lanes * len([*table1, *sweep_only]),
                 judge_work(recs),
                 f"{recs} generations, prompt + answer clipped to {answer} tokens",
+                kind="judge",
             )
 
         for name in optimising_attacks(config):
             per, cap, what = _attack_per_prompt(name, config, arch, n, L, hw)
             per_s = per.seconds(hw)[2]
             prompts = lanes * attacks["n"]
+            shards = attack_shards(config, name)
             w = Work()
             w.add(per, prompts)
             capped = cap is not None and per_s > cap
             row = add(
                 f"attack {name}",
-                lanes,
+                lanes * shards,
                 w,
-                f"{attacks['n']} prompts × {lanes} checkpoints; {what}; "
-                f"{per_s / 60:.1f} min/prompt"
+                f"{attacks['n']} prompts × {lanes} checkpoints"
+                + (f" in {shards} shards" if shards > 1 else "")
+                + f"; {what}; {per_s / 60:.1f} min/prompt"
                 + (f" > max_seconds {cap:.0f} s: capped" if capped else ""),
+                kind="attack",
             )
             if capped:
                 row.planned_s = prompts * cap
+            # Each shard job: its prompts (contiguous chunks, sizes differing by one), start-up.
+            per_job = row.planned_s / prompts
+            chunks = [hi - lo for lo, hi in (shard_bounds(attacks["n"], k, shards)
+                                            for k in range(1, shards + 1))]  # fmt: skip
+            row.job_hours = [(k * per_job + startup_s) / HOUR for k in chunks] * lanes
         if jarch is not None and optimising_attacks(config):
             recs = lanes * attacks["n"] * len(optimising_attacks(config))
             add(
@@ -575,8 +628,110 @@ def estimate(
                 lanes * len(optimising_attacks(config)),
                 judge_work(recs),
                 f"{recs} transcripts",
+                kind="judge_attack",
             )
     return rows
+
+
+@dataclass(frozen=True)
+class Job:
+    """One planned GPU job: GPU-hours, GPUs, the group it belongs to and the groups it waits for."""
+
+    name: str
+    hours: float
+    gpus: int
+    group: str
+    after: tuple[str, ...] = ()
+
+
+def plan_jobs(rows: list[Row], config: dict[str, Any]) -> list[Job]:
+    """The GPU jobs of the estimate with the graph's main dependencies: the pool before
+    training, SFT before DPO, a checkpoint before its generation and attack jobs, those before
+    their judging. Jobs of one (model, method, stage) are spread over its rows' jobs in order.
+    """
+    run = config["run"]
+    lanes = [(meth, st) for meth in run["methods"] for st in run["stages"]]
+    jobs: list[Job] = []
+    for r in rows:
+        hours, name, m = r.each_job(), f"{r.model} {r.stage}", r.model
+        if r.kind in ("pool", "base"):  # the base model's jobs
+            jobs += [Job(name, h, r.gpus, f"{m}/{r.kind}") for h in hours]
+        elif r.kind in ("sft", "dpo"):
+            after = f"{m}/pool" if r.kind == "sft" else f"{m}/sft/{r.method}"
+            jobs += [Job(name, h, r.gpus, f"{m}/{r.kind}/{r.method}", (after,)) for h in hours]
+        else:  # per checkpoint (method, stage): the row's jobs in lane order
+            per_lane = max(1, len(hours) // len(lanes))
+            for i, h in enumerate(hours):
+                meth, st = lanes[i // per_lane]
+                lane = f"{m}/{meth}/{st}"
+                after = {
+                    "judge": f"{lane}/eval",
+                    "judge_attack": f"{lane}/attack",
+                }.get(r.kind, f"{m}/{st}/{meth}")  # generation and attacks: the checkpoint
+                jobs.append(Job(name, h, r.gpus, f"{lane}/{r.kind}", (after,)))
+    return jobs
+
+
+def schedule(jobs: list[Job], gpus: int) -> float:
+    """Wall-clock hours of a greedy list schedule on ``gpus`` GPUs. Whenever GPUs free up, the
+    ready jobs (what they wait for has finished) start longest first, where a job's length is
+    its own wall time plus the longest chain of jobs waiting for it (so training, which
+    unblocks the attacks, goes before an attack of the same length); the first ready job that
+    does not fit holds the GPUs that free up until it does (no job jumps ahead of it). A job's
+    GPU-hours run on min(its GPUs, ``gpus``) GPUs, scaling perfectly (an assumption)."""
+
+    def wall(j: Job) -> float:
+        return j.hours / min(j.gpus, gpus)
+
+    waiting_on: dict[str, list[Job]] = {}
+    for j in jobs:
+        for a in j.after:
+            waiting_on.setdefault(a, []).append(j)
+    chain: dict[str, float] = {}
+
+    def after_group(group: str) -> float:  # longest chain of jobs that wait for ``group``
+        if group not in chain:
+            chain[group] = max((wall(k) + after_group(k.group) for k in waiting_on.get(group, [])),
+                               default=0.0)  # fmt: skip
+        return chain[group]
+
+    left = sorted(jobs, key=lambda j: -(wall(j) + after_group(j.group)))
+    open_jobs = Counter(j.group for j in jobs)
+    running: list[tuple[float, int, int, str]] = []  # (end, order, gpus, group)
+    t, free, order = 0.0, gpus, 0
+    while left or running:
+        for j in [j for j in left if not any(open_jobs[a] for a in j.after)]:
+            g = min(j.gpus, gpus)
+            if g > free:
+                break  # it waits for GPUs; nothing behind it goes first
+            heapq.heappush(running, (t + wall(j), order, g, j.group))
+            order, free = order + 1, free - g
+            left.remove(j)
+        if not running:
+            raise ValueError(f"jobs wait for groups no job belongs to: {left[0]}")
+        t, _, g, group = heapq.heappop(running)
+        free += g
+        open_jobs[group] -= 1
+    return t
+
+
+def schedule_lines(rows: list[Row], config: dict[str, Any], gpus: list[int]) -> list[str]:
+    """The largest job and the wall-clock time on each number of GPUs."""
+    jobs = plan_jobs(rows, config)
+    big = max(jobs, key=lambda j: j.hours)
+    long = max(jobs, key=lambda j: j.hours / j.gpus)
+    out = [
+        f"{len(jobs)} GPU jobs; the largest: {fmt_h(big.hours)} GPU-h ({big.name}, "
+        f"{big.gpus} GPU{'s' if big.gpus > 1 else ''}); the longest: "
+        f"{fmt_h(long.hours / long.gpus)} h ({long.name}, {long.gpus} GPU"
+        f"{'s' if long.gpus > 1 else ''})"
+    ]
+    for n in gpus:
+        out.append(
+            f"wall-clock on {n} GPUs: {fmt_h(schedule(jobs, n))} h (greedy schedule, longest "
+            "chain first; start-up included)"
+        )
+    return out
 
 
 def _hub_size(source: str, split: str | None, what: str, notes: list[str]) -> int:
@@ -744,6 +899,13 @@ def main(argv: list[str] | None = None) -> int:
         "--startup-min", type=float, default=STARTUP_S / 60, help="fixed minutes per GPU job"
     )
     ap.add_argument("--explain", default="train_sft backtrack", help="row whose arithmetic to show")
+    ap.add_argument(
+        "--gpus",
+        nargs="*",
+        type=int,
+        default=[8, 64],
+        help="print the wall-clock time of a greedy schedule on each of these numbers of GPUs",
+    )
     args = ap.parse_args(argv)
 
     notes: list[str] = []
@@ -765,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
         "assumed), included in GPU-h"
     )
     print(markdown(rows, hw, notes, args.explain) if args.markdown else text_table(rows))
+    plan = schedule_lines(rows, config, args.gpus)
+    print("\n" + "\n".join(f"- {x}" for x in plan) if args.markdown else "\n".join(plan))
     if not args.markdown and notes:
         print("\n".join(f"note: {n}" for n in dict.fromkeys(notes)), file=sys.stderr)
     return 0

@@ -114,3 +114,59 @@ def test_cli_markdown_shows_the_arithmetic(capsys):
     assert est.main(["--markdown"]) == 0
     out = capsys.readouterr().out
     assert "| stage |" in out and "**total**" in out and "Arithmetic for `train_sft" in out
+
+
+def test_schedule_is_longest_first_on_free_gpus():
+    jobs = [est.Job("a", 4, 1, "x"), est.Job("b", 3, 1, "x"), est.Job("c", 3, 1, "y"),
+            est.Job("d", 2, 1, "y")]  # fmt: skip
+    assert est.schedule(jobs, 1) == 12  # one after another
+    assert est.schedule(jobs, 2) == 6  # a, b; c when b ends (3 + 3), d when a ends (4 + 2)
+    assert est.schedule(jobs, 8) == 4  # all at once: the longest
+
+
+def test_schedule_waits_for_dependencies_and_puts_the_longer_chain_first():
+    """A 2-GPU job (2 GPU-h: 1 h) unblocks a 3-h job; a 3.5-h job is independent. On 2 GPUs the
+    chain (1 + 3 h) goes first, then both run: 1 + 3.5 h. Own length first would start the 3.5-h
+    job, hold the 2-GPU job until it ends and finish at 3.5 + 1 + 3 h."""
+    jobs = [est.Job("train", 2, 2, "t"), est.Job("attack", 3, 1, "a", ("t",)),
+            est.Job("other", 3.5, 1, "o")]  # fmt: skip
+    assert est.schedule(jobs, 2) == 4.5
+    assert est.schedule(jobs, 1) == 2 + 3 + 3.5  # the 2-GPU job runs on one GPU for 2 h
+
+
+def test_attack_shards_split_the_attack_rows_into_jobs(config):
+    config["attacks"].update(n=7, shards=3, shards_by_attack={"autodan": 1})
+    rows = est.estimate(config, startup_s=0)
+    gcg, autodan = row(rows, "attack gcg"), row(rows, "attack autodan")
+    assert gcg.jobs == 3 and autodan.jobs == 1  # one lane (baseline SFT)
+    per_prompt = gcg.gpu_hours / 7
+    assert [round(h / per_prompt, 9) for h in gcg.each_job()] == [2, 2, 3]  # contiguous chunks
+    assert math.isclose(sum(gcg.each_job()), gcg.gpu_hours)
+    jobs = est.plan_jobs(rows, config)
+    shard_jobs = [j for j in jobs if j.name.endswith("attack gcg")]
+    assert len(shard_jobs) == 3 and all(j.after == ("llama/sft/baseline",) for j in shard_jobs)
+
+
+def test_paper_config_attack_jobs_are_a_few_gpu_hours_and_the_schedule_is_bounded():
+    config = est.load_config([ROOT / "config.yaml", ROOT / "config/paper.yaml"])
+    rows = est.estimate(config)
+    jobs = est.plan_jobs(rows, est.fill_null_sizes(config, []))
+    total = sum(r.gpu_hours for r in rows)
+    assert len(jobs) == sum(r.jobs for r in rows if r.work.flops)
+    assert math.isclose(sum(j.hours for j in jobs), total)
+    attacks = [j for j in jobs if " attack " in j.name]
+    assert len(attacks) == 2 * 4 * (5 + 5 + 10)  # models x checkpoints x shards
+    assert max(j.hours for j in attacks) < 1.5  # was ~12 for the adaptive attack in one job
+    assert math.isclose(est.schedule(jobs, 1), total)
+    chain = est.schedule(jobs, 10_000)  # unlimited GPUs: the longest chain of the graph
+    assert chain < 4  # pool, SFT, DPO (on 8 GPUs), one attack shard, judging
+    for n in (8, 64):
+        wall = est.schedule(jobs, n)
+        assert max(total / n, chain) <= wall <= total / n + chain  # Graham's list-schedule bound
+
+
+def test_cli_prints_the_wall_clock_for_each_gpu_count(capsys):
+    assert est.main(["--gpus", "8", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "wall-clock on 8 GPUs:" in out and "wall-clock on 64 GPUs:" in out
+    assert "GPU jobs; the largest:" in out

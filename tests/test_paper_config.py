@@ -55,7 +55,10 @@ def test_paper_config_plans_the_whole_grid(paper_plan):
     # 2 models x 4 (method, stage) x (4 harmful + HH-RLHF dev + benign + the 4-set prefill
     # sweep, which includes Table 1's prefill10)
     assert len(j["generate"]) == 2 * 4 * 10
-    assert len(j["attack"]) == 2 * 4 * 3
+    # The optimising attacks in shards (attacks.shards 5, the adaptive attack 10), one merge each.
+    assert "attack" not in j
+    assert len(j["attack_shard"]) == 2 * 4 * (5 + 5 + 10)
+    assert len(j["merge_attack"]) == 2 * 4 * 3 and len(j["judge_attack"]) == 2 * 4 * 3
     # The paper's data (hub sets: a dry run loads none of them): 4 harmful + dev + benign.
     assert len(j["prepare_eval_set"]) == 6
     assert len(j["prepare_train_prompts"]) == 1 and len(j["prepare_train_pool"]) == 2
@@ -131,7 +134,7 @@ def test_paper_config_global_batch_is_128_on_every_gpu_count():
     ("rule", "gpu", "mem_mb", "runtime"),
     [
         ("generate", 1, 64000, 240),
-        ("attack", 1, 64000, 2880),
+        ("attack_shard", 1, 64000, 360),
         ("judge", 1, 64000, 120),
         ("prepare_base_model", 0, 64000, 60),
         ("prepare_train_pool", 1, 128000, 1440),
@@ -141,6 +144,16 @@ def test_paper_config_resources(paper_plan, rule, gpu, mem_mb, runtime):
     for line in jobs(paper_plan)[rule]:
         assert f"gpu={gpu}" in line and f"mem_mb={mem_mb}" in line, line
         assert f"runtime={runtime}" in line, line
+
+
+def test_paper_config_attack_shards_are_a_few_gpu_hours(paper_plan):
+    """Each shard job holds 10 prompts (5 for the adaptive attack), as the estimate assumes, and
+    its runtime limit is well above the estimated largest shard (~1.3 GPU-hours)."""
+    shards = [wc for name, wc, _ in job_blocks(paper_plan) if name == "attack_shard"]
+    per_attack = {(wc["attack"], wc["shards"]) for wc in shards}
+    assert per_attack == {("gcg", "5"), ("autodan", "5"), ("adaptive", "10")}
+    cells = {(wc["model"], wc["method"], wc["stage"], wc["attack"], wc["shard"]) for wc in shards}
+    assert len(cells) == len(shards)  # no shard planned twice
 
 
 def _pins(env: Path) -> dict[str, str]:

@@ -55,6 +55,7 @@ def test_test_scale_graph_runs_through_the_slurm_profile(cluster, tmp_path):
     cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
     cfg["models"]["tiny"]["source"]["path"] = str(src)
     cfg["run"]["stages"] = ["sft"]  # enough to cross every kind of rule, in half the jobs
+    cfg["attacks"]["shards"] = 2  # one sharded attack through the profile: 2 shards + a merge
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
@@ -63,7 +64,7 @@ def test_test_scale_graph_runs_through_the_slurm_profile(cluster, tmp_path):
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
         "--jobs", "4",
-        "results/table1.csv",
+        "results/table1.csv", "results/attacks/tiny/baseline/sft/gcg.jsonl",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cluster, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-5000:]
@@ -73,3 +74,7 @@ def test_test_scale_graph_runs_through_the_slurm_profile(cluster, tmp_path):
     logs = work / ".snakemake/slurm_logs"
     rules = {p.name.removeprefix("rule_") for p in logs.iterdir()} if logs.exists() else set()
     assert {"train_sft", "generate", "judge"} <= rules, proc.stderr[-3000:]
+    assert {"attack_shard", "merge_attack"} <= rules, proc.stderr[-3000:]
+    assert len(list((logs / "rule_attack_shard").rglob("*.log"))) >= 2  # a job per shard
+    lines = (work / "results/attacks/tiny/baseline/sft/gcg.jsonl").read_text().splitlines()
+    assert len(lines) == cfg["attacks"]["n"]

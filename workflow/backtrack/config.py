@@ -154,6 +154,18 @@ def check_references(config: dict[str, Any]) -> None:
             f"config key 'attacks.n': {attacks['n']} prompts asked of "
             f"data.eval_sets.{attacks['dataset']}, which has n = {n_set}"
         )
+    for name in optimising_attacks(config):
+        k = attack_shards(config, name)
+        if k > attacks.get("n", 0):
+            key = (
+                f"attacks.shards_by_attack.{name}"
+                if name in attacks.get("shards_by_attack", {})
+                else "attacks.shards"
+            )
+            raise ConfigError(
+                f"config key '{key}': {k} shards of the {name} attack for attacks.n = "
+                f"{attacks['n']} prompts; a shard needs at least one prompt"
+            )
     p = config.get("prefill", {})
     longest = max([p.get("tokens", 10), *attacks.get("prefill", {}).get("tokens", [])])
     if p.get("max_new_tokens", longest) < longest:
@@ -390,6 +402,13 @@ def prefill_sweep_sets(config: dict[str, Any]) -> dict[str, tuple[str, int]]:
 def optimising_attacks(config: dict[str, Any]) -> list[str]:
     """Table 2's attacks that run an optimiser (one attack job per model each)."""
     return [a for a in config.get("attacks", {}).get("run", []) if a != "prefill"]
+
+
+def attack_shards(config: dict[str, Any], name: str) -> int:
+    """Jobs an optimising attack's prompts are split into: attacks.shards_by_attack.<name>,
+    else attacks.shards (1 = one job writes the transcript, no merge step)."""
+    a = config.get("attacks", {})
+    return int(a.get("shards_by_attack", {}).get(name, a.get("shards", 1)))
 
 
 #: Keys of the ``generation`` config section that are decoding settings of generate_records

@@ -1,3 +1,5 @@
+# One job per (model, method, stage, attack) with attacks.shards 1; otherwise attack_shard jobs
+# (contiguous chunks of the targets) and merge_attack write the same transcript file.
 rule attack:
     input:
         model=get_model_dir,
@@ -8,6 +10,8 @@ rule attack:
         "logs/attack/{model}_{method}_{stage}_{attack}.log",
     benchmark:
         "benchmarks/attack/{model}_{method}_{stage}_{attack}.tsv"
+    wildcard_constraints:
+        attack=UNSHARDED_ATTACKS,
     conda:
         "../../envs/train.yaml"
     threads: model_threads("attack")
@@ -25,6 +29,39 @@ rule attack:
         seed=config["seed"],
     script:
         "../scripts/attack.py"
+
+
+# Same job on shard {shard} of {shards}: the count is in the path, not in params, so a new split
+# writes new files and reruns nothing else (finished prompts are reused, see attack.py).
+use rule attack as attack_shard with:
+    output:
+        transcripts="results/attacks/{model}/{method}/{stage}/{attack}/shard-{shard}-of-{shards}.jsonl",
+    log:
+        "logs/attack_shard/{model}_{method}_{stage}_{attack}_{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/attack_shard/{model}_{method}_{stage}_{attack}_{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        attack=SHARDED_ATTACKS,
+        shard="[1-9][0-9]*",
+        shards="[1-9][0-9]*",
+
+
+rule merge_attack:
+    input:
+        shards=get_attack_shards,
+        targets=ATTACK_TARGETS,
+    output:
+        transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+    log:
+        "logs/merge_attack/{model}_{method}_{stage}_{attack}.log",
+    benchmark:
+        "benchmarks/merge_attack/{model}_{method}_{stage}_{attack}.tsv"
+    wildcard_constraints:
+        attack=SHARDED_ATTACKS,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/merge_attack.py"
 
 
 rule judge_attack:

@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from backtrack.config import (
+    attack_shards,
     check_sweeps,
     decoding_kwargs,
     eval_datasets,
@@ -24,6 +25,11 @@ EVAL_SETS = eval_datasets(config)
 SWEEP_SETS = prefill_sweep_sets(config)
 GEN_SETS = EVAL_SETS | {name: "prefill" for name in SWEEP_SETS}
 ATTACKS = optimising_attacks(config)
+# Attacks split over several jobs (attacks.shards) are merged by merge_attack, the rest written
+# by one attack job; per-rule wildcard constraints keep the two rules apart.
+SHARDS = {a: attack_shards(config, a) for a in ATTACKS}
+SHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] > 1) or "(?!)"
+UNSHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] == 1) or "(?!)"
 ATTACK_TARGETS = "results/data/attacks/targets.jsonl"
 # vLLM needs its own torch build, hence its own environment (used with --sdm conda).
 GENERATE_ENV = (
@@ -212,6 +218,16 @@ def get_attack_params(wildcards):
     if wildcards.attack == "adaptive":
         return as_json(a["gcg"] | {"adaptive": a["adaptive"]})
     return as_json(a[wildcards.attack])
+
+
+def get_attack_shards(wildcards):
+    """The shard transcripts merge_attack joins, in prompt order (attacks.shards)."""
+    n = SHARDS[wildcards.attack]
+    return [
+        f"results/attacks/{wildcards.model}/{wildcards.method}/{wildcards.stage}/"
+        f"{wildcards.attack}/shard-{k}-of-{n}.jsonl"
+        for k in range(1, n + 1)
+    ]
 
 
 def table2_cells():

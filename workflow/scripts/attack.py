@@ -1,4 +1,7 @@
+from pathlib import Path
+
 from backtrack.attacks.runner import Evaluator, fingerprint, model_stamp, run_attack
+from backtrack.attacks.shards import attack_transcripts, shard_records
 from backtrack.io import read_jsonl
 from backtrack.judges import make_judge
 from backtrack.models import load_model, load_tokenizer, reset_token_id
@@ -20,17 +23,28 @@ ev = Evaluator(
     snakemake.params.system,
     snakemake.params.seed,
 )
+records = read_jsonl(snakemake.input.targets, required=("id", "prompt", "target"))
+out = Path(snakemake.output.transcripts)
+if hasattr(snakemake.wildcards, "shard"):  # rule attack_shard: .../{attack}/shard-k-of-n.jsonl
+    shard, shards = int(snakemake.wildcards.shard), int(snakemake.wildcards.shards)
+    records = shard_records(records, shard, shards)
+    log.info("shard %d of %d: prompts %s", shard, shards, ", ".join(r["id"] for r in records))
+    attack_dir = out.parent.parent
+else:  # rule attack: .../{attack}.jsonl
+    attack_dir = out.parent
+# The shard count is not in the stamp: lines of another split (or of the whole set) are reused.
 stamp = fingerprint(name, params, generation, check, model_stamp(snakemake.input.model))
 lines = run_attack(
     name,
     model,
     tok,
-    read_jsonl(snakemake.input.targets, required=("id", "prompt", "target")),
+    records,
     params,
     ev,
-    snakemake.output.transcripts,
+    out,
     stamp,
     seed=snakemake.params.seed,
+    reuse=attack_transcripts(attack_dir, name),
     progress=lambda t: log.info(
         "%s: %s after %d steps (%.0f s), loss %.3f, reset %s",
         t["id"],

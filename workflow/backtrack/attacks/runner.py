@@ -15,7 +15,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from backtrack.attacks.adaptive import AdaptiveConfig, run_adaptive
 from backtrack.attacks.gcg import GCG, GCGConfig
 from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, message_losses
+from backtrack.attacks.shards import finished_lines
 from backtrack.chat import text_ids
 from backtrack.config import decoding_kwargs
 from backtrack.generation import generate_records, generation_config
@@ -199,18 +200,41 @@ def run_attack(
     *,
     seed: int = 0,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    reuse: Sequence[str | os.PathLike[str]] = (),
 ) -> list[dict[str, Any]]:
     """Attack every record, appending each transcript to ``<out>.partial`` as it finishes; a
-    rerun skips prompts whose partial line carries the same ``stamp``. The complete output is
-    written atomically at the end and the partial file removed.
+    rerun skips prompts whose partial line carries the same ``stamp``, and so does a job that
+    finds such a line in one of the ``reuse`` files (other shards' or an earlier split's
+    transcripts, read only). A line counts only for the same prompt and target. The complete
+    output is written atomically at the end and the partial file removed.
     """
     partial = Path(f"{out_path}.partial")
+    mine = {r["id"]: r for r in records}
+
+    def same_prompt(line: dict[str, Any]) -> bool:
+        rec = mine.get(line["id"])
+        return rec is not None and (line.get("prompt"), line.get("target")) == (
+            rec["prompt"],
+            rec["target"],
+        )
+
     done: dict[str, dict[str, Any]] = {}
     if partial.exists():
         for line in read_partial_jsonl(partial):
-            if line.get("stamp") == stamp:
+            if line.get("stamp") == stamp and same_prompt(line):
                 done[line["id"]] = line
         log.info("resuming: %d of %d prompts already attacked", len(done), len(records))
+    others = [p for p in reuse if Path(p).resolve() != partial.resolve()]
+    reused = 0
+    for i, line in finished_lines(others, stamp).items():
+        if i not in done and same_prompt(line):
+            done[i] = line
+            append_jsonl(partial, line)  # this job's own resumable copy
+            reused += 1
+    if reused:
+        log.info(
+            "reused %d finished prompt(s) from %d other transcript file(s)", reused, len(others)
+        )
     gcg = None
     if name in ("gcg", "adaptive"):
         rows = model.get_input_embeddings().weight.shape[0]
