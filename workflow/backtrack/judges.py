@@ -206,16 +206,22 @@ JUDGE_PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def make_judge(name: str, params: Mapping[str, Any]) -> Judge:
+def make_judge(name: str, params: Mapping[str, Any], precision: str | None = None) -> Judge:
     """Build a judge from config, failing loudly on names or parameters it does not know.
 
     A parameter set to None is left out: config/paper.yaml, merged into config.yaml key by
-    key, cannot otherwise drop an option of the embedded default's judge.
+    key, cannot otherwise drop an option of the embedded default's judge. A judge that runs a
+    model takes its ``dtype`` from the ``precision`` policy unless the parameters set one.
     """
     if name not in JUDGES:
         known = ", ".join(sorted(JUDGES))
         raise ValueError(f"unknown judge {name!r}; known judges: {known}")
+    params = {k: v for k, v in params.items() if v is not None}
+    if name != "refusal" and precision is not None and "dtype" not in params:
+        from backtrack.precision import DTYPE_NAMES, resolve_precision
+
+        params["dtype"] = DTYPE_NAMES[resolve_precision(precision)]
     try:
-        return JUDGES[name](**{k: v for k, v in params.items() if v is not None})
+        return JUDGES[name](**params)
     except TypeError as err:
         raise ValueError(f"bad parameters for judge {name!r}: {err}") from err

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from backtrack.io import remove_stale_temporaries
+from backtrack.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,9 @@ def train_job(
         spec,
         n,
         accelerate_config,
-        mixed_precision="bf16" if cuda and params.get("bf16", True) else "no",
+        mixed_precision="bf16"
+        if resolve_precision(params.get("precision", "fp32")) == "bf16"
+        else "no",
         threads_per_process=max(1, int(threads) // n),
         stream=stream,
     )

@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from backtrack.io import atomic_dir
+from backtrack.precision import resolve_precision, torch_dtype
 from backtrack.sources import package_file
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -144,13 +145,14 @@ def load_tokenizer(model_dir: str | os.PathLike[str]) -> PreTrainedTokenizerBase
     return tok
 
 
-def load_model(model_dir: str | os.PathLike[str], dtype: str = "float32") -> PreTrainedModel:
-    """Load a prepared model for inference, on the GPU when the job has one (paper-scale
-    generation, prefill answers and attacks must not fall back to the CPU of a GPU node).
+def load_model(model_dir: str | os.PathLike[str], precision: str = "fp32") -> PreTrainedModel:
+    """Load a model for inference in the dtype of the ``precision`` setting (auto, bf16, fp32;
+    see :mod:`backtrack.precision`), on the GPU when the job has one (paper-scale generation,
+    prefill answers and attacks must not fall back to the CPU of a GPU node). Every script
+    that runs a model loads it here, so one policy decides the dtype.
     """
-    model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir), dtype=DTYPES[dtype], use_safetensors=True
-    )
+    dtype = torch_dtype(resolve_precision(precision))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()

@@ -20,6 +20,7 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from backtrack.io import atomic_dir
 from backtrack.launch import batch_plan
 from backtrack.models import DTYPES, PROVENANCE_FILE, reset_token_id
+from backtrack.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def _common_args(
     """Trainer arguments shared by SFT and DPO; hyperparameters come from the config.
 
     ``batch`` is :func:`backtrack.launch.batch_plan` of the job: per-device batch and accumulation
-    such that per-device x accumulation x processes is the configured global batch.
+    such that per-device x accumulation x processes is the configured global batch. bf16 (the
+    ``precision`` policy) is autocast over the weights as loaded, on CUDA and on CPU alike.
     """
     cuda = torch.cuda.is_available()
     return {
@@ -50,7 +52,7 @@ def _common_args(
         "seed": seed,
         "data_seed": seed,
         "use_cpu": not cuda,
-        "bf16": cuda and params.get("bf16", True),
+        "bf16": resolve_precision(params.get("precision", "fp32")) == "bf16",
         "gradient_checkpointing": params["gradient_checkpointing"],
         "dataloader_num_workers": 0,
         # Several processes (DDP): every parameter gets a gradient, so skip DDP's extra search.
@@ -305,6 +307,7 @@ def run_sft(
             out_dir,
             {
                 "stage": "sft",
+                "precision": resolve_precision(params.get("precision", "fp32")),
                 "train_examples": len(examples),
                 "params": params,
                 "batch": batch,
@@ -359,7 +362,13 @@ def run_dpo(
             tok,
             sft_dir,
             out_dir,
-            {"stage": "dpo", "train_pairs": len(pairs), "params": params, "batch": batch},
+            {
+                "stage": "dpo",
+                "precision": resolve_precision(params.get("precision", "fp32")),
+                "train_pairs": len(pairs),
+                "params": params,
+                "batch": batch,
+            },
             dtype=DTYPES[dtype],
             on_saved=on_saved,
         )

@@ -25,7 +25,7 @@ rule attack:
         check_judge=as_json(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        dtype=get_model_dtype,
+        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/attack.py"
@@ -82,5 +82,6 @@ rule judge_attack:
         gpu=rule_resources("judge_attack")["gpu"],
     params:
         judge=as_json(config["judge"]),
+        precision=JUDGE_PRECISION,
     script:
         "../scripts/judge.py"

@@ -39,6 +39,8 @@ GENERATE_ENV = (
 )
 # The pattern judge needs no torch; a guard model needs transformers or vLLM.
 _judge = config["judge"]
+# Judges that run a model follow `precision`; the pattern judge does not rerun when it changes.
+JUDGE_PRECISION = None if _judge["name"] == "refusal" else config["precision"]
 JUDGE_ENV = (
     "../../envs/report.yaml"
     if _judge["name"] == "refusal"

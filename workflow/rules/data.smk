@@ -55,6 +55,7 @@ rule prepare_train_pool:
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],
+        precision=config["precision"],
     script:
         "../scripts/prepare_train_pool.py"
 
@@ -129,6 +130,7 @@ rule sample_prefill_answers:
         judge=as_json(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
+        precision=config["precision"],
     script:
         "../scripts/sample_prefill_answers.py"
 

@@ -19,7 +19,7 @@ rule generate:
         generation=as_json(config["generation"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        dtype=get_model_dtype,
+        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/generate.py"

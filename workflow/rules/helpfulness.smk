@@ -24,7 +24,7 @@ rule helpfulness_references:
         batch_size=HELPFULNESS["batch_size"],
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        dtype=get_model_dtype,
+        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/helpfulness_references.py"
@@ -56,7 +56,7 @@ rule score_helpfulness:
         padding_side=HELPFULNESS["padding_side"],
         include_eos=HELPFULNESS["include_eos"],
         system=config["system_prompt"],
-        dtype=get_model_dtype,
+        precision=config["precision"],
     script:
         "../scripts/score_helpfulness.py"
 
@@ -121,7 +121,7 @@ rule mt_bench_answer:
         n_questions=MT_BENCH["n"],
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        dtype=get_model_dtype,
+        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/mt_bench_answer.py"
@@ -151,6 +151,7 @@ rule mt_bench_judge:
     params:
         judge=as_json(MT_BENCH["judge"]),
         n_questions=MT_BENCH["n"],
+        precision=config["precision"],
     script:
         "../scripts/mt_bench_judge.py"
 

@@ -16,5 +16,6 @@ rule judge:
         gpu=rule_resources("judge")["gpu"],
     params:
         judge=as_json(config["judge"]),
+        precision=JUDGE_PRECISION,
     script:
         "../scripts/judge.py"

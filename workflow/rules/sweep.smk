@@ -25,7 +25,7 @@ rule generate_sweep:
         limit=get_sweep_limit,
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        dtype=get_model_dtype,
+        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/generate.py"
@@ -49,6 +49,7 @@ rule judge_sweep:
         gpu=rule_resources("judge")["gpu"],
     params:
         judge=as_json(config["judge"]),
+        precision=JUDGE_PRECISION,
         samples=get_sweep_samples,
         limit=get_sweep_limit,
     script:

@@ -19,7 +19,10 @@ rule train_sft:
         # asks for --gpus=N only, which SLURM may spread over several nodes.
         nodes=1,
     params:
-        train=as_json(config["sft"] | {"reset_token": config["reset_token"]}),
+        train=as_json(
+            config["sft"]
+            | {"reset_token": config["reset_token"], "precision": config["precision"]}
+        ),
         dtype=get_model_dtype,
         seed=config["seed"],
         launch=get_train_launch,
@@ -48,7 +51,7 @@ rule train_dpo:
         # asks for --gpus=N only, which SLURM may spread over several nodes.
         nodes=1,
     params:
-        train=as_json(config["dpo"]),
+        train=as_json(config["dpo"] | {"precision": config["precision"]}),
         dtype=get_model_dtype,
         seed=config["seed"],
         launch=get_train_launch,

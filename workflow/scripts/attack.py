@@ -13,13 +13,13 @@ params = param_json(snakemake, "attack")
 generation = param_json(snakemake, "generation")
 check = param_json(snakemake, "check_judge")
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model, snakemake.params.dtype)
+model = load_model(snakemake.input.model, snakemake.params.precision)
 ev = Evaluator(
     model,
     tok,
     reset_token_id(tok, snakemake.params.reset_token),
     generation,
-    make_judge(check["name"], check["params"]),
+    make_judge(check["name"], check["params"], snakemake.params.precision),
     snakemake.params.system,
     snakemake.params.seed,
 )

@@ -5,7 +5,7 @@ from backtrack.smk import setup
 
 log = setup(snakemake)
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model, snakemake.params.dtype)
+model = load_model(snakemake.input.model, snakemake.params.precision)
 prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
 # Greedy and without [RESET] (max_resets=0): the base model's own answer, as the pool samples it.
 records = generate_records(

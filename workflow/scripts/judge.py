@@ -7,7 +7,7 @@ from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 cfg = param_json(snakemake, "judge")
-judge = make_judge(cfg["name"], cfg["params"])
+judge = make_judge(cfg["name"], cfg["params"], snakemake.params.precision)
 # Sweep points may answer the first `limit` prompts, `samples` times each.
 gens = read_answers(
     snakemake.input.generations,

@@ -7,7 +7,7 @@ log = setup(snakemake)
 decoding = param_json(snakemake, "decoding")
 questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model, snakemake.params.dtype)
+model = load_model(snakemake.input.model, snakemake.params.precision)
 answers = answer_questions(
     model,
     tok,

@@ -1,19 +1,14 @@
-import torch
 from backtrack.io import read_jsonl, write_jsonl
-from backtrack.models import DTYPES
+from backtrack.models import load_model
 from backtrack.mt_bench import judge_answers, load_questions, load_reference_answers
 from backtrack.smk import param_json, setup
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 log = setup(snakemake)
 cfg = param_json(snakemake, "judge")
 questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
 tok = AutoTokenizer.from_pretrained(cfg["model"])
-judge = AutoModelForCausalLM.from_pretrained(
-    cfg["model"], dtype=DTYPES[cfg["dtype"]], use_safetensors=True
-).eval()
-if torch.cuda.is_available():  # the HF path; paper-scale GPU jobs
-    judge = judge.to("cuda")
+judge = load_model(cfg["model"], snakemake.params.precision)
 judgments = judge_answers(
     judge,
     tok,

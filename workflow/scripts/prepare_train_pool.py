@@ -1,9 +1,8 @@
 import json
 
-import torch
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.judges import make_judge
-from backtrack.models import load_model, load_tokenizer, provenance, reset_token_id
+from backtrack.models import load_model, load_tokenizer, reset_token_id
 from backtrack.pool import build_pool, pool_options
 from backtrack.smk import param_json, setup
 
@@ -11,11 +10,7 @@ log = setup(snakemake)
 p = param_json(snakemake, "pool")
 judge_cfg = p["label_judge"]
 tok = load_tokenizer(snakemake.input.model)
-# On a GPU the model runs in its prepared dtype (bf16 at paper scale); CPU runs use float32.
-# (load_model puts it on the GPU when there is one.)
-gpu = torch.cuda.is_available()
-dtype = provenance(snakemake.input.model).get("dtype", "float32") if gpu else "float32"
-model = load_model(snakemake.input.model, dtype)
+model = load_model(snakemake.input.model, snakemake.params.precision)
 prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt", "harmful"))
 pool, stats = build_pool(
     model,
@@ -23,7 +18,7 @@ pool, stats = build_pool(
     reset_token_id(tok, snakemake.params.reset_token),
     [r for r in prompts if r["harmful"]],
     [r for r in prompts if not r["harmful"]],
-    make_judge(judge_cfg["name"], judge_cfg["params"]),
+    make_judge(judge_cfg["name"], judge_cfg["params"], snakemake.params.precision),
     unsafe_max_new_tokens=p["unsafe_max_new_tokens"],
     helpful_max_new_tokens=p["helpful_max_new_tokens"],
     batch_size=p["batch_size"],

@@ -8,7 +8,7 @@ from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model)
+model = load_model(snakemake.input.model, snakemake.params.precision)
 prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
 gens = generate_records(
     model,
@@ -21,7 +21,7 @@ gens = generate_records(
     system=snakemake.params.system,
 )
 judge_cfg = param_json(snakemake, "judge")
-verdicts = make_judge(judge_cfg["name"], judge_cfg["params"]).judge(
+verdicts = make_judge(judge_cfg["name"], judge_cfg["params"], snakemake.params.precision).judge(
     [JudgeInput.from_generation(g) for g in gens]
 )
 write_jsonl(

@@ -10,7 +10,7 @@ refs = reference_records(
     source=snakemake.input.references,
 )
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model, snakemake.params.dtype)
+model = load_model(snakemake.input.model, snakemake.params.precision)
 scores = score_answers(
     model,
     tok,

@@ -15,12 +15,20 @@ for cell, path, prompts in zip(
     cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
 ):
     judged[tuple(cell)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
+
+
+def precisions(sets, field):
+    """The precision(s) the row's records were made in (``precision`` policy), e.g. bf16."""
+    return "/".join(sorted({str(r.get(field, "unknown")) for rs in sets.values() for r in rs}))
+
+
 rows = []
 for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
+    sets = {d: judged[(model, method, stage, d)] for d in datasets}
     rows.append(
         table1_row(
             {"model": model, "method": method, "stage": stage},
-            {d: judged[(model, method, stage, d)] for d in datasets},
+            sets,
             datasets,
             snakemake.params.ci_level,
             {
@@ -28,6 +36,8 @@ for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
                 "train_data": json.dumps(prov["data"]["harmful_train"], sort_keys=True),
                 "eval_data": json.dumps(prov["data"]["eval_sets"], sort_keys=True),
                 "judge": prov["judge"]["name"],
+                "precision": precisions(sets, "precision"),
+                "train_precision": precisions(sets, "train_precision"),
             },
         )
     )
