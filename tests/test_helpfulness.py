@@ -400,7 +400,6 @@ def test_helpfulness_config_defaults_and_errors():
     validate_config(cfg)
     h = cfg["helpfulness"]
     assert h["references"] == "base_model" and h["mt_bench"]["enabled"] is False
-    assert h["mt_bench"]["judge"]["dtype"] == "bfloat16"
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["helpfulness"]["references"] = "gpt4"
     with pytest.raises(ConfigError, match=r"helpfulness\.references"):
@@ -502,7 +501,7 @@ def test_real_run_at_test_scale(tmp_path):
         "questions": "q.jsonl",
         "max_new_tokens": 6,
         "batch_size": 4,
-        "judge": {"model": str(src), "dtype": "float32", "max_new_tokens": 8, "batch_size": 4},
+        "judge": {"model": str(src), "max_new_tokens": 8, "batch_size": 4},
     }
     write_config(tmp_path, cfg)
     smk(tmp_path, "results/helpfulness.csv", "results/mt_bench.csv")
