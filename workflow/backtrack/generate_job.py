@@ -8,7 +8,7 @@ its own (``.venv-vllm``) and the script hands the job to that interpreter:
 ``python -m backtrack.generate_job JOBS.json`` with this package first on its path, so both sides
 run the same code. Records come back through the output file, the log through the job's stderr.
 
-Several jobs on one model share one engine (:func:`run_jobs`): starting vLLM costs tens of
+Consecutive jobs on one model share one engine (:func:`run_jobs`): starting vLLM costs tens of
 seconds on a CPU, so the tests run all their cases in one start.
 """
 
@@ -127,37 +127,52 @@ def build_llm(job: dict[str, Any]) -> Any:
     )
 
 
+def close_llm(llm: Any) -> None:
+    """Stop an engine's processes now, rather than whenever the object is collected."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None:
+        core.shutdown()
+
+
 def run_jobs(jobs: list[dict[str, Any]]) -> None:
-    """Run jobs in order, writing each one's records; vLLM jobs on one model share an engine."""
+    """Run jobs in order, writing each one's records. Consecutive vLLM jobs on one model, dtype
+    and seed share an engine; it is stopped before the next one starts (one in memory at a time).
+    """
     import torch
 
     from backtrack.io import read_jsonl, write_jsonl
     from backtrack.models import load_tokenizer, reset_token_id
 
-    engines: dict[tuple[str, str, int], Any] = {}
-    for job in jobs:
-        torch.set_num_threads(max(1, job["threads"]))  # the rule's threads, as smk.setup sets
-        tok = load_tokenizer(job["model"])
-        reset_id = reset_token_id(tok, job["reset_token"])
-        prompts = read_jsonl(job["prompts"], required=("id", "prompt"))
-        prompts = prompts[: job["limit"] or None]
-        if job["backend"] == "vllm":
-            from backtrack.vllm_backend import generate_records_vllm
+    llm, llm_key = None, None
+    try:
+        for job in jobs:
+            torch.set_num_threads(max(1, job["threads"]))  # the rule's threads, as smk.setup sets
+            tok = load_tokenizer(job["model"])
+            reset_id = reset_token_id(tok, job["reset_token"])
+            prompts = read_jsonl(job["prompts"], required=("id", "prompt"))
+            prompts = prompts[: job["limit"] or None]
+            if job["backend"] == "vllm":
+                from backtrack.vllm_backend import generate_records_vllm
 
-            key = (job["model"], job["dtype"], job["seed"])
-            if key not in engines:
-                engines[key] = build_llm(job)
-            records = generate_records_vllm(engines[key], tok, prompts, reset_id, **job["decoding"])
-        else:
-            from backtrack.generation import generate_records
-            from backtrack.models import load_model
+                key = (job["model"], job["dtype"], job["seed"])
+                if key != llm_key:
+                    if llm is not None:
+                        close_llm(llm)
+                    llm, llm_key = build_llm(job), key
+                records = generate_records_vllm(llm, tok, prompts, reset_id, **job["decoding"])
+            else:
+                from backtrack.generation import generate_records
+                from backtrack.models import load_model
 
-            model = load_model(job["model"], job["dtype"])
-            records = generate_records(
-                model, tok, prompts, reset_id, batch_size=job["batch_size"], **job["decoding"]
-            )
-        write_jsonl(job["output"], records)
-        log.info("%d generations, %d reset", len(records), sum(r["reset"] for r in records))
+                model = load_model(job["model"], job["dtype"])
+                records = generate_records(
+                    model, tok, prompts, reset_id, batch_size=job["batch_size"], **job["decoding"]
+                )
+            write_jsonl(job["output"], records)
+            log.info("%d generations, %d reset", len(records), sum(r["reset"] for r in records))
+    finally:
+        if llm is not None:
+            close_llm(llm)
 
 
 def run_in_vllm_env(jobs: list[dict[str, Any]], python: str | os.PathLike[str]) -> None:
