@@ -25,7 +25,8 @@ SWEEP_SETS = prefill_sweep_sets(config)
 GEN_SETS = EVAL_SETS | {name: "prefill" for name in SWEEP_SETS}
 ATTACKS = optimising_attacks(config)
 ATTACK_TARGETS = "results/data/attacks/targets.jsonl"
-# vLLM needs its own torch build, hence its own environment (used with --sdm conda).
+# vLLM needs its own torch build, hence its own environment: with --sdm conda on a GPU; on a
+# CPU generate.py hands the job to scripts/setup.sh's .venv-vllm (backtrack.generate_job).
 GENERATE_ENV = (
     "../../envs/vllm.yaml"
     if config["generation"]["backend"] == "vllm"
