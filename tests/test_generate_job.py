@@ -127,7 +127,7 @@ def test_script_hands_vllm_jobs_to_the_vllm_python(
     seen = json.loads((tmp_path / "seen.json").read_text())
     assert seen["argv"][:2] == ["-m", "backtrack.generate_job"]
     assert not Path(seen["argv"][2]).exists()  # the jobs file is removed afterwards
-    assert seen["path"].split(os.pathsep)[0] == str(generate_job.REPO / "workflow")
+    assert seen["path"].split(os.pathsep)[0] == str(generate_job.PACKAGE_ROOT)
     (job,) = seen["jobs"]
     assert job["backend"] == "vllm" and job["output"] == str(out) and job["threads"] == 1
     assert job["decoding"]["max_resets"] == 1 and job["decoding"]["num_samples"] == 1

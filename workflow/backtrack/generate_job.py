@@ -29,7 +29,8 @@ VLLM_PYTHON_VAR = "BACKTRACK_VLLM_PYTHON"
 VLLM_VENV = ".venv-vllm"  # made by scripts/setup.sh, beside the training .venv
 # SmolLM2-135M in bf16 keeps 23 KB per token: 1 GiB holds ~45k tokens, 32 rows of 1.4k each.
 CPU_KV_CACHE_BYTES = 1 << 30
-REPO = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds `backtrack`
+REPO = PACKAGE_ROOT.parent
 log = logging.getLogger("backtrack.generate_job")
 
 
@@ -175,15 +176,23 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
             close_llm(llm)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux), so a
+    killed job leaves no engine behind that would still write its output later.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def run_in_vllm_env(jobs: list[dict[str, Any]], python: str | os.PathLike[str]) -> None:
     """Run jobs under the vLLM environment's ``python``; its output goes to this stderr (the
     rule's log). A SIGTERM or Ctrl-C here is passed on and waited for, so that vLLM stops its
-    engine process rather than leaving it behind.
+    engine process rather than leaving it behind; a SIGKILL reaches the child as a SIGTERM.
     """
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO / "workflow"), env.get("PYTHONPATH")])
-    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(jobs, f)
     sys.stdout.flush()
@@ -191,7 +200,13 @@ def run_in_vllm_env(jobs: list[dict[str, Any]], python: str | os.PathLike[str]) 
     cmd = [str(python), "-m", "backtrack.generate_job", f.name]
     log.info("running in the vLLM environment: %s", " ".join(cmd))
     try:
-        proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
         try:
             rc = proc.wait()
         except BaseException:
