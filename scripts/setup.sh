@@ -19,7 +19,8 @@ grep -E '^\s+- [A-Za-z0-9_.-]+==' envs/train.yaml | sed -E 's/^\s+- //' > .venv/
 # vLLM's CPU build pins transformers<5.20, older than the training stack takes, so it gets a venv
 # of its own; with generation.backend: vllm the generate jobs run there (backtrack.generate_job).
 # Its torchvision/torchaudio/torchcodec requirements are left out: their wheels are built for
-# another torch, and text generation does not import them. BACKTRACK_VLLM=0 skips this part.
+# another torch, and text generation does not import them (pip then reports them as missing:
+# expected). BACKTRACK_VLLM=0 skips this part.
 if [ "${BACKTRACK_VLLM:-1}" = 1 ] && [ "$(uname -sm)" = "Linux x86_64" ]; then
   V=.venv-vllm/bin/python
   [ -x "$V" ] || "$PY" -m venv .venv-vllm
