@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -162,6 +163,7 @@ def main() -> None:
     load1 = os.getloadavg()
     proc.stdin.close()
     proc.wait()
+    shutil.rmtree(tmp)  # the prepared model (half a GB); kept, with the vLLM log, after a failure
 
     base = statistics.median(rates["HF float32"])
     print(
