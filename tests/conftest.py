@@ -19,7 +19,7 @@ def make_tiny_model_dir(path: Path, head_dim: int | None = None) -> Path:
 
     ``head_dim`` overrides the attention head size (8): vLLM's CPU attention takes 32 and up.
 
-    Test scale (DESIGN.md): real code paths, seconds not minutes. It is saved WITHOUT [RESET] so
+    Test scale: real code paths, seconds not minutes. It is saved WITHOUT [RESET] so
     that prepare_base_model's hf_dir path adds it, as for any local model.
     """
     gguf = package_file(*GGUF)

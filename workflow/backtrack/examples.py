@@ -1,4 +1,4 @@
-"""Training examples for baseline and backtracking SFT and DPO, as DESIGN.md specifies.
+"""Training examples for baseline and backtracking SFT and DPO, as the README describes.
 
 SFT examples are pre-tokenised (``input_ids`` + ``labels``) so that the loss mask is exact and
 testable: for a backtracking example ``x ⊕ prefix(y-) ⊕ [RESET] ⊕ y+ ⊕ EOS`` the labels are -100
@@ -26,8 +26,8 @@ def prefix_length(
 ) -> int:
     """A random prefix length of an ``n_tokens``-long response, uniform in the fraction range.
 
-    At least one token and at most ``n_tokens``: the paper's exact rule is not public
-    (reference/paper.md), so the range is a config knob.
+    At least one token and at most ``n_tokens``: the paper does not state its
+    rule, so the range is a config knob.
     """
     if n_tokens < 1:
         raise ValueError("cannot take a prefix of an empty response")

@@ -1,6 +1,6 @@
 """Paper-scale datasets (OASST2, HH-RLHF harmless, four harmful prompt sets) via ``datasets``.
 
-Every loader takes *where* the data is: a hub id (the default, see reference/ml-anchors.md §8) or a
+Every loader takes *where* the data is: a hub id (the default, listed below) or a
 local path, either a directory written by ``save_to_disk`` or data files (csv, json, jsonl, parquet;
 a directory of them too). Local paths let the paper scale run on machines without hub access: fetch
 once elsewhere, copy, and point the config key at the copy. The output is the project's record

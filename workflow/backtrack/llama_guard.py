@@ -1,4 +1,4 @@
-"""Llama Guard 2 as a safety judge (DESIGN.md, Judges; ml-anchors §5).
+"""Llama Guard 2 as a safety judge (the paper's judge at full scale).
 
 What the judge does, and why:
 
@@ -57,7 +57,7 @@ from backtrack.models import DTYPES
 
 LLAMA_GUARD_2_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"
 
-# MLCommons taxonomy as listed in PurpleLlama Llama-Guard2/MODEL_CARD.md (ml-anchors §5).
+# MLCommons taxonomy as listed in PurpleLlama Llama-Guard2/MODEL_CARD.md.
 LLAMA_GUARD_2_CATEGORIES: dict[int, str] = {
     1: "Violent Crimes",
     2: "Non-Violent Crimes",

@@ -332,7 +332,7 @@ def run_dpo(
     """DPO with ``DPOTrainer``; the reference model is the SFT checkpoint, loaded explicitly.
 
     Passing ``ref_model`` matters: with ``ref_model=None`` TRL reloads the reference from
-    ``config._name_or_path``, which need not be the resized SFT model (reference/ml-anchors.md §6).
+    ``config._name_or_path``, which need not be the resized SFT model (TRL 1.16's DPOTrainer).
     Under FSDP, DPOTrainer shards this reference model itself (TRL's ``prepare_fsdp``, eval mode);
     under DDP it wraps it with ``accelerator.prepare_model(..., evaluation_mode=True)``.
     """

@@ -1,6 +1,6 @@
 """The adaptive attack: GCG aimed at backtracking itself (the paper's Algorithm 1, as we read it).
 
-The paper's pseudocode is not public to us (reference/paper.md §5). Our reading, from the
+The paper does not publish its pseudocode in full. Our reading, from the
 reviews' description ("an adaptive version of GCG ... designed to counteract the reset
 function"):
 

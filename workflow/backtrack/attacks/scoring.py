@@ -2,9 +2,8 @@
 adversarial slot, a reusable prefix KV cache, target losses, and the banned-token set.
 
 Written here rather than taken from nanoGCG or HarmBench: both reuse the prefix cache in ways
-that break on transformers 5 (a tuple cache, ``DynamicCache`` indexing; see
-reference/ml-anchors.md), both hard-code the loss, and both let added tokens such as ``[RESET]``
-into the suffix.
+that break on transformers 5 (a tuple cache, ``DynamicCache`` indexing), both hard-code the
+loss, and both let added tokens such as ``[RESET]`` into the suffix.
 """
 
 from __future__ import annotations
