@@ -93,7 +93,10 @@ def test_script_runs_hf_in_process(
     g = {k: v for k, v in GENERATION.items() if k not in ("backend", "gpu_memory_utilization")}
     want = generate_records(load_model(prepared), tok, read_jsonl(prompts), rid, **g)
     got = read_jsonl(out)
+    # The job adds what Table 1 reports of the precision policy (the base model is untrained).
+    assert {(r["precision"], r["train_precision"]) for r in got} == {("fp32", "none")}
     drop = ("time_to_first_token_s", "time_to_first_visible_token_s", "total_time_s")
+    drop += ("precision", "train_precision")
     assert [{k: v for k, v in r.items() if k not in drop} for r in got] == [
         {k: v for k, v in r.items() if k not in drop} for r in want
     ]
