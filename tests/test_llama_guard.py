@@ -437,7 +437,9 @@ class FakeLLM:
         self.calls: list[tuple[list[dict[str, list[int]]], Any]] = []
         FakeLLM.made.append(self)
 
-    def generate(self, prompts: list[dict[str, list[int]]], params: Any) -> list[SimpleNamespace]:
+    def generate(
+        self, prompts: list[dict[str, list[int]]], params: Any, use_tqdm: bool = True
+    ) -> list[SimpleNamespace]:
         self.calls.append((prompts, params))
         first = {FakeLLM.unsafe_id: SimpleNamespace(logprob=math.log(0.8))}
         return [vllm_out("unsafe\nS1", [first]) for _ in prompts]

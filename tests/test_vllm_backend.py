@@ -110,7 +110,12 @@ class FakeLLM:
             token_ids=out, text=text, finish_reason=finish, stop_reason=reason, index=0
         )
 
-    def generate(self, prompts: list[dict[str, list[int]]], sampling_params: list[Any]) -> list:
+    def generate(
+        self,
+        prompts: list[dict[str, list[int]]],
+        sampling_params: list[Any],
+        use_tqdm: bool = True,
+    ) -> list:
         self.calls.append(
             [(p["prompt_token_ids"], sp) for p, sp in zip(prompts, sampling_params, strict=True)]
         )

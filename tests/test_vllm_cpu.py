@@ -133,9 +133,13 @@ SAME = ("id", "raw", "visible", "n_resets", "reset_positions", "tokens_generated
 
 
 def test_records_have_the_hf_fields(vllm_run: dict[str, Any]) -> None:
+    """The backend's records have the HF backend's fields; the job adds the precision policy's
+    (the same for both backends)."""
     hf = _hf(vllm_run, "float32")
+    job_fields = {"precision", "train_precision"}
     for name, recs in vllm_run["out"].items():
-        assert [set(r) for r in recs] == [set(hf[0])] * len(recs), name
+        assert [set(r) for r in recs] == [set(hf[0]) | job_fields] * len(recs), name
+        assert {r["precision"] for r in recs} == {CASES[name][0]}, name
 
 
 def test_greedy_float32_matches_hf(vllm_run: dict[str, Any]) -> None:

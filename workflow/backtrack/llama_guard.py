@@ -418,7 +418,8 @@ class LlamaGuardJudge:
             stop_token_ids=stop_token_ids(self.tok),  # besides the EOS vLLM stops on itself
         )
         # Token ids, not text: vLLM would add its own BOS to a text prompt.
-        outs = llm.generate([{"prompt_token_ids": r} for r in rows], params)
+        # No progress bar: vLLM's divides by its elapsed time, 0 when a batch is done at once.
+        outs = llm.generate([{"prompt_token_ids": r} for r in rows], params, use_tqdm=False)
         if len(outs) != len(rows):
             raise RuntimeError(f"vLLM returned {len(outs)} outputs for {len(rows)} prompts")
         return [

@@ -366,7 +366,9 @@ def generate_records_vllm(
             params.append(make_sampling_params(kw))
         prompts = [{"prompt_token_ids": p} for p, _ in reqs]
         submitted = time.perf_counter() - t0
-        outs = list(llm.generate(prompts, params))
+        # No progress bar: vLLM 0.32's divides by its elapsed time, which is 0 when a batch
+        # finishes within the first tick (ZeroDivisionError on a fast CPU run).
+        outs = list(llm.generate(prompts, params, use_tqdm=False))
         returned = time.perf_counter() - t0
         if len(outs) != len(reqs):
             raise RuntimeError(f"vLLM returned {len(outs)} outputs for {len(reqs)} prompts")
