@@ -307,7 +307,7 @@ def run_sft(
             out_dir,
             {
                 "stage": "sft",
-                "precision": resolve_precision(params.get("precision", "fp32")),
+                "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
                 "train_examples": len(examples),
                 "params": params,
                 "batch": batch,
@@ -364,7 +364,7 @@ def run_dpo(
             out_dir,
             {
                 "stage": "dpo",
-                "precision": resolve_precision(params.get("precision", "fp32")),
+                "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
                 "train_pairs": len(pairs),
                 "params": params,
                 "batch": batch,
