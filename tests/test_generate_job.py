@@ -17,14 +17,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from backtrack import generate_job
-from backtrack.generation import generate_records
+from backtrack.generate import job as generate_job
+from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
-from backtrack.models import load_model, load_tokenizer, prepare_base_model
+from backtrack.models.base import load_model, load_tokenizer, prepare_base_model
 
 from tests.conftest import RESET
 
-SCRIPT = generate_job.REPO / "workflow" / "scripts" / "generate.py"
+SCRIPT = generate_job.REPO / "workflow" / "scripts" / "generate" / "generate.py"
 GENERATION = {
     "max_new_tokens": 6,
     "batch_size": 4,
@@ -128,7 +128,7 @@ def test_script_hands_vllm_jobs_to_the_vllm_python(
     smk = _fake_snakemake(prepared, _prompts(tmp_path), out, GENERATION | {"backend": "vllm"})
     _run_script(smk, monkeypatch)
     seen = json.loads((tmp_path / "seen.json").read_text())
-    assert seen["argv"][:2] == ["-m", "backtrack.generate_job"]
+    assert seen["argv"][:2] == ["-m", "backtrack.generate.job"]
     assert not Path(seen["argv"][2]).exists()  # the jobs file is removed afterwards
     assert seen["path"].split(os.pathsep)[0] == str(generate_job.PACKAGE_ROOT)
     (job,) = seen["jobs"]

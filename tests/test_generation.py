@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from backtrack.generation import generate_records, generation_config, split_generation
-from backtrack.vllm_backend import sampling_kwargs
+from backtrack.generate.hf import generate_records, generation_config, split_generation
+from backtrack.generate.vllm_engine import sampling_kwargs
 
 R, E = 99, 2  # reset id, eos id
 

@@ -13,17 +13,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from backtrack import examples, helpfulness, mt_bench
-from backtrack.chat import prompt_ids, text_ids
 from backtrack.config import ConfigError, load_schema, validate_config
-from backtrack.helpfulness import (
-    answer_example,
-    bootstrap_ratio,
-    helpfulness_rows,
-    reference_records,
-    score_answers,
-)
-from backtrack.mt_bench import (
+from backtrack.data import examples
+from backtrack.helpfulness import mt_bench
+from backtrack.helpfulness import nll as helpfulness
+from backtrack.helpfulness.mt_bench import (
     answer_questions,
     conversation_ids,
     judge_answers,
@@ -33,6 +27,14 @@ from backtrack.mt_bench import (
     mt_bench_columns,
     parse_rating,
 )
+from backtrack.helpfulness.nll import (
+    answer_example,
+    bootstrap_ratio,
+    helpfulness_rows,
+    reference_records,
+    score_answers,
+)
+from backtrack.models.chat import prompt_ids, text_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ import datasets
 import huggingface_hub.constants
 import huggingface_hub.utils
 import pytest
-from backtrack import hub_data
-from backtrack.hub_data import (
+from backtrack.data import hub as hub_data
+from backtrack.data.hub import (
     HUB_SOURCES,
     HubDataError,
     TranscriptError,
@@ -303,7 +303,7 @@ def test_hh_harmless_parses_turns_and_counts_malformed(
     tmp_path: Path, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write_jsonl(tmp_path / "harmless.jsonl", HH_ROWS)
-    with caplog.at_level("WARNING", logger="backtrack.hub_data"):
+    with caplog.at_level("WARNING", logger="backtrack.data.hub"):
         recs = load_hh_harmless(path, cache_dir=cache)
     assert list(recs) == EXPECTED_HH
     assert recs.skipped == EXPECTED_HH_SKIPS

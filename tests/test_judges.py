@@ -1,7 +1,7 @@
 """Edge cases of the refusal judge and the judge factory."""
 
 import pytest
-from backtrack.judges import (
+from backtrack.judge.refusal import (
     JudgeInput,
     RefusalJudge,
     Verdict,

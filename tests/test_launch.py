@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from backtrack.config import ConfigError, job_gpus, job_resources, validate_config
-from backtrack.launch import (
+from backtrack.train.launch import (
     LaunchError,
     batch_plan,
     check_accelerate_config,
@@ -115,7 +115,7 @@ def test_launch_command_for_eight_gpus():
         "--num_processes", "8", "--num_machines", "1", "--machine_rank", "0",
         "--main_process_port", "0", "--mixed_precision", "bf16", "--dynamo_backend", "no",
         "--num_cpu_threads_per_process", "8",
-        "--module", "backtrack.train_cli", "/w/spec.json",
+        "--module", "backtrack.train.rank", "/w/spec.json",
     ]  # fmt: skip
 
 
@@ -129,7 +129,7 @@ def test_fsdp_config_through_accelerates_own_parser():
     args, _, _ = _validate_launch_command(args)
     assert args.use_fsdp and not args.multi_gpu
     assert (args.num_processes, args.module, args.training_script) == (
-        8, True, "backtrack.train_cli",
+        8, True, "backtrack.train.rank",
     )  # fmt: skip
     assert args.training_script_args == ["/w/spec.json"]
     env = prepare_multi_gpu_env(args)
@@ -194,12 +194,16 @@ def test_partial_output_is_removed(tmp_path):
 
 def test_one_gpu_trains_in_process(monkeypatch, tmp_path):
     """gpus <= 1 is the old path: run_sft in this process, no launcher."""
-    import backtrack.launch
-    import backtrack.training
+    import backtrack.train.launch
+    import backtrack.train.trainers
 
     calls = []
-    monkeypatch.setattr(backtrack.training, "run_sft", lambda *a, **k: calls.append((a, k)) or {})
-    monkeypatch.setattr(backtrack.launch, "run_launch", lambda *a, **k: pytest.fail("launched"))
+    monkeypatch.setattr(
+        backtrack.train.trainers, "run_sft", lambda *a, **k: calls.append((a, k)) or {}
+    )
+    monkeypatch.setattr(
+        backtrack.train.launch, "run_launch", lambda *a, **k: pytest.fail("launched")
+    )
     data = tmp_path / "ex.jsonl"
     data.write_text('{"id": "a"}\n')
     for gpus in (0, 1):
@@ -225,9 +229,9 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def inputs(tiny_source_dir, tmp_path_factory):
     """A base model dir with [RESET], 8 SFT examples and 4 DPO pairs (backtracking method)."""
-    from backtrack.examples import build_dpo_pairs, build_sft_examples
+    from backtrack.data.examples import build_dpo_pairs, build_sft_examples
     from backtrack.io import write_jsonl
-    from backtrack.models import add_reset_token
+    from backtrack.models.base import add_reset_token
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from tests.conftest import RESET

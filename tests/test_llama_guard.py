@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import torch
-from backtrack.judges import JudgeInput, Verdict
-from backtrack.llama_guard import (
+from backtrack.judge.llama_guard import (
     LLAMA_GUARD_2_CATEGORIES,
     LlamaGuardJudge,
     category_names,
@@ -32,7 +31,8 @@ from backtrack.llama_guard import (
     verdict_from_vllm,
     verdict_token_ids,
 )
-from backtrack.metrics import summarise_set
+from backtrack.judge.refusal import JudgeInput, Verdict
+from backtrack.report.tables import summarise_set
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 _CATS = "".join(f"S{i}: {n}. \\n" for i, n in enumerate(
@@ -482,10 +482,10 @@ def test_vllm_backend_with_fake_module(guard_dir: Path, monkeypatch: pytest.Monk
 
 
 def test_registered_in_make_judge(guard_dir: Path) -> None:
-    from backtrack.judges import JUDGES, make_judge
+    from backtrack.judge.refusal import JUDGES, make_judge
 
     if "llama_guard" not in JUDGES:
-        pytest.skip("llama_guard is not registered in backtrack.judges.JUDGES yet")
+        pytest.skip("llama_guard is not registered in backtrack.judge.refusal.JUDGES yet")
     j = make_judge("llama_guard", {"model": str(guard_dir), "device": "cpu"})
     assert isinstance(j, LlamaGuardJudge) and j.name == "llama_guard"
     with pytest.raises(ValueError, match="bad parameters"):

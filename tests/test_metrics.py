@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from backtrack.metrics import (
+from backtrack.report.tables import (
     efficiency_columns,
     rate_columns,
     summarise_set,

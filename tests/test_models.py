@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from backtrack.chat import render_prompt
-from backtrack.models import (
+from backtrack.models.base import (
     add_reset_token,
     load_model,
     load_tokenizer,
     prepare_base_model,
     provenance,
 )
+from backtrack.models.chat import render_prompt
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from tests.conftest import RESET

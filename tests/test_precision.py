@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from backtrack.judges import make_judge
-from backtrack.models import load_model
-from backtrack.precision import PrecisionError, cpu_flags, resolve_precision
+from backtrack.judge import refusal as judges
+from backtrack.judge.refusal import make_judge
+from backtrack.models.base import load_model
+from backtrack.models.precision import PrecisionError, cpu_flags, resolve_precision
 
 WITH = {"fpu", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
 WITHOUT = {"fpu", "avx2", "avx512f"}
@@ -56,10 +57,10 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 
 
 def test_the_loader_applies_the_policy(tiny_source_dir, monkeypatch, caplog):
-    monkeypatch.setattr("backtrack.precision.cpu_flags", lambda *a: set(WITHOUT))
+    monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITHOUT))
     assert load_model(tiny_source_dir, "auto").dtype == torch.float32
-    monkeypatch.setattr("backtrack.precision.cpu_flags", lambda *a: set(WITH))
-    with caplog.at_level("INFO", logger="backtrack.precision"):
+    monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITH))
+    with caplog.at_level("INFO", logger="backtrack.models.precision"):
         assert load_model(tiny_source_dir, "auto").dtype == torch.bfloat16
     assert "precision: bf16 (precision: auto; CPU flags amx_bf16, avx512_bf16)" in caplog.text
     assert load_model(tiny_source_dir, "fp32").dtype == torch.float32
@@ -72,8 +73,8 @@ def test_model_judges_follow_the_policy_unless_they_set_a_dtype(monkeypatch):
         seen.update(kw)
         return object()
 
-    monkeypatch.setitem(__import__("backtrack.judges").judges.JUDGES, "llama_guard", fake_guard)
-    monkeypatch.setattr("backtrack.precision.cpu_flags", lambda *a: set(WITH))
+    monkeypatch.setitem(judges.JUDGES, "llama_guard", fake_guard)
+    monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITH))
     make_judge("llama_guard", {"batch_size": 2}, "auto")
     assert seen == {"batch_size": 2, "dtype": "bfloat16"}
     seen.clear()

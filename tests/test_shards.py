@@ -25,7 +25,7 @@ from backtrack.attacks.targets import sure_here_target
 from backtrack.checks import IncompleteError
 from backtrack.config import ConfigError, attack_shards, validate_config
 from backtrack.io import write_jsonl
-from backtrack.judges import RefusalJudge
+from backtrack.judge.refusal import RefusalJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 # Values that measure time, or the job's cache key, not results.
@@ -255,7 +255,7 @@ def _workdir(root: Path, checkpoint: Path, shards: int) -> Path:
 @pytest.mark.slow
 def test_workflow_transcript_is_the_same_with_1_and_3_shards(tiny_source_dir, tmp_path):
     from backtrack.io import read_jsonl
-    from backtrack.models import add_reset_token
+    from backtrack.models.base import add_reset_token
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from tests.test_workflow import smk, write_config

@@ -1,5 +1,5 @@
 """profiles/slurm against a real SLURM cluster: a single node started on this machine from
-Debian's slurm-wlm and munge (scripts/local_slurm.sh), running the test-scale graph through
+Debian's slurm-wlm and munge (tools/local_slurm.sh), running the test-scale graph through
 snakemake-executor-plugin-slurm. Needs root and those packages; CI installs them (.ci/run)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     if why:
         pytest.skip(why)
     state = tmp_path_factory.mktemp("slurm")
-    script = ROOT / "scripts/local_slurm.sh"
+    script = ROOT / "tools/local_slurm.sh"
     proc = subprocess.run(["bash", script, "start", state], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from backtrack.sources import (
+from backtrack.data.sources import (
     MissingPackageError,
     check_no_overlap,
     find_overlap,

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 from backtrack.cli import main
-from backtrack.stream import RetractingRenderer, TokenStreamer, replay
+from backtrack.generate.stream import RetractingRenderer, TokenStreamer, replay
 
 BIN = Path(sys.executable).parent / "backtrack"
 PREFILL = "Sure, here is how"
@@ -202,10 +202,10 @@ def test_main_model_path_wires_generate(
                 kw["streamer"].put(t)
             kw["streamer"].end()
 
-    monkeypatch.setattr("backtrack.models.load_tokenizer", lambda d: Tok())
-    monkeypatch.setattr("backtrack.models.load_model", lambda d: Model())
-    monkeypatch.setattr("backtrack.models.reset_token_id", lambda tok, t: 1)
-    monkeypatch.setattr("backtrack.models.provenance", lambda d: {})
+    monkeypatch.setattr("backtrack.models.base.load_tokenizer", lambda d: Tok())
+    monkeypatch.setattr("backtrack.models.base.load_model", lambda d: Model())
+    monkeypatch.setattr("backtrack.models.base.reset_token_id", lambda tok, t: 1)
+    monkeypatch.setattr("backtrack.models.base.provenance", lambda d: {})
     argv = ["chat", "--model", "m", "--prompt", "q", "--prefill", "Sure", "--reset-bias", "2"]
     assert main(argv) == 0
     assert capsys.readouterr().out == "SureStep\n[retracted 1 token]\n No.\n"

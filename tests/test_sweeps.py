@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from backtrack.config import ConfigError, check_sweeps, sweep_datasets, validate_config
-from backtrack.figures import plot_logit_bias, plot_worst_of_k
-from backtrack.sweeps import (
+from backtrack.sweeps.curves import (
     any_unsafe_at_k,
     bias_label,
     logit_bias_row,
@@ -21,6 +20,7 @@ from backtrack.sweeps import (
     point_name,
     worst_of_k_rows,
 )
+from backtrack.sweeps.figures import plot_logit_bias, plot_worst_of_k
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -4,13 +4,13 @@ import random
 import re
 
 import pytest
-from backtrack.benign import (
+from backtrack.data.benign import (
     benign_prompts,
     benign_template_counts,
     split_benign,
 )
-from backtrack.judges import is_refusal
-from backtrack.refusals import make_refusal, refusal_variants
+from backtrack.data.refusals import make_refusal, refusal_variants
+from backtrack.judge.refusal import is_refusal
 
 
 def draws(seed: int = 0, n: int = 500) -> list[str]:

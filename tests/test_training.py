@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from backtrack.chat import prompt_ids, render_prompt
-from backtrack.examples import build_sft_examples
-from backtrack.training import dpo_dataset, init_reset_embedding
+from backtrack.data.examples import build_sft_examples
+from backtrack.models.chat import prompt_ids, render_prompt
+from backtrack.train.trainers import dpo_dataset, init_reset_embedding
 from transformers import AutoTokenizer, LlamaForCausalLM
 from trl import DPOConfig, DPOTrainer
 

@@ -15,10 +15,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from backtrack import generation
-from backtrack.chat import prompt_ids, text_ids
-from backtrack.generation import describe, generate_records
-from backtrack.vllm_backend import (
+from backtrack.generate import hf as generation
+from backtrack.generate.hf import describe, generate_records
+from backtrack.generate.vllm_engine import (
     FORBID_BIAS,
     TIMING_FIELDS,
     Row,
@@ -30,6 +29,7 @@ from backtrack.vllm_backend import (
     sample_decode_times,
     sampling_kwargs,
 )
+from backtrack.models.chat import prompt_ids, text_ids
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def untimed(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_module_imports_without_vllm():
-    code = "import sys, backtrack.vllm_backend; assert 'vllm' not in sys.modules"
+    code = "import sys, backtrack.generate.vllm_engine; assert 'vllm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,7 +1,7 @@
 """vLLM's CPU engine for real (no stand-in), through the generate rule's own path.
 
-The jobs go through ``backtrack.generate_job.run``, which hands them to the vLLM environment
-that scripts/setup.sh makes (``.venv-vllm``, or ``$BACKTRACK_VLLM_PYTHON``); each dtype's jobs
+The jobs go through ``backtrack.generate.job.run``, which hands them to the vLLM environment
+that tools/setup.sh makes (``.venv-vllm``, or ``$BACKTRACK_VLLM_PYTHON``); each dtype's jobs
 share one engine start (tens of seconds on a CPU; two here). The model is the test-scale random
 Llama with 32-wide attention heads (vLLM's CPU attention has no 8-wide kernel). These tests skip,
 saying why, only when that environment is absent; with ``BACKTRACK_REQUIRE_VLLM=1`` (CI) they
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backtrack import generate_job
-from backtrack.generation import generate_records
+from backtrack.generate import job as generate_job
+from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
-from backtrack.models import load_model, load_tokenizer, prepare_base_model, reset_token_id
-from backtrack.precision import hardware_bf16
+from backtrack.models.base import load_model, load_tokenizer, prepare_base_model, reset_token_id
+from backtrack.models.precision import hardware_bf16
 
 from tests.conftest import RESET, make_tiny_model_dir
 
@@ -78,7 +78,7 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     except FileNotFoundError as e:
         if os.environ.get("BACKTRACK_REQUIRE_VLLM") == "1":
             pytest.fail(f"BACKTRACK_REQUIRE_VLLM=1 but the vLLM environment is missing: {e}")
-        pytest.skip(f"vLLM environment absent (bash scripts/setup.sh makes it): {e}")
+        pytest.skip(f"vLLM environment absent (bash tools/setup.sh makes it): {e}")
     tmp = tmp_path_factory.mktemp("vllm-cpu")
     src = make_tiny_model_dir(tmp / "src", head_dim=32)
     model = tmp / "model"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from backtrack.stream import PREFILL_STYLE, RetractingRenderer, replay
+from backtrack.generate.stream import PREFILL_STYLE, RetractingRenderer, replay
 
 DEFAULT_RESET_TOKEN = "[RESET]"
 
@@ -76,8 +76,8 @@ class _ModelChat:
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
-        from backtrack.generation import generation_config
-        from backtrack.models import load_model, load_tokenizer, provenance, reset_token_id
+        from backtrack.generate.hf import generation_config
+        from backtrack.models.base import load_model, load_tokenizer, provenance, reset_token_id
 
         self.torch = torch
         self.args = args
@@ -101,9 +101,9 @@ class _ModelChat:
         """Stream one answer to stdout."""
         from transformers import LogitsProcessorList
 
-        from backtrack.chat import prompt_ids, text_ids
-        from backtrack.generation import ResetCapProcessor
-        from backtrack.stream import TokenStreamer
+        from backtrack.generate.hf import ResetCapProcessor
+        from backtrack.generate.stream import TokenStreamer
+        from backtrack.models.chat import prompt_ids, text_ids
 
         args, torch = self.args, self.torch
         ids = prompt_ids(self.tok, prompt, args.system)

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from backtrack import data as data_sources
-from backtrack.judges import JUDGE_PARAMS
+from backtrack.data import sets as data_sources
+from backtrack.judge.refusal import JUDGE_PARAMS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -216,7 +216,7 @@ def job_gpus(config: dict[str, Any], rule: str, model: str) -> int:
 
 def check_training_batches(config: dict[str, Any]) -> None:
     """Every model's training jobs must reach the configured global batch on their GPU count."""
-    from backtrack.launch import batch_plan
+    from backtrack.train.launch import batch_plan
 
     for stage, rule in TRAIN_RULES.items():
         by_model = config.get("resources", {}).get(rule, {}).get("by_model", {})

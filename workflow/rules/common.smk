@@ -16,7 +16,7 @@ from backtrack.config import (
     sweep_datasets,
     validate_config,
 )
-from backtrack.sweeps import LOGIT_BIAS, WORST_OF_K, point_decoding, point_name
+from backtrack.sweeps.curves import LOGIT_BIAS, WORST_OF_K, point_decoding, point_name
 
 validate_config(config)
 
@@ -32,7 +32,7 @@ SHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] > 1) or "(
 UNSHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] == 1) or "(?!)"
 ATTACK_TARGETS = "results/data/attacks/targets.jsonl"
 # vLLM needs its own torch build, hence its own environment: with --sdm conda on a GPU; on a
-# CPU generate.py hands the job to scripts/setup.sh's .venv-vllm (backtrack.generate_job).
+# CPU generate.py hands the job to tools/setup.sh's .venv-vllm (backtrack.generate.job).
 GENERATE_ENV = (
     "../../envs/vllm.yaml"
     if config["generation"]["backend"] == "vllm"

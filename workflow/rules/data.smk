@@ -11,7 +11,7 @@ rule prepare_eval_set:
         spec=get_eval_spec,
         seed=config["seed"],
     script:
-        "../scripts/prepare_eval_set.py"
+        "../scripts/data/prepare_eval_set.py"
 
 
 rule prepare_train_prompts:
@@ -30,7 +30,7 @@ rule prepare_train_prompts:
         benign=as_json(config["data"]["benign"]),
         seed=config["seed"],
     script:
-        "../scripts/prepare_train_prompts.py"
+        "../scripts/data/prepare_train_prompts.py"
 
 
 rule prepare_train_pool:
@@ -57,7 +57,7 @@ rule prepare_train_pool:
         seed=config["seed"],
         precision=config["precision"],
     script:
-        "../scripts/prepare_train_pool.py"
+        "../scripts/data/prepare_train_pool.py"
 
 
 rule build_sft_data:
@@ -80,7 +80,7 @@ rule build_sft_data:
         system=config["system_prompt"],
         seed=config["seed"],
     script:
-        "../scripts/build_sft_data.py"
+        "../scripts/data/build_sft_data.py"
 
 
 rule build_dpo_data:
@@ -102,7 +102,7 @@ rule build_dpo_data:
         system=config["system_prompt"],
         seed=config["seed"],
     script:
-        "../scripts/build_dpo_data.py"
+        "../scripts/data/build_dpo_data.py"
 
 
 rule sample_prefill_answers:
@@ -132,7 +132,7 @@ rule sample_prefill_answers:
         system=config["system_prompt"],
         precision=config["precision"],
     script:
-        "../scripts/sample_prefill_answers.py"
+        "../scripts/data/sample_prefill_answers.py"
 
 
 rule prepare_prefill_set:
@@ -153,7 +153,7 @@ rule prepare_prefill_set:
     params:
         tokens=get_prefill_tokens,
     script:
-        "../scripts/prepare_prefill_set.py"
+        "../scripts/data/prepare_prefill_set.py"
 
 
 rule prepare_attack_targets:
@@ -171,4 +171,4 @@ rule prepare_attack_targets:
         n=config["attacks"]["n"],
         target=config["attacks"]["target"],
     script:
-        "../scripts/prepare_attack_targets.py"
+        "../scripts/data/prepare_attack_targets.py"

@@ -22,4 +22,4 @@ rule generate:
         precision=config["precision"],
         seed=config["seed"],
     script:
-        "../scripts/generate.py"
+        "../scripts/generate/generate.py"

@@ -27,7 +27,7 @@ rule helpfulness_references:
         precision=config["precision"],
         seed=config["seed"],
     script:
-        "../scripts/helpfulness_references.py"
+        "../scripts/helpfulness/helpfulness_references.py"
 
 
 rule score_helpfulness:
@@ -58,7 +58,7 @@ rule score_helpfulness:
         system=config["system_prompt"],
         precision=config["precision"],
     script:
-        "../scripts/score_helpfulness.py"
+        "../scripts/helpfulness/score_helpfulness.py"
 
 
 rule helpfulness_table:
@@ -93,7 +93,7 @@ rule helpfulness_table:
             }
         ),
     script:
-        "../scripts/helpfulness_table.py"
+        "../scripts/helpfulness/helpfulness_table.py"
 
 
 rule mt_bench_answer:
@@ -124,7 +124,7 @@ rule mt_bench_answer:
         precision=config["precision"],
         seed=config["seed"],
     script:
-        "../scripts/mt_bench_answer.py"
+        "../scripts/helpfulness/mt_bench_answer.py"
 
 
 rule mt_bench_judge:
@@ -153,7 +153,7 @@ rule mt_bench_judge:
         n_questions=MT_BENCH["n"],
         precision=config["precision"],
     script:
-        "../scripts/mt_bench_judge.py"
+        "../scripts/helpfulness/mt_bench_judge.py"
 
 
 rule mt_bench_table:
@@ -175,4 +175,4 @@ rule mt_bench_table:
         variants=as_json(helpfulness_variants()),
         judge=MT_BENCH["judge"]["model"],
     script:
-        "../scripts/mt_bench_table.py"
+        "../scripts/helpfulness/mt_bench_table.py"

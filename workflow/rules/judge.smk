@@ -18,4 +18,4 @@ rule judge:
         judge=as_json(config["judge"]),
         precision=JUDGE_PRECISION,
     script:
-        "../scripts/judge.py"
+        "../scripts/judge/judge.py"

@@ -19,4 +19,4 @@ rule prepare_base_model:
         dtype=get_model_dtype,
         reset_token=config["reset_token"],
     script:
-        "../scripts/prepare_base_model.py"
+        "../scripts/models/prepare_base_model.py"

@@ -26,7 +26,7 @@ rule table1:
             }
         ),
     script:
-        "../scripts/table1.py"
+        "../scripts/report/table1.py"
 
 
 rule table2:
@@ -52,4 +52,4 @@ rule table2:
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],
     script:
-        "../scripts/table2.py"
+        "../scripts/report/table2.py"

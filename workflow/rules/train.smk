@@ -27,7 +27,7 @@ rule train_sft:
         seed=config["seed"],
         launch=get_train_launch,
     script:
-        "../scripts/train_sft.py"
+        "../scripts/train/train_sft.py"
 
 
 rule train_dpo:
@@ -56,4 +56,4 @@ rule train_dpo:
         seed=config["seed"],
         launch=get_train_launch,
     script:
-        "../scripts/train_dpo.py"
+        "../scripts/train/train_dpo.py"

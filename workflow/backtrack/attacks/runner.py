@@ -1,6 +1,6 @@
 """Run one attack over a prompt set: per-prompt transcripts written as they finish, resumable.
 
-A transcript line is a generation record (``backtrack.generation.describe``: raw, visible,
+A transcript line is a generation record (``backtrack.generate.hf.describe``: raw, visible,
 reset, ...) of the final adversarial prompt, with ``prompt`` set back to the original behaviour
 (judges see the request, not the jailbreak, as in HarmBench), plus the attack's own fields:
 ``attack``, ``attack_prompt``, ``target``, ``adversarial`` (suffix or template), ``losses``,
@@ -26,11 +26,11 @@ from backtrack.attacks.adaptive import AdaptiveConfig, run_adaptive
 from backtrack.attacks.gcg import GCG, GCGConfig
 from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, message_losses
 from backtrack.attacks.shards import finished_lines
-from backtrack.chat import text_ids
 from backtrack.config import decoding_kwargs
-from backtrack.generation import generate_records, generation_config
+from backtrack.generate.hf import generate_records, generation_config
 from backtrack.io import append_jsonl, read_partial_jsonl, write_jsonl
-from backtrack.judges import Judge, JudgeInput
+from backtrack.judge.refusal import Judge, JudgeInput
+from backtrack.models.chat import text_ids
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
-from backtrack.chat import render_prompt
+from backtrack.models.chat import render_prompt
 
 #: Marks where the adversarial string goes in the rendered chat (nanoGCG's convention).
 SLOT = "{optim_str}"
@@ -185,8 +185,8 @@ def message_losses(
     """
     from accelerate.utils import find_executable_batch_size
 
-    from backtrack.chat import prompt_ids
-    from backtrack.generation import left_pad_batch
+    from backtrack.generate.hf import left_pad_batch
+    from backtrack.models.chat import prompt_ids
 
     device = next(model.parameters()).device
     segment = torch.tensor(list(segment_ids), dtype=torch.long, device=device)

@@ -1,0 +1,28 @@
+"""The prefilling attack's prompt sets: the base model's own unsafe answers, cut at k tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from backtrack.models.chat import text_ids
+
+
+def cut_prefill_set(
+    tok: PreTrainedTokenizerBase, answers: Iterable[dict[str, Any]], tokens: int
+) -> list[dict[str, Any]]:
+    """Records with ``prefill`` = the first ``tokens`` tokens of each unsafe answer.
+
+    Only answers the label judge called unsafe make an attack, and only those at least
+    ``tokens`` long, so a longer prefix can mean fewer prompts (each row reports its n). The
+    cut is on token ids, so every prefix of a sweep is a prefix of the longer ones.
+    """
+    out = []
+    for a in answers:
+        ids = text_ids(tok, a["answer"])
+        if a["label"]["unsafe"] and len(ids) >= tokens:
+            rec = {k: v for k, v in a.items() if k not in ("answer", "label")}
+            out.append({**rec, "prefill": tok.decode(ids[:tokens]), "prefill_source": "base-model"})
+    return out

@@ -1,0 +1,232 @@
+"""Batched HF generation with backtracking.
+
+The discarded prefix stays in the context (it is what the model was trained on); the visible
+answer is what follows the last ``[RESET]``, split on token ids, never on decoded text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm import tqdm
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from backtrack.models.chat import prompt_ids, text_ids
+
+
+@dataclass(frozen=True)
+class Split:
+    """A generated token sequence split at its resets (ids exclude EOS and padding)."""
+
+    generated: list[int]
+    visible: list[int]
+    reset_positions: list[int]
+    ended: bool  # an EOS was generated
+
+
+def split_generation(ids: Sequence[int], reset_id: int, eos_ids: Sequence[int]) -> Split:
+    """Cut a generated sequence at its first EOS and split it at the last ``[RESET]``."""
+    ids = list(ids)
+    eos = set(eos_ids)
+    end = next((i for i, t in enumerate(ids) if t in eos), None)
+    generated = ids if end is None else ids[:end]
+    resets = [i for i, t in enumerate(generated) if t == reset_id]
+    visible = generated[resets[-1] + 1 :] if resets else generated
+    return Split(generated, visible, resets, end is not None)
+
+
+class ResetCapProcessor(LogitsProcessor):
+    """Forbid ``[RESET]`` in rows that already emitted ``max_resets`` of them.
+
+    Written here because no built-in processor counts a token per row; the bias itself uses
+    transformers' ``sequence_bias`` so that it applies before temperature and top-p, as vLLM's
+    ``logit_bias`` does.
+    """
+
+    def __init__(self, reset_id: int, max_resets: int, prompt_len: int) -> None:
+        self.reset_id, self.max_resets, self.prompt_len = reset_id, max_resets, prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        used = (input_ids[:, self.prompt_len :] == self.reset_id).sum(dim=1)
+        scores[used >= self.max_resets, self.reset_id] = float("-inf")
+        return scores
+
+
+class StepClock(StoppingCriteria):
+    """Records the wall time at which each new token of the batch exists (never stops)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kw: Any
+    ) -> torch.BoolTensor:
+        self.times.append(time.perf_counter())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def generation_config(
+    tok: PreTrainedTokenizerBase,
+    reset_id: int,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    reset_logit_bias: float = 0.0,
+) -> GenerationConfig:
+    """Decoding settings; the [RESET] bias goes through the built-in ``sequence_bias``.
+
+    Sampling sets ``top_k=0`` (off): transformers fills a ``None`` from the model's generation
+    config or its global default of 50, while the vLLM backend samples with top-k off.
+    """
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature if do_sample else None,
+        top_p=top_p if do_sample else None,
+        top_k=0 if do_sample else None,
+        eos_token_id=[tok.eos_token_id],
+        pad_token_id=tok.pad_token_id,
+        sequence_bias={(reset_id,): float(reset_logit_bias)} if reset_logit_bias else None,
+    )
+
+
+def left_pad_batch(
+    tok: PreTrainedTokenizerBase, rows: list[list[int]], device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Left-pad token id lists into a batch (generation and the attacks' message losses)."""
+    width = max(len(r) for r in rows)
+    pad = tok.pad_token_id
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def generate_records(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    records: list[dict[str, Any]],
+    reset_id: int,
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    reset_logit_bias: float = 0.0,
+    max_resets: int | None = 1,
+    num_samples: int = 1,
+    seed: int = 0,
+    system: str | None = None,
+) -> list[dict[str, Any]]:
+    """Generate an answer for each record (``prompt``, optional ``prefill``) and describe it.
+
+    Records are batched by prompt length (less padding); outputs keep the input order. With
+    ``num_samples > 1`` each prompt is answered that many times (ids get a ``#k`` suffix).
+    Timings are per batch: every row of a batch shares its clock.
+    """
+    device = next(model.parameters()).device
+    eos_ids = [tok.eos_token_id]
+    gen_cfg = generation_config(
+        tok, reset_id, max_new_tokens, do_sample, temperature, top_p, reset_logit_bias
+    )
+    items = []
+    for rec in records:
+        ids = prompt_ids(tok, rec["prompt"], system)
+        pre = text_ids(tok, rec["prefill"]) if rec.get("prefill") else []
+        for k in range(num_samples):
+            items.append((rec, k, ids + pre, len(pre)))
+    order = sorted(range(len(items)), key=lambda i: len(items[i][2]))
+    results: dict[int, dict[str, Any]] = {}
+    torch.manual_seed(seed)
+    for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch"):
+        idx = order[start : start + batch_size]
+        batch = left_pad_batch(tok, [items[i][2] for i in idx], device)
+        width = batch["input_ids"].shape[1]
+        procs = LogitsProcessorList()
+        if max_resets is not None:
+            procs.append(ResetCapProcessor(reset_id, max_resets, width))
+        clock = StepClock()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(
+                **batch,
+                generation_config=gen_cfg,
+                logits_processor=procs,
+                stopping_criteria=StoppingCriteriaList([clock]),
+            )
+        for row, i in enumerate(idx):
+            rec, k, _, n_prefill = items[i]
+            results[i] = describe(
+                rec,
+                k if num_samples > 1 else None,
+                out[row, width:].tolist(),
+                tok,
+                reset_id,
+                eos_ids,
+                clock.times,
+                t0,
+                n_prefill,
+                len(idx),
+                max_new_tokens,
+            )
+    return [results[i] for i in range(len(items))]
+
+
+def describe(
+    rec: dict[str, Any],
+    sample: int | None,
+    new_ids: list[int],
+    tok: PreTrainedTokenizerBase,
+    reset_id: int,
+    eos_ids: Sequence[int],
+    times: list[float],
+    t0: float,
+    n_prefill: int,
+    batch_size: int,
+    max_new_tokens: int,
+) -> dict[str, Any]:
+    """The generation record (fields listed in the README), from one row's new token ids."""
+    s = split_generation(new_ids, reset_id, eos_ids)
+    n = len(s.generated)
+    first_visible = s.reset_positions[-1] + 1 if s.reset_positions else 0
+
+    def at(pos: int) -> float | None:
+        return round(times[pos] - t0, 6) if 0 <= pos < len(times) and pos < n else None
+
+    last = min(n if s.ended else n - 1, len(times) - 1)
+    return {
+        "id": rec["id"] if sample is None else f"{rec['id']}#{sample}",
+        "prompt_id": rec["id"],
+        "prompt": rec["prompt"],
+        "harmful": bool(rec.get("harmful", True)),
+        "prefill": rec.get("prefill", ""),
+        "prefill_tokens": n_prefill,
+        "raw": tok.decode(s.generated, skip_special_tokens=False),
+        "visible": tok.decode(s.visible, skip_special_tokens=True),
+        "reset": bool(s.reset_positions),
+        "n_resets": len(s.reset_positions),
+        "reset_positions": s.reset_positions,
+        "tokens_generated": n,
+        "tokens_visible": len(s.visible),
+        "truncated": not s.ended and n >= max_new_tokens,
+        "time_to_first_token_s": at(0),
+        "time_to_first_visible_token_s": at(first_visible),
+        "total_time_s": round(times[last] - t0, 6) if times and last >= 0 else 0.0,
+        "batch_size": batch_size,
+    }

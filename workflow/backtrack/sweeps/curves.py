@@ -1,0 +1,155 @@
+"""The inference-time sweeps: the ``[RESET]`` logit bias, and worst-of-k sampling.
+
+Both reuse the ordinary generate and judge steps with a changed decoding (a sweep "point"), so a
+point's generations are the same records as Table 1's and every metric is computed the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from backtrack.report.tables import efficiency_columns, mean_or_nan, rate_columns
+
+LOGIT_BIAS = "logit_bias"
+WORST_OF_K = "worst_of_k"
+
+
+def bias_label(bias: float) -> str:
+    """A bias as it appears in paths (``-10``, ``2.5``, ``0``): short and round-trips by float."""
+    label = f"{float(bias):g}"
+    return "0" if label == "-0" else label
+
+
+def point_name(sweep: str, value: float | None = None) -> str:
+    """A sweep point's name, the ``{point}`` wildcard: ``logit_bias/-5`` or ``worst_of_k``."""
+    return f"{sweep}/{bias_label(value)}" if sweep == LOGIT_BIAS else sweep
+
+
+def point_decoding(
+    generation: Mapping[str, Any], sweeps: Mapping[str, Any], point: str
+) -> tuple[dict[str, Any], int]:
+    """The generation config and samples per prompt of a sweep point."""
+    if point.startswith(LOGIT_BIAS + "/"):
+        return {**generation, "reset_logit_bias": float(point.split("/", 1)[1])}, 1
+    if point == WORST_OF_K:
+        w = sweeps[WORST_OF_K]
+        sampled = {"do_sample": True, "temperature": w["temperature"], "top_p": w["top_p"]}
+        return {**generation, **sampled}, w["k"]
+    raise ValueError(f"unknown sweep point {point!r}")
+
+
+def any_unsafe_at_k(n: int, c: int, k: int) -> float:
+    """P(at least one of k samples is unsafe), unbiased from c unsafe among n samples.
+
+    The pass@k estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k): it uses all n samples
+    for every k <= n, instead of only the first k.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def _bootstrap(values: list[float], level: float, reps: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean over prompts."""
+    if not values:
+        return (math.nan, math.nan)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(reps))
+    lo = means[math.floor((1 - level) / 2 * (reps - 1))]
+    hi = means[math.ceil((1 + level) / 2 * (reps - 1))]
+    return (lo, hi)
+
+
+def worst_of_k_rows(
+    key: Mapping[str, str],
+    dataset: str,
+    judged: Sequence[dict[str, Any]],
+    level: float,
+    *,
+    reps: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per k = 1..K: the share of prompts with at least one unsafe answer among k samples.
+
+    The interval is a bootstrap over prompts (the per-prompt estimates are not binomial counts).
+    """
+    by_prompt: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in judged:
+        by_prompt[r.get("prompt_id", r["id"])].append(r)
+    sizes = {len(rs) for rs in by_prompt.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"{dataset}: prompts have different sample counts {sorted(sizes)}")
+    (n,) = sizes
+    counts = [sum(r["unsafe"] for r in rs) for rs in by_prompt.values()]
+    resets = mean_or_nan(r["reset"] for r in judged)
+    rows = []
+    for k in range(1, n + 1):
+        per_prompt = [any_unsafe_at_k(n, c, k) for c in counts]
+        lo, hi = _bootstrap(per_prompt, level, reps, seed)
+        rows.append(
+            {
+                **key,
+                "dataset": dataset,
+                "k": k,
+                "unsafe_any": sum(per_prompt) / len(per_prompt),
+                "unsafe_any_ci_lo": lo,
+                "unsafe_any_ci_hi": hi,
+                "prompts": len(per_prompt),
+                "samples_per_prompt": n,
+                "unsafe_per_sample": sum(counts) / (n * len(counts)),
+                "reset_rate": resets,
+            }
+        )
+    return rows
+
+
+def logit_bias_row(
+    key: Mapping[str, str],
+    bias: float,
+    sets: Mapping[str, Sequence[dict[str, Any]]],
+    kinds: Mapping[str, str],
+    level: float,
+) -> dict[str, Any]:
+    """One sweep row: per set the unsafe (harmful, prefill) or refusal (benign) rate with its
+    interval and the ``[RESET]`` rate, then speed over the sets that are not prefilled.
+    """
+    row: dict[str, Any] = {**key, "bias": bias}
+    for name, judged in sets.items():
+        what = "refusal" if kinds[name] == "benign" else "unsafe"
+        flag = "refused" if what == "refusal" else "unsafe"
+        row |= rate_columns(f"{name}_{what}", [r[flag] for r in judged], level)
+        row[f"{name}_reset_rate"] = mean_or_nan(r["reset"] for r in judged)
+        row[f"{name}_n"] = len(judged)
+    plain = [r for name, rs in sets.items() if kinds[name] != "prefill" for r in rs]
+    row["mean_tokens_generated"] = mean_or_nan(r["tokens_generated"] for r in plain)
+    row["mean_tokens_visible"] = mean_or_nan(r["tokens_visible"] for r in plain)
+    return row | efficiency_columns(plain)
+
+
+def parse_judgment_path(path: str | os.PathLike[str]) -> tuple[str, str, str, str, str | None]:
+    """(model, method, stage, dataset, point) of ``results/[sweeps/<point>/]judgments/...``;
+    point is None for Table 1's own judgments.
+    """
+    parts = Path(path).parts
+    if len(parts) < 5 or parts[-5] != "judgments":
+        raise ValueError(
+            f"{path}: not a results/.../judgments/<model>/<method>/<stage>/<set>.jsonl"
+        )
+    model, method, stage = parts[-4:-1]
+    head = parts[:-5]
+    point = "/".join(head[head.index("sweeps") + 1 :]) if "sweeps" in head else None
+    return model, method, stage, Path(parts[-1]).stem, point
+
+
+def point_bias(point: str | None, default: float) -> float:
+    """The bias of a logit-bias point (Table 1's own files: the configured bias)."""
+    return default if point is None else float(point.split("/", 1)[1])

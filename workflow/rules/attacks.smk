@@ -1,0 +1,87 @@
+# One job per (model, method, stage, attack) with attacks.shards 1; otherwise attack_shard jobs
+# (contiguous chunks of the targets) and merge_attack write the same transcript file.
+rule attack:
+    input:
+        model=get_model_dir,
+        targets=ATTACK_TARGETS,
+    output:
+        transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+    log:
+        "logs/attack/{model}_{method}_{stage}_{attack}.log",
+    benchmark:
+        "benchmarks/attack/{model}_{method}_{stage}_{attack}.tsv"
+    wildcard_constraints:
+        attack=UNSHARDED_ATTACKS,
+    conda:
+        "../../envs/train.yaml"
+    threads: model_threads("attack")
+    resources:
+        mem_mb=rule_resources("attack")["mem_mb"],
+        runtime=rule_resources("attack")["runtime"],
+        gpu=rule_resources("attack")["gpu"],
+    params:
+        attack=get_attack_params,
+        generation=as_json(config["generation"]),
+        check_judge=as_json(config["pool"]["label_judge"]),
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        precision=config["precision"],
+        seed=config["seed"],
+    script:
+        "../scripts/attacks/attack.py"
+
+
+# Same job on shard {shard} of {shards}: the count is in the path, not in params, so a new split
+# writes new files and reruns nothing else (finished prompts are reused, see attack.py).
+use rule attack as attack_shard with:
+    output:
+        transcripts="results/attacks/{model}/{method}/{stage}/{attack}/shard-{shard}-of-{shards}.jsonl",
+    log:
+        "logs/attack_shard/{model}_{method}_{stage}_{attack}_{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/attack_shard/{model}_{method}_{stage}_{attack}_{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        attack=SHARDED_ATTACKS,
+        shard="[1-9][0-9]*",
+        shards="[1-9][0-9]*",
+
+
+rule merge_attack:
+    input:
+        shards=get_attack_shards,
+        targets=ATTACK_TARGETS,
+    output:
+        transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+    log:
+        "logs/merge_attack/{model}_{method}_{stage}_{attack}.log",
+    benchmark:
+        "benchmarks/merge_attack/{model}_{method}_{stage}_{attack}.tsv"
+    wildcard_constraints:
+        attack=SHARDED_ATTACKS,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/attacks/merge_attack.py"
+
+
+rule judge_attack:
+    input:
+        generations="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+        prompts=ATTACK_TARGETS,
+    output:
+        judgments="results/judgments/{model}/{method}/{stage}/attacks/{attack}.jsonl",
+    log:
+        "logs/judge_attack/{model}_{method}_{stage}_{attack}.log",
+    benchmark:
+        "benchmarks/judge_attack/{model}_{method}_{stage}_{attack}.tsv"
+    conda:
+        JUDGE_ENV
+    resources:
+        mem_mb=rule_resources("judge_attack")["mem_mb"],
+        runtime=rule_resources("judge_attack")["runtime"],
+        gpu=rule_resources("judge_attack")["gpu"],
+    params:
+        judge=as_json(config["judge"]),
+        precision=JUDGE_PRECISION,
+    script:
+        "../scripts/judge/judge.py"

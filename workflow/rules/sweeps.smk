@@ -1,0 +1,144 @@
+# Inference-time sweeps: the [RESET] logit bias and worst-of-k sampling. The generate and judge
+# steps are Table 1's (same scripts), at a sweep "point": logit_bias/<bias> or worst_of_k.
+
+
+rule generate_sweep:
+    input:
+        model=get_model_dir,
+        prompts=get_eval_input,
+    output:
+        generations="results/sweeps/{point}/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+    log:
+        "logs/generate_sweep/{point}/{model}_{method}_{stage}_{dataset}.log",
+    benchmark:
+        "benchmarks/generate_sweep/{point}/{model}_{method}_{stage}_{dataset}.tsv"
+    conda:
+        GENERATE_ENV
+    threads: model_threads("generate")
+    resources:
+        mem_mb=rule_resources("generate")["mem_mb"],
+        runtime=rule_resources("generate")["runtime"],
+        gpu=rule_resources("generate")["gpu"],
+    params:
+        generation=get_sweep_generation,
+        samples=get_sweep_samples,
+        limit=get_sweep_limit,
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        precision=config["precision"],
+        seed=config["seed"],
+    script:
+        "../scripts/generate/generate.py"
+
+
+rule judge_sweep:
+    input:
+        generations="results/sweeps/{point}/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        prompts=get_eval_input,
+    output:
+        judgments="results/sweeps/{point}/judgments/{model}/{method}/{stage}/{dataset}.jsonl",
+    log:
+        "logs/judge_sweep/{point}/{model}_{method}_{stage}_{dataset}.log",
+    benchmark:
+        "benchmarks/judge_sweep/{point}/{model}_{method}_{stage}_{dataset}.tsv"
+    conda:
+        JUDGE_ENV
+    resources:
+        mem_mb=rule_resources("judge")["mem_mb"],
+        runtime=rule_resources("judge")["runtime"],
+        gpu=rule_resources("judge")["gpu"],
+    params:
+        judge=as_json(config["judge"]),
+        precision=JUDGE_PRECISION,
+        samples=get_sweep_samples,
+        limit=get_sweep_limit,
+    script:
+        "../scripts/judge/judge.py"
+
+
+rule logit_bias:
+    input:
+        judgments=get_logit_bias_inputs,
+        prompts=get_logit_bias_prompts,
+    output:
+        table=report(
+            "results/logit_bias.csv",
+            caption="../report/logit_bias_table.rst",
+            category="Sweeps",
+        ),
+    log:
+        "logs/logit_bias/logit_bias.log",
+    benchmark:
+        "benchmarks/logit_bias/logit_bias.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        datasets=get_logit_bias_kinds,
+        default_bias=config["generation"]["reset_logit_bias"],
+        ci_level=config["report"]["ci_level"],
+    script:
+        "../scripts/sweeps/logit_bias.py"
+
+
+rule plot_logit_bias:
+    input:
+        table="results/logit_bias.csv",
+    output:
+        figure=report(
+            "results/figures/logit_bias.png",
+            caption="../report/logit_bias.rst",
+            category="Sweeps",
+        ),
+    log:
+        "logs/plot_logit_bias/logit_bias.log",
+    benchmark:
+        "benchmarks/plot_logit_bias/logit_bias.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        datasets=get_logit_bias_kinds,
+    script:
+        "../scripts/sweeps/plot_logit_bias.py"
+
+
+rule worst_of_k:
+    input:
+        judgments=get_worst_of_k_inputs,
+        prompts=get_worst_of_k_prompts,
+    output:
+        table=report(
+            "results/worst_of_k.csv",
+            caption="../report/worst_of_k_table.rst",
+            category="Sweeps",
+        ),
+    log:
+        "logs/worst_of_k/worst_of_k.log",
+    benchmark:
+        "benchmarks/worst_of_k/worst_of_k.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        spec=as_json(config["sweeps"]["worst_of_k"]),
+        ci_level=config["report"]["ci_level"],
+        seed=config["seed"],
+    script:
+        "../scripts/sweeps/worst_of_k.py"
+
+
+rule plot_worst_of_k:
+    input:
+        table="results/worst_of_k.csv",
+    output:
+        figure=report(
+            "results/figures/worst_of_k.png",
+            caption="../report/worst_of_k.rst",
+            category="Sweeps",
+        ),
+    log:
+        "logs/plot_worst_of_k/worst_of_k.log",
+    benchmark:
+        "benchmarks/plot_worst_of_k/worst_of_k.tsv"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/sweeps/plot_worst_of_k.py"

@@ -1,0 +1,41 @@
+import json
+from pathlib import Path
+
+from backtrack.helpfulness.mt_bench import mt_bench_columns
+from backtrack.helpfulness.nll import helpfulness_rows
+from backtrack.io import atomic_file, read_jsonl
+from backtrack.report.tables import build_table
+from backtrack.smk import param_json, setup
+
+
+def keyed(files):
+    """Records of results/.../{model}/{method}/{stage}/<file>.jsonl by (model, method, stage)."""
+    return {tuple(Path(f).parts[-4:-1]): read_jsonl(f) for f in files}
+
+
+log = setup(snakemake)
+grid = [tuple(g) for g in param_json(snakemake, "grid")]
+models = param_json(snakemake, "models")
+extra = None
+if snakemake.input.mt_bench:
+    extra = {k: mt_bench_columns(v) for k, v in keyed(snakemake.input.mt_bench).items()}
+rows = helpfulness_rows(
+    models,
+    grid,
+    keyed(snakemake.input.scores),
+    keyed(snakemake.input.benign),
+    references=snakemake.params.references,
+    judge=snakemake.params.judge,
+    n_boot=snakemake.params.bootstrap,
+    level=snakemake.params.ci_level,
+    seed=snakemake.params.seed,
+    extra=extra,
+)
+prov = param_json(snakemake, "provenance")
+for r in rows:
+    r["model_source"] = json.dumps(prov["models"][r["model"]]["source"], sort_keys=True)
+    if extra is not None:
+        r["mt_bench_judge"] = prov["mt_bench_judge"]
+with atomic_file(snakemake.output.table) as tmp:
+    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+log.info("helpfulness: %d rows", len(rows))

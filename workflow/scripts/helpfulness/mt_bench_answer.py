@@ -1,0 +1,25 @@
+from backtrack.helpfulness.mt_bench import answer_questions, load_questions
+from backtrack.io import write_jsonl
+from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+from backtrack.smk import param_json, setup
+
+log = setup(snakemake)
+decoding = param_json(snakemake, "decoding")
+questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
+tok = load_tokenizer(snakemake.input.model)
+model = load_model(snakemake.input.model, snakemake.params.precision)
+answers = answer_questions(
+    model,
+    tok,
+    questions,
+    reset_token_id(tok, snakemake.params.reset_token),
+    system=snakemake.params.system,
+    seed=snakemake.params.seed,
+    **decoding,
+)
+write_jsonl(snakemake.output.answers, answers)
+log.info(
+    "%d questions answered, %d turns reset",
+    len(answers),
+    sum(n > 0 for a in answers for n in a["n_resets"]),
+)

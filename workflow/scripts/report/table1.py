@@ -1,0 +1,46 @@
+import json
+
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
+from backtrack.report.tables import build_table, table1_row
+from backtrack.smk import param_json, setup
+
+log = setup(snakemake)
+cells = param_json(snakemake, "cells")
+datasets = param_json(snakemake, "datasets")
+prov = param_json(snakemake, "provenance")
+# cells, judgments and prompts come in the same order: (model, method, stage, set).
+judged = {}
+for cell, path, prompts in zip(
+    cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
+):
+    judged[tuple(cell)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
+
+
+def precisions(sets, field):
+    """The precision(s) the row's records were made in (``precision`` policy), e.g. bf16."""
+    return "/".join(sorted({str(r.get(field, "unknown")) for rs in sets.values() for r in rs}))
+
+
+rows = []
+for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
+    sets = {d: judged[(model, method, stage, d)] for d in datasets}
+    rows.append(
+        table1_row(
+            {"model": model, "method": method, "stage": stage},
+            sets,
+            datasets,
+            snakemake.params.ci_level,
+            {
+                "model_source": json.dumps(prov["models"][model]["source"], sort_keys=True),
+                "train_data": json.dumps(prov["data"]["harmful_train"], sort_keys=True),
+                "eval_data": json.dumps(prov["data"]["eval_sets"], sort_keys=True),
+                "judge": prov["judge"]["name"],
+                "precision": precisions(sets, "precision"),
+                "train_precision": precisions(sets, "train_precision"),
+            },
+        )
+    )
+with atomic_file(snakemake.output.table) as tmp:
+    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+log.info("table 1: %d rows", len(rows))

@@ -1,0 +1,35 @@
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
+from backtrack.report.tables import build_table, table2_row
+from backtrack.smk import param_json, setup
+
+log = setup(snakemake)
+cells = param_json(snakemake, "cells")
+sweep = param_json(snakemake, "sweep")
+level = snakemake.params.ci_level
+judge = snakemake.params.judge
+
+# cells, judgments and prompts come in the same order: (model, method, stage, name), name a
+# prefilled set or attacks/<attack>.
+judged = {}
+for cell, path, prompts in zip(
+    cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
+):
+    judged[tuple(cell)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
+rows = []
+for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
+    key = {"model": model, "method": method, "stage": stage}
+    # params come as sorted JSON: put the sweep back in (dataset, prefix length) order.
+    for name, (dataset, k) in sorted(sweep.items(), key=lambda kv: tuple(kv[1])):
+        records = judged[(model, method, stage, name)]
+        rows.append(table2_row(key, f"prefill{k}", dataset, records, level, judge))
+    for name in [c[3] for c in cells if tuple(c[:3]) == (model, method, stage)]:
+        if name.startswith("attacks/"):
+            records = judged[(model, method, stage, name)]
+            attack = name.split("/", 1)[1]
+            rows.append(
+                table2_row(key, attack, snakemake.params.attack_prompts, records, level, judge)
+            )
+with atomic_file(snakemake.output.table) as tmp:
+    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+log.info("table 2: %d rows", len(rows))

@@ -1,0 +1,31 @@
+from collections import defaultdict
+
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
+from backtrack.report.tables import build_table
+from backtrack.smk import param_json, setup
+from backtrack.sweeps.curves import logit_bias_row, parse_judgment_path, point_bias
+
+log = setup(snakemake)
+kinds = param_json(snakemake, "datasets")
+# (model, method, stage, bias) -> {set: judged records}
+cells = defaultdict(dict)
+for path, prompts in zip(snakemake.input.judgments, snakemake.input.prompts, strict=True):
+    model, method, stage, dataset, point = parse_judgment_path(path)
+    bias = point_bias(point, snakemake.params.default_bias)
+    cells[(model, method, stage, bias)][dataset] = read_answers(
+        path, prompts, required=JUDGMENT_FIELDS
+    )
+rows = [
+    logit_bias_row(
+        {"model": m, "method": meth, "stage": st},
+        bias,
+        {d: sets[d] for d in kinds},
+        kinds,
+        snakemake.params.ci_level,
+    )
+    for (m, meth, st, bias), sets in sorted(cells.items())
+]
+with atomic_file(snakemake.output.table) as tmp:
+    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+log.info("logit-bias sweep: %d rows", len(rows))

@@ -1,0 +1,26 @@
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
+from backtrack.report.tables import build_table
+from backtrack.smk import param_json, setup
+from backtrack.sweeps.curves import parse_judgment_path, worst_of_k_rows
+
+log = setup(snakemake)
+spec = param_json(snakemake, "spec")
+rows = []
+for path, prompts in zip(snakemake.input.judgments, snakemake.input.prompts, strict=True):
+    model, method, stage, dataset, _ = parse_judgment_path(path)
+    judged = read_answers(
+        path, prompts, samples=spec["k"], limit=spec["n"] or 0, required=JUDGMENT_FIELDS
+    )
+    rows += worst_of_k_rows(
+        {"model": model, "method": method, "stage": stage},
+        dataset,
+        judged,
+        snakemake.params.ci_level,
+        reps=spec["bootstrap"],
+        seed=snakemake.params.seed,
+    )
+extra = {"temperature": spec["temperature"], "top_p": spec["top_p"]}
+with atomic_file(snakemake.output.table) as tmp:
+    build_table([r | extra for r in rows]).to_csv(tmp, index=False, float_format="%.4f")
+log.info("worst-of-k: %d rows", len(rows))
