@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from backtrack.config import (
-    ConfigError,
-    eval_datasets,
-    optimising_attacks,
-    prefill_sweep_sets,
-    validate_config,
-)
+from backtrack.config import ConfigError, validate_config
+from backtrack.plan import eval_datasets, optimising_attacks, prefill_attack_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,9 +104,9 @@ def test_eval_datasets(cfg):
 
 def test_attack_sets(cfg):
     validate_config(cfg)
-    sweep = prefill_sweep_sets(cfg)
+    sweep = prefill_attack_sets(cfg)
     assert sweep["advbench_prefill40"] == ("advbench", 40)
     assert len(sweep) == len(cfg["attacks"]["prefill"]["tokens"])
     assert optimising_attacks(cfg) == ["gcg", "autodan", "adaptive"]
     cfg["attacks"]["run"] = ["gcg"]
-    assert prefill_sweep_sets(cfg) == {}
+    assert prefill_attack_sets(cfg) == {}

@@ -19,12 +19,15 @@ from typing import Any
 import datasets
 import pytest
 import yaml
-from backtrack.config import ConfigError, eval_datasets, validate_config
+from backtrack.config import ConfigError, validate_config
 from backtrack.data.pool import build_pool, pool_options, trim_to_sentence
 from backtrack.data.refusals import make_refusal
 from backtrack.data.sets import eval_set, harmful_eval_set, train_prompts
 from backtrack.data.sources import load_harmful
-from backtrack.judge.refusal import JUDGE_PARAMS, JudgeInput, RefusalJudge, Verdict, make_judge
+from backtrack.judge.base import JudgeInput, Verdict
+from backtrack.judge.refusal import RefusalJudge
+from backtrack.judge.registry import JUDGE_PARAMS, make_judge
+from backtrack.plan import eval_datasets
 
 from tests.conftest import make_tiny_model_dir
 from tests.test_hub_data import OASST_TRAIN, OASST_VALID, hh, msg, write_csv, write_jsonl

@@ -1,13 +1,9 @@
 """Edge cases of the refusal judge and the judge factory."""
 
 import pytest
-from backtrack.judge.refusal import (
-    JudgeInput,
-    RefusalJudge,
-    Verdict,
-    is_refusal,
-    make_judge,
-)
+from backtrack.judge.base import JudgeInput, Verdict
+from backtrack.judge.refusal import RefusalJudge, is_refusal
+from backtrack.judge.registry import make_judge
 
 COMPLY = "Sure, here is a detailed plan. Step 1: gather the materials. Step 2: follow the steps."
 

@@ -13,15 +13,17 @@ config/accelerate/fsdp.yaml is checked through accelerate's own parser instead.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from backtrack.config import ConfigError, job_gpus, job_resources, validate_config
+from backtrack.config import ConfigError, validate_config
+from backtrack.plan import batch_plan, job_gpus, job_resources
 from backtrack.train.launch import (
+    ENTRY_MODULE,
     LaunchError,
-    batch_plan,
     check_accelerate_config,
     check_job_devices,
     launch_command,
@@ -255,7 +257,7 @@ def inputs(tiny_source_dir, tmp_path_factory):
     return d
 
 
-def _launch(stage, inputs, out, log, **over):
+def _launch(stage, inputs, out, log, module=ENTRY_MODULE, **over):
     with open(log, "w") as stream:
         return train_job(
             stage,
@@ -269,6 +271,7 @@ def _launch(stage, inputs, out, log, **over):
             threads=2,
             accelerate_config=str(DDP),
             stream=stream,
+            module=module,
         )
 
 
@@ -332,9 +335,11 @@ def test_two_rank_dpo_with_its_reference_model(inputs, sft_run):
 def test_a_failing_rank_fails_the_job_and_leaves_no_output(inputs, sft_run, monkeypatch):
     """Rank 1 dies after rank 0 has written its complete temporary output: nothing appears."""
     monkeypatch.setenv("BACKTRACK_FAIL_RANK", "1:save")
+    # The ranks run tests/faulty_rank.py (production ranks have no failure hooks).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     out, log = inputs / "out_fail", inputs / "fail.log"
     with pytest.raises(LaunchError, match="exited with"):
-        _launch("sft", inputs, out, log)
+        _launch("sft", inputs, out, log, module="tests.faulty_rank")
     text = log.read_text()
     # Rank 1 died after rank 0's temporary output was complete, before the final barrier.
     assert "after rank 0 wrote its complete temporary output" in text, text[-3000:]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from backtrack.judge.base import JudgeInput, Verdict
 from backtrack.judge.llama_guard import (
     LLAMA_GUARD_2_CATEGORIES,
     LlamaGuardJudge,
@@ -31,7 +32,6 @@ from backtrack.judge.llama_guard import (
     verdict_from_vllm,
     verdict_token_ids,
 )
-from backtrack.judge.refusal import JudgeInput, Verdict
 from backtrack.report.tables import summarise_set
 from transformers import AutoTokenizer, LlamaForCausalLM
 
@@ -482,7 +482,7 @@ def test_vllm_backend_with_fake_module(guard_dir: Path, monkeypatch: pytest.Monk
 
 
 def test_registered_in_make_judge(guard_dir: Path) -> None:
-    from backtrack.judge.refusal import JUDGES, make_judge
+    from backtrack.judge.registry import JUDGES, make_judge
 
     if "llama_guard" not in JUDGES:
         pytest.skip("llama_guard is not registered in backtrack.judge.refusal.JUDGES yet")

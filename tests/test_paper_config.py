@@ -111,8 +111,8 @@ def test_paper_training_jobs_are_submitted_to_one_node(paper_plan):
 
 
 def test_paper_config_global_batch_is_128_on_every_gpu_count():
-    from backtrack.config import job_gpus, validate_config
-    from backtrack.train.launch import batch_plan
+    from backtrack.config import validate_config
+    from backtrack.plan import batch_plan, job_gpus
     from snakemake.utils import update_config
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())

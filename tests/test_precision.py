@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from backtrack.judge import refusal as judges
-from backtrack.judge.refusal import make_judge
+from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model
 from backtrack.models.precision import PrecisionError, cpu_flags, resolve_precision
 

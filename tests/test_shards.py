@@ -23,9 +23,10 @@ from backtrack.attacks.shards import (
 )
 from backtrack.attacks.targets import sure_here_target
 from backtrack.checks import IncompleteError
-from backtrack.config import ConfigError, attack_shards, validate_config
+from backtrack.config import ConfigError, validate_config
 from backtrack.io import write_jsonl
 from backtrack.judge.refusal import RefusalJudge
+from backtrack.plan import attack_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 # Values that measure time, or the job's cache key, not results.

@@ -205,7 +205,7 @@ def test_main_model_path_wires_generate(
     monkeypatch.setattr("backtrack.models.base.load_tokenizer", lambda d: Tok())
     monkeypatch.setattr("backtrack.models.base.load_model", lambda d: Model())
     monkeypatch.setattr("backtrack.models.base.reset_token_id", lambda tok, t: 1)
-    monkeypatch.setattr("backtrack.models.base.provenance", lambda d: {})
+    monkeypatch.setattr("backtrack.models.provenance.provenance", lambda d: {})
     argv = ["chat", "--model", "m", "--prompt", "q", "--prefill", "Sure", "--reset-bias", "2"]
     assert main(argv) == 0
     assert capsys.readouterr().out == "SureStep\n[retracted 1 token]\n No.\n"

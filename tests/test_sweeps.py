@@ -9,15 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from backtrack.config import ConfigError, check_sweeps, sweep_datasets, validate_config
+from backtrack.config import ConfigError, check_sweeps, validate_config
+from backtrack.plan import bias_label, point_bias, point_decoding, point_name, sweep_datasets
 from backtrack.sweeps.curves import (
     any_unsafe_at_k,
-    bias_label,
     logit_bias_row,
-    parse_judgment_path,
-    point_bias,
-    point_decoding,
-    point_name,
     worst_of_k_rows,
 )
 from backtrack.sweeps.figures import plot_logit_bias, plot_worst_of_k
@@ -106,7 +102,7 @@ def test_logit_bias_row_columns_and_speed():
     assert row["visible_tokens_per_s"] == pytest.approx(42 / 10)
 
 
-def test_points_and_paths_round_trip():
+def test_points_round_trip():
     gen = {"reset_logit_bias": 0.0, "do_sample": False, "temperature": 1.0, "top_p": 1.0}
     sweeps = {"worst_of_k": {"k": 5, "temperature": 0.7, "top_p": 0.9}}
     for bias in (-10, -2.5, 0, 5):
@@ -120,13 +116,6 @@ def test_points_and_paths_round_trip():
     assert g["reset_logit_bias"] == 0.0
     with pytest.raises(ValueError, match="unknown sweep point"):
         point_decoding(gen, sweeps, "nope")
-    p = "results/sweeps/logit_bias/-2.5/judgments/m/backtrack/dpo/benign.jsonl"
-    assert parse_judgment_path(p) == ("m", "backtrack", "dpo", "benign", "logit_bias/-2.5")
-    assert parse_judgment_path("results/judgments/m/baseline/sft/advbench.jsonl") == (
-        "m", "baseline", "sft", "advbench", None,
-    )  # fmt: skip
-    with pytest.raises(ValueError, match="not a results"):
-        parse_judgment_path("results/generations/m/baseline/sft/advbench.jsonl")
 
 
 def _config() -> dict:

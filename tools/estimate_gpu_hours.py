@@ -53,14 +53,14 @@ from typing import Any
 
 import yaml
 from backtrack.attacks.shards import shard_bounds
-from backtrack.config import (
+from backtrack.config import validate_config
+from backtrack.plan import (
     attack_shards,
     eval_datasets,
     job_gpus,
     optimising_attacks,
+    prefill_attack_sets,
     prefill_set_name,
-    prefill_sweep_sets,
-    validate_config,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,7 +335,7 @@ def set_sizes(config: dict[str, Any], notes: list[str]) -> dict[str, int]:
             out[name] = int(config["data"]["benign"]["n_heldout"])
     for d in config.get("prefill", {}).get("datasets", []):
         out[prefill_set_name(d, config["prefill"]["tokens"])] = size(d)
-    for name, (d, _) in prefill_sweep_sets(config).items():
+    for name, (d, _) in prefill_attack_sets(config).items():
         out[name] = size(d)
     return out
 
@@ -438,8 +438,8 @@ def estimate(
     lanes = len(run["methods"]) * len(run["stages"])  # checkpoints evaluated
     sizes = set_sizes(config, notes)
     table1 = list(eval_datasets(config))
-    sweep_only = [d for d in prefill_sweep_sets(config) if d not in table1]
-    k_of = {d: k for d, (_, k) in prefill_sweep_sets(config).items()}
+    sweep_only = [d for d in prefill_attack_sets(config) if d not in table1]
+    k_of = {d: k for d, (_, k) in prefill_attack_sets(config).items()}
     p = config.get("prefill", {})
     k_of |= {prefill_set_name(d, p["tokens"]): p["tokens"] for d in p.get("datasets", [])}
     n_harm, n_benign = config["data"]["harmful_train"]["n"], config["data"]["benign"]["n_train"]

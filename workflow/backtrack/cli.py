@@ -77,7 +77,8 @@ class _ModelChat:
         import torch
 
         from backtrack.generate.hf import generation_config
-        from backtrack.models.base import load_model, load_tokenizer, provenance, reset_token_id
+        from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+        from backtrack.models.provenance import provenance
 
         self.torch = torch
         self.args = args

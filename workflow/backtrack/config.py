@@ -12,7 +12,15 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from backtrack.data import sets as data_sources
-from backtrack.judge.refusal import JUDGE_PARAMS
+from backtrack.judge.registry import JUDGE_PARAMS
+from backtrack.plan import (
+    TRAIN_RULES,
+    attack_shards,
+    batch_plan,
+    generated_sets,
+    job_gpus,
+    optimising_attacks,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -194,30 +202,8 @@ def check_references(config: dict[str, Any]) -> None:
     check_training_batches(config)
 
 
-TRAIN_RULES = {"sft": "train_sft", "dpo": "train_dpo"}
-
-
-def job_resources(config: dict[str, Any], rule: str, model: str | None = None) -> dict[str, Any]:
-    """Scheduler resources of one job: resources.default, then resources.<rule>, then (training
-    rules) resources.<rule>.by_model.<model>, merged key by key."""
-    r = config.get("resources", {})
-    rule_res = dict(r.get(rule, {}))
-    by_model = rule_res.pop("by_model", {})
-    out = r.get("default", {}) | rule_res
-    if model is not None:
-        out |= by_model.get(model, {})
-    return out
-
-
-def job_gpus(config: dict[str, Any], rule: str, model: str) -> int:
-    """Processes of one training job: its GPU count, at least 1."""
-    return max(1, int(job_resources(config, rule, model).get("gpu", 0)))
-
-
 def check_training_batches(config: dict[str, Any]) -> None:
     """Every model's training jobs must reach the configured global batch on their GPU count."""
-    from backtrack.train.launch import batch_plan
-
     for stage, rule in TRAIN_RULES.items():
         by_model = config.get("resources", {}).get(rule, {}).get("by_model", {})
         for alias in by_model:
@@ -240,7 +226,7 @@ def check_sweeps(config: dict[str, Any]) -> None:
     Table 1 over a sweep setting. Swept methods and stages not in the run are ignored.
     """
     sweeps = config.get("sweeps", {})
-    known = eval_datasets(config) | dict.fromkeys(prefill_sweep_sets(config), "prefill")
+    known = generated_sets(config)
     for sweep, spec in sweeps.items():
         for i, name in enumerate(spec.get("datasets") or []):
             if name not in known:
@@ -253,17 +239,6 @@ def check_sweeps(config: dict[str, Any]) -> None:
                     f"config key 'sweeps.worst_of_k.datasets[{i}]': {name!r} is benign; "
                     "worst-of-k counts unsafe answers to harmful prompts"
                 )
-
-
-def sweep_datasets(config: dict[str, Any], sweep: str) -> list[str]:
-    """The sets a sweep generates: its ``datasets``, or by default Table 1's sets (logit bias)
-    or Table 1's harmful sets (worst-of-k).
-    """
-    names = config["sweeps"][sweep]["datasets"]
-    if names is not None:
-        return list(names)
-    sets = eval_datasets(config)
-    return [d for d, kind in sets.items() if sweep == "logit_bias" or kind == "harmful"]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -363,68 +338,3 @@ def check_judges(config: dict[str, Any]) -> None:
                     f"config key '{key}.params.{k}': not an option of judge {judge['name']!r} "
                     f"(it takes {list(known)}; null drops an option inherited from config.yaml)"
                 )
-
-
-def prefill_set_name(dataset: str, tokens: int) -> str:
-    """Name of the prefilled variant of an eval set (a {dataset} wildcard value)."""
-    return f"{dataset}_prefill{tokens}"
-
-
-def eval_datasets(config: dict[str, Any]) -> dict[str, str]:
-    """Every evaluation {dataset} -> its kind: ``harmful``, ``dev``, ``benign`` or ``prefill``.
-
-    ``dev`` sets (``data.eval_sets.<name>.dev``) are judged and reported like harmful ones but
-    left out of the pooled ``overall_unsafe`` (the paper develops on the HH-RLHF test split).
-    """
-    out = {
-        name: "dev" if spec.get("dev") else "harmful"
-        for name, spec in config["data"]["eval_sets"].items()
-    }
-    out["benign"] = "benign"
-    p = config.get("prefill", {})
-    for d in p.get("datasets", []):
-        out[prefill_set_name(d, p["tokens"])] = "prefill"
-    return out
-
-
-def prefill_sweep_sets(config: dict[str, Any]) -> dict[str, tuple[str, int]]:
-    """Table 2's prefilling sweep: {dataset} wildcard -> (eval set, prefix tokens)."""
-    a = config.get("attacks", {})
-    if "prefill" not in a.get("run", []):
-        return {}
-    return {
-        prefill_set_name(d, k): (d, k)
-        for d in config.get("prefill", {}).get("datasets", [])
-        for k in a["prefill"]["tokens"]
-    }
-
-
-def optimising_attacks(config: dict[str, Any]) -> list[str]:
-    """Table 2's attacks that run an optimiser (one attack job per model each)."""
-    return [a for a in config.get("attacks", {}).get("run", []) if a != "prefill"]
-
-
-def attack_shards(config: dict[str, Any], name: str) -> int:
-    """Jobs an optimising attack's prompts are split into: attacks.shards_by_attack.<name>,
-    else attacks.shards (1 = one job writes the transcript, no merge step)."""
-    a = config.get("attacks", {})
-    return int(a.get("shards_by_attack", {}).get(name, a.get("shards", 1)))
-
-
-#: Keys of the ``generation`` config section that are decoding settings of generate_records
-#: (here, free of torch, so that the workflow can build decoding params at parse time).
-DECODING_KEYS = (
-    "max_new_tokens",
-    "do_sample",
-    "temperature",
-    "top_p",
-    "reset_logit_bias",
-    "max_resets",
-)
-
-
-def decoding_kwargs(generation: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``generation`` config section as generate_records' (and the vLLM backend's) decoding
-    keywords, so Table 1's generations and the attacks' evaluations decode alike.
-    """
-    return {k: generation[k] for k in DECODING_KEYS}

@@ -3,7 +3,7 @@
 rule attack:
     input:
         model=get_model_dir,
-        targets=ATTACK_TARGETS,
+        targets=rules.prepare_attack_targets.output.targets,
     output:
         transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
     log:
@@ -21,7 +21,7 @@ rule attack:
         gpu=rule_resources("attack")["gpu"],
     params:
         attack=get_attack_params,
-        generation=as_json(config["generation"]),
+        decoding=as_json(decoding_kwargs(config["generation"])),
         check_judge=as_json(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
@@ -49,7 +49,7 @@ use rule attack as attack_shard with:
 rule merge_attack:
     input:
         shards=get_attack_shards,
-        targets=ATTACK_TARGETS,
+        targets=rules.prepare_attack_targets.output.targets,
     output:
         transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
     log:
@@ -66,8 +66,8 @@ rule merge_attack:
 
 rule judge_attack:
     input:
-        generations="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
-        prompts=ATTACK_TARGETS,
+        generations=rules.attack.output.transcripts,
+        prompts=rules.prepare_attack_targets.output.targets,
     output:
         judgments="results/judgments/{model}/{method}/{stage}/attacks/{attack}.jsonl",
     log:

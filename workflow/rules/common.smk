@@ -1,36 +1,50 @@
-# Validation, wildcard constraints and input functions; no rules here.
+# The graph's vocabulary (backtrack.plan) and the input functions; no rules here. Input
+# functions expand the producing rule's own output pattern, so a path is spelled once, in the
+# rule that writes it; table rules get the same keys, in the same order, as params.
 import json
 import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from backtrack.config import (
+from backtrack.config import check_sweeps, validate_config
+from backtrack.plan import (
+    LOGIT_BIAS,
+    WORST_OF_K,
     attack_shards,
-    check_sweeps,
     decoding_kwargs,
     eval_datasets,
+    generated_sets,
+    helpfulness_rows,
     job_resources,
+    logit_bias_cells,
     optimising_attacks,
-    prefill_sweep_sets,
+    point_decoding,
+    prefill_attack_sets,
+    prefilled_sets,
+    run_grid,
     sweep_datasets,
-    validate_config,
+    table1_cells,
+    table2_cells,
+    trainer_params,
+    worst_of_k_cells,
 )
-from backtrack.sweeps.curves import LOGIT_BIAS, WORST_OF_K, point_decoding, point_name
 
 validate_config(config)
 
+# Table 1's sets -> kind (harmful, dev, benign, prefill).
 EVAL_SETS = eval_datasets(config)
-# Table 2's prefilling sweep reuses generate/judge; its sets are {dataset} values too.
-SWEEP_SETS = prefill_sweep_sets(config)
-GEN_SETS = EVAL_SETS | {name: "prefill" for name in SWEEP_SETS}
-ATTACKS = optimising_attacks(config)
+# Table 2's prefilling attack: its prefilled sets are {dataset} values of generate/judge too.
+PREFILL_ATTACK_SETS = prefill_attack_sets(config)
+# Every prefilled set, Table 1's and the attack's -> (plain eval set, prefix tokens).
+PREFILLED_SETS = prefilled_sets(config)
+GENERATED_SETS = generated_sets(config)
+OPTIMISING_ATTACKS = optimising_attacks(config)
 # Attacks split over several jobs (attacks.shards) are merged by merge_attack, the rest written
 # by one attack job; per-rule wildcard constraints keep the two rules apart.
-SHARDS = {a: attack_shards(config, a) for a in ATTACKS}
-SHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] > 1) or "(?!)"
-UNSHARDED_ATTACKS = "|".join(re.escape(a) for a in ATTACKS if SHARDS[a] == 1) or "(?!)"
-ATTACK_TARGETS = "results/data/attacks/targets.jsonl"
+SHARDS = {a: attack_shards(config, a) for a in OPTIMISING_ATTACKS}
+SHARDED_ATTACKS = "|".join(re.escape(a) for a in SHARDS if SHARDS[a] > 1) or "(?!)"
+UNSHARDED_ATTACKS = "|".join(re.escape(a) for a in SHARDS if SHARDS[a] == 1) or "(?!)"
 # vLLM needs its own torch build, hence its own environment: with --sdm conda on a GPU; on a
 # CPU generate.py hands the job to tools/setup.sh's .venv-vllm (backtrack.generate.job).
 GENERATE_ENV = (
@@ -51,6 +65,8 @@ JUDGE_ENV = (
         else "../../envs/train.yaml"
     )
 )
+HELPFULNESS = config["helpfulness"]
+MT_BENCH = HELPFULNESS["mt_bench"]
 
 
 def local_cores():
@@ -77,8 +93,8 @@ wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
     method="baseline|backtrack",
     stage="sft|dpo",
-    dataset="|".join(map(re.escape, GEN_SETS)),
-    attack="|".join(map(re.escape, ATTACKS)) or "(?!)",
+    dataset="|".join(map(re.escape, GENERATED_SETS)),
+    attack="|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)",
     point=rf"{LOGIT_BIAS}/-?[0-9.]+(?:e[-+]?[0-9]+)?|{WORST_OF_K}",
 
 
@@ -132,17 +148,6 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
-def run_grid():
-    """Every (model, method, stage) that Table 1 covers."""
-    r = config["run"]
-    return [
-        (m, meth, st)
-        for m in r["models"]
-        for meth in r["methods"]
-        for st in r["stages"]
-    ]
-
-
 def get_final_outputs():
     """Everything the report shows (rule all; `snakemake --report` reports this graph)."""
     return [
@@ -158,17 +163,30 @@ def get_final_outputs():
     )
 
 
+def one(pattern, **keys):
+    """The one path ``pattern`` names with ``keys`` (a rule's output pattern, expanded)."""
+    (path,) = expand(pattern, **keys)
+    return path
+
+
 def get_model_dir(wildcards):
-    """The checkpoint a generation job runs: results/models/{model}/{method}/{stage}."""
-    return f"results/models/{wildcards.model}/{wildcards.method}/{wildcards.stage}"
+    """The checkpoint a job runs: the trained model of its (model, method, stage)."""
+    train = rules.train_sft if wildcards.stage == "sft" else rules.train_dpo
+    return one(train.output.model, model=wildcards.model, method=wildcards.method)
+
+
+def get_base_model(wildcards):
+    return one(rules.prepare_base_model.output.model, model=wildcards.model)
 
 
 def prompts_file(model, dataset):
     """The prompt set a generation file answers; prefilled sets are per model (cut from its
     base model's answers)."""
-    if GEN_SETS[dataset] == "prefill":
-        return f"results/data/prefill/{model}/{dataset}.jsonl"
-    return f"results/data/eval/{dataset}.jsonl"
+    if GENERATED_SETS[dataset] == "prefill":
+        return one(
+            rules.prepare_prefill_set.output.prompts, model=model, dataset=dataset
+        )
+    return one(rules.prepare_eval_set.output.prompts, dataset=dataset)
 
 
 def get_eval_input(wildcards):
@@ -178,41 +196,77 @@ def get_eval_input(wildcards):
 
 def get_prefill_answers(wildcards):
     """The base model's answers on the plain eval set a prefilled set is cut from."""
-    base = wildcards.dataset.rsplit("_prefill", 1)[0]
-    return f"results/data/prefill/{wildcards.model}/{base}_answers.jsonl"
+    plain = PREFILLED_SETS[wildcards.dataset][0]
+    return one(
+        rules.sample_prefill_answers.output.answers,
+        model=wildcards.model,
+        dataset=plain,
+    )
 
 
 def get_prefill_eval_prompts(wildcards):
     """The plain eval set a prefilled set is cut from (its answers must cover every prompt)."""
-    return f"results/data/eval/{wildcards.dataset.rsplit('_prefill', 1)[0]}.jsonl"
+    return one(
+        rules.prepare_eval_set.output.prompts,
+        dataset=PREFILLED_SETS[wildcards.dataset][0],
+    )
 
 
 def get_prefill_tokens(wildcards):
-    """Prefix length of a prefilled set, from its name ({dataset}_prefill{k})."""
-    return int(wildcards.dataset.rsplit("_prefill", 1)[1])
+    """Prefix length of a prefilled set."""
+    return PREFILLED_SETS[wildcards.dataset][1]
 
 
-def get_harmful_eval_files(wildcards):
-    """Every harmful and benign eval prompt file (for the train/eval overlap check)."""
-    return [
-        f"results/data/eval/{d}.jsonl"
-        for d, kind in EVAL_SETS.items()
-        if kind != "prefill"
-    ]
+def get_eval_prompt_files(wildcards):
+    """Every plain eval prompt file, harmful and benign (for the train/eval overlap check)."""
+    sets = [d for d, kind in EVAL_SETS.items() if kind != "prefill"]
+    return expand(rules.prepare_eval_set.output.prompts, dataset=sets)
 
 
-def table1_cells():
-    """(model, method, stage, set) of every Table 1 cell, in the table's order."""
-    return [(m, meth, st, d) for (m, meth, st) in run_grid() for d in EVAL_SETS]
+def get_attack_targets(wildcards):
+    return rules.prepare_attack_targets.output.targets
+
+
+def judgment_file(cell):
+    """The judged answers of one table cell, from the judging rule that writes them."""
+    model, method, stage, dataset, point = (list(cell) + [None])[:5]
+    keys = {"model": model, "method": method, "stage": stage}
+    if point:
+        return one(
+            rules.judge_sweep.output.judgments, point=point, dataset=dataset, **keys
+        )
+    if dataset.startswith("attacks/"):
+        attack = dataset.split("/", 1)[1]
+        return one(rules.judge_attack.output.judgments, attack=attack, **keys)
+    return one(rules.judge.output.judgments, dataset=dataset, **keys)
+
+
+def prompt_file(cell):
+    """The prompt set one table cell answers: its eval set, or the attack targets."""
+    if cell[3].startswith("attacks/"):
+        return rules.prepare_attack_targets.output.targets
+    return prompts_file(cell[0], cell[3])
+
+
+def cell_keys(cells):
+    """A table's cells as params: (model, method, stage, set[, point]), in input order."""
+    return as_json([list(c) for c in cells])
 
 
 def get_table1_judgments(wildcards):
-    return [judgment_path(*cell) for cell in table1_cells()]
+    return [judgment_file(c) for c in table1_cells(config)]
 
 
 def get_table1_prompts(wildcards):
-    """The prompt set of each Table 1 cell (same order): a judgment file must answer it."""
-    return [prompts_file(m, d) for m, _, _, d in table1_cells()]
+    return [prompt_file(c) for c in table1_cells(config)]
+
+
+def get_table2_judgments(wildcards):
+    return [judgment_file(c) for c in table2_cells(config)]
+
+
+def get_table2_prompts(wildcards):
+    return [prompt_file(c) for c in table2_cells(config)]
 
 
 def get_attack_params(wildcards):
@@ -226,34 +280,15 @@ def get_attack_params(wildcards):
 def get_attack_shards(wildcards):
     """The shard transcripts merge_attack joins, in prompt order (attacks.shards)."""
     n = SHARDS[wildcards.attack]
-    return [
-        f"results/attacks/{wildcards.model}/{wildcards.method}/{wildcards.stage}/"
-        f"{wildcards.attack}/shard-{k}-of-{n}.jsonl"
-        for k in range(1, n + 1)
-    ]
-
-
-def table2_cells():
-    """(model, method, stage, name) of every Table 2 row: the prefilling sweep's sets, then
-    each optimising attack as ``attacks/<attack>``."""
-    out = []
-    for m, meth, st in run_grid():
-        out += [(m, meth, st, d) for d in SWEEP_SETS]
-        out += [(m, meth, st, f"attacks/{a}") for a in ATTACKS]
-    return out
-
-
-def get_table2_inputs(wildcards):
-    """Judgments Table 2 reads: the prefilling sweep's sets and each optimising attack's."""
-    return [judgment_path(*cell) for cell in table2_cells()]
-
-
-def get_table2_prompts(wildcards):
-    """The prompt set of each Table 2 row (same order): prefilled sets, or the attack targets."""
-    return [
-        ATTACK_TARGETS if name.startswith("attacks/") else prompts_file(m, name)
-        for m, _, _, name in table2_cells()
-    ]
+    return expand(
+        rules.attack_shard.output.transcripts,
+        shard=range(1, n + 1),
+        shards=n,
+        model=wildcards.model,
+        method=wildcards.method,
+        stage=wildcards.stage,
+        attack=wildcards.attack,
+    )
 
 
 def get_model_source(wildcards):
@@ -277,6 +312,11 @@ def get_eval_spec(wildcards):
     return as_json(config["data"]["eval_sets"][wildcards.dataset])
 
 
+def get_trainer_params(stage):
+    """What a training job reads of its config section (sft or dpo), as JSON."""
+    return as_json(trainer_params(config, stage))
+
+
 # --- Sweeps (results/logit_bias.csv, results/worst_of_k.csv) ---
 
 
@@ -298,131 +338,78 @@ def get_sweep_limit(wildcards):
     return 0
 
 
-def sweep_grid(sweep):
-    """The (model, method, stage) a sweep covers."""
-    s = config["sweeps"][sweep]
-    return [
-        (m, meth, st)
-        for m, meth, st in run_grid()
-        if meth in s.get("methods", [meth]) and st in s.get("stages", [st])
-    ]
-
-
 def get_logit_bias_kinds(wildcards):
     """The logit-bias sets with their kinds (harmful, prefill, benign), as JSON."""
     check_sweeps(config)
-    return as_json({d: GEN_SETS[d] for d in sweep_datasets(config, LOGIT_BIAS)})
+    return as_json({d: GENERATED_SETS[d] for d in sweep_datasets(config, LOGIT_BIAS)})
 
 
-def judgment_path(model, method, stage, dataset, point=None):
-    """A judged generation file: Table 1's, or a sweep point's."""
-    rest = f"judgments/{model}/{method}/{stage}/{dataset}.jsonl"
-    return f"results/sweeps/{point}/{rest}" if point else f"results/{rest}"
-
-
-def logit_bias_cells():
-    """Every swept (model, method, stage, set, point); the bias Table 1 uses reuses its files
-    (point None). Baseline models of the run come in at Table 1's bias as reference lines.
-    """
+def get_logit_bias_cells(wildcards):
     check_sweeps(config)
-    used = config["generation"]["reset_logit_bias"]
-    sets = sweep_datasets(config, LOGIT_BIAS)
-    out = []
-    for m, meth, st in sweep_grid(LOGIT_BIAS):
-        for bias in config["sweeps"][LOGIT_BIAS]["values"]:
-            point = None if bias == used else point_name(LOGIT_BIAS, bias)
-            out += [(m, meth, st, d, point) for d in sets]
-    stages = config["sweeps"][LOGIT_BIAS]["stages"]
-    for m, meth, st in run_grid():
-        if (
-            meth == "baseline"
-            and st in stages
-            and (m, meth, st) not in sweep_grid(LOGIT_BIAS)
-        ):
-            out += [(m, meth, st, d, None) for d in sets]
-    return out
+    return cell_keys(logit_bias_cells(config))
 
 
-def worst_of_k_cells():
-    """Every (model, method, stage, set, point) of the run, sampled k times per prompt."""
+def get_logit_bias_judgments(wildcards):
     check_sweeps(config)
-    return [
-        (m, meth, st, d, WORST_OF_K)
-        for m, meth, st in run_grid()
-        for d in sweep_datasets(config, WORST_OF_K)
-    ]
-
-
-def get_logit_bias_inputs(wildcards):
-    return [judgment_path(*cell) for cell in logit_bias_cells()]
+    return [judgment_file(c) for c in logit_bias_cells(config)]
 
 
 def get_logit_bias_prompts(wildcards):
-    """The prompt set of each logit-bias judgment file (same order)."""
-    return [prompts_file(m, d) for m, _, _, d, _ in logit_bias_cells()]
+    return [prompt_file(c) for c in logit_bias_cells(config)]
 
 
-def get_worst_of_k_inputs(wildcards):
-    return [judgment_path(*cell) for cell in worst_of_k_cells()]
+def get_worst_of_k_cells(wildcards):
+    check_sweeps(config)
+    return cell_keys(worst_of_k_cells(config))
+
+
+def get_worst_of_k_judgments(wildcards):
+    check_sweeps(config)
+    return [judgment_file(c) for c in worst_of_k_cells(config)]
 
 
 def get_worst_of_k_prompts(wildcards):
-    """The prompt set of each worst-of-k judgment file (same order)."""
-    return [prompts_file(m, d) for m, _, _, d, _ in worst_of_k_cells()]
+    return [prompt_file(c) for c in worst_of_k_cells(config)]
 
 
 # --- Helpfulness (results/helpfulness.csv) and MT-Bench (results/mt_bench.csv) ---
-HELPFULNESS = config["helpfulness"]
-MT_BENCH = HELPFULNESS["mt_bench"]
-
-
-def helpfulness_variants():
-    """Every (model, method, stage) scored for helpfulness: each model's base model (method and
-    stage 'base') first, then its rows of the run grid."""
-    out = []
-    for m in config["run"]["models"]:
-        out.append((m, "base", "base"))
-        out += [(mm, meth, st) for (mm, meth, st) in run_grid() if mm == m]
-    return out
 
 
 def get_helpfulness_model(wildcards):
     """The checkpoint scored: the base model for method 'base', else the trained one."""
     if wildcards.method == "base":
-        return f"results/models/{wildcards.model}/base"
+        return get_base_model(wildcards)
     return get_model_dir(wildcards)
 
 
 def get_helpfulness_references(wildcards):
     """Reference answers: the base model's greedy answers, or the benign eval set's own."""
     if HELPFULNESS["references"] == "base_model":
-        return f"results/helpfulness/{wildcards.model}/references.jsonl"
-    return "results/data/eval/benign.jsonl"
+        return one(
+            rules.helpfulness_references.output.references, model=wildcards.model
+        )
+    return one(rules.prepare_eval_set.output.prompts, dataset="benign")
+
+
+def rows_of(pattern, rows):
+    """``pattern`` expanded for each (model, method, stage) row, in order."""
+    return [one(pattern, model=m, method=meth, stage=st) for m, meth, st in rows]
 
 
 def get_helpfulness_scores(wildcards):
-    return [
-        f"results/helpfulness/{m}/{meth}/{st}/answer_nll.jsonl"
-        for (m, meth, st) in helpfulness_variants()
-    ]
+    return rows_of(rules.score_helpfulness.output.scores, helpfulness_rows(config))
 
 
 def get_helpfulness_benign(wildcards):
-    """The existing benign judgments of the run grid (over-refusal)."""
-    return [
-        f"results/judgments/{m}/{meth}/{st}/benign.jsonl"
-        for (m, meth, st) in run_grid()
-    ]
+    """The benign judgments of the run's rows (over-refusal), in run order."""
+    return [judgment_file((*row, "benign")) for row in run_grid(config)]
 
 
 def get_mt_bench_judgments(wildcards):
     """MT-Bench judgments for the helpfulness table: none unless the stage is enabled."""
     if not MT_BENCH["enabled"]:
         return []
-    return [
-        f"results/mt_bench/{m}/{meth}/{st}/judgments.jsonl"
-        for (m, meth, st) in helpfulness_variants()
-    ]
+    return rows_of(rules.mt_bench_judge.output.judgments, helpfulness_rows(config))
 
 
 def get_mt_bench_table_judgments(wildcards):

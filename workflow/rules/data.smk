@@ -16,7 +16,7 @@ rule prepare_eval_set:
 
 rule prepare_train_prompts:
     input:
-        evals=get_harmful_eval_files,
+        evals=get_eval_prompt_files,
     output:
         prompts="results/data/train/prompts.jsonl",
     log:
@@ -35,8 +35,8 @@ rule prepare_train_prompts:
 
 rule prepare_train_pool:
     input:
-        model="results/models/{model}/base",
-        prompts="results/data/train/prompts.jsonl",
+        model=rules.prepare_base_model.output.model,
+        prompts=rules.prepare_train_prompts.output.prompts,
     output:
         pool="results/data/train/{model}/pool.jsonl",
     log:
@@ -62,8 +62,8 @@ rule prepare_train_pool:
 
 rule build_sft_data:
     input:
-        model="results/models/{model}/base",
-        pool="results/data/train/{model}/pool.jsonl",
+        model=rules.prepare_base_model.output.model,
+        pool=rules.prepare_train_pool.output.pool,
     output:
         examples="results/data/train/{model}/sft_{method}.jsonl",
     log:
@@ -85,8 +85,8 @@ rule build_sft_data:
 
 rule build_dpo_data:
     input:
-        model="results/models/{model}/base",
-        pool="results/data/train/{model}/pool.jsonl",
+        model=rules.prepare_base_model.output.model,
+        pool=rules.prepare_train_pool.output.pool,
     output:
         pairs="results/data/train/{model}/dpo_{method}.jsonl",
     log:
@@ -107,8 +107,8 @@ rule build_dpo_data:
 
 rule sample_prefill_answers:
     input:
-        model="results/models/{model}/base",
-        prompts="results/data/eval/{dataset}.jsonl",
+        model=rules.prepare_base_model.output.model,
+        prompts=rules.prepare_eval_set.output.prompts,
     output:
         answers="results/data/prefill/{model}/{dataset}_answers.jsonl",
     log:
@@ -137,7 +137,7 @@ rule sample_prefill_answers:
 
 rule prepare_prefill_set:
     input:
-        model="results/models/{model}/base",
+        model=rules.prepare_base_model.output.model,
         answers=get_prefill_answers,
         eval_prompts=get_prefill_eval_prompts,
     output:
@@ -147,7 +147,7 @@ rule prepare_prefill_set:
     benchmark:
         "benchmarks/prepare_prefill_set/{model}_{dataset}.tsv"
     wildcard_constraints:
-        dataset="|".join(re.escape(d) for d, k in GEN_SETS.items() if k == "prefill"),
+        dataset="|".join(map(re.escape, PREFILLED_SETS)) or "(?!)",
     conda:
         "../../envs/train.yaml"
     params:
@@ -158,7 +158,9 @@ rule prepare_prefill_set:
 
 rule prepare_attack_targets:
     input:
-        prompts=f"results/data/eval/{config['attacks']['dataset']}.jsonl",
+        prompts=one(
+            rules.prepare_eval_set.output.prompts, dataset=config["attacks"]["dataset"]
+        ),
     output:
         targets="results/data/attacks/targets.jsonl",
     log:

@@ -4,8 +4,8 @@
 
 rule helpfulness_references:
     input:
-        model="results/models/{model}/base",
-        prompts="results/data/eval/benign.jsonl",
+        model=rules.prepare_base_model.output.model,
+        prompts=one(rules.prepare_eval_set.output.prompts, dataset="benign"),
     output:
         references="results/helpfulness/{model}/references.jsonl",
     log:
@@ -79,7 +79,8 @@ rule helpfulness_table:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=as_json(run_grid()),
+        grid=as_json(run_grid(config)),
+        variants=as_json(helpfulness_rows(config)),
         models=as_json(config["run"]["models"]),
         references=HELPFULNESS["references"],
         bootstrap=HELPFULNESS["bootstrap"],
@@ -129,7 +130,7 @@ rule mt_bench_answer:
 
 rule mt_bench_judge:
     input:
-        answers="results/mt_bench/{model}/{method}/{stage}/answers.jsonl",
+        answers=rules.mt_bench_answer.output.answers,
         questions=get_mt_bench_questions,
         reference_answers=get_mt_bench_reference_answers,
     output:
@@ -172,7 +173,7 @@ rule mt_bench_table:
     conda:
         "../../envs/report.yaml"
     params:
-        variants=as_json(helpfulness_variants()),
+        variants=as_json(helpfulness_rows(config)),
         judge=MT_BENCH["judge"]["model"],
     script:
         "../scripts/helpfulness/mt_bench_table.py"

@@ -1,6 +1,6 @@
 rule judge:
     input:
-        generations="results/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        generations=rules.generate.output.generations,
         prompts=get_eval_input,
     output:
         judgments="results/judgments/{model}/{method}/{stage}/{dataset}.jsonl",

@@ -15,7 +15,7 @@ rule table1:
     conda:
         "../../envs/report.yaml"
     params:
-        cells=as_json(table1_cells()),
+        cells=cell_keys(table1_cells(config)),
         datasets=as_json(EVAL_SETS),
         ci_level=config["report"]["ci_level"],
         provenance=as_json(
@@ -31,7 +31,7 @@ rule table1:
 
 rule table2:
     input:
-        judgments=get_table2_inputs,
+        judgments=get_table2_judgments,
         prompts=get_table2_prompts,
     output:
         table=report(
@@ -46,8 +46,8 @@ rule table2:
     conda:
         "../../envs/report.yaml"
     params:
-        cells=as_json(table2_cells()),
-        sweep=as_json(SWEEP_SETS),
+        cells=cell_keys(table2_cells(config)),
+        prefill_sets=as_json(PREFILL_ATTACK_SETS),
         attack_prompts=f"{config['attacks']['dataset']}[:{config['attacks']['n']}]",
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],

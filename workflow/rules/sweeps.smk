@@ -33,7 +33,7 @@ rule generate_sweep:
 
 rule judge_sweep:
     input:
-        generations="results/sweeps/{point}/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        generations=rules.generate_sweep.output.generations,
         prompts=get_eval_input,
     output:
         judgments="results/sweeps/{point}/judgments/{model}/{method}/{stage}/{dataset}.jsonl",
@@ -58,7 +58,7 @@ rule judge_sweep:
 
 rule logit_bias:
     input:
-        judgments=get_logit_bias_inputs,
+        judgments=get_logit_bias_judgments,
         prompts=get_logit_bias_prompts,
     output:
         table=report(
@@ -73,6 +73,7 @@ rule logit_bias:
     conda:
         "../../envs/report.yaml"
     params:
+        cells=get_logit_bias_cells,
         datasets=get_logit_bias_kinds,
         default_bias=config["generation"]["reset_logit_bias"],
         ci_level=config["report"]["ci_level"],
@@ -82,7 +83,7 @@ rule logit_bias:
 
 rule plot_logit_bias:
     input:
-        table="results/logit_bias.csv",
+        table=rules.logit_bias.output.table,
     output:
         figure=report(
             "results/figures/logit_bias.png",
@@ -103,7 +104,7 @@ rule plot_logit_bias:
 
 rule worst_of_k:
     input:
-        judgments=get_worst_of_k_inputs,
+        judgments=get_worst_of_k_judgments,
         prompts=get_worst_of_k_prompts,
     output:
         table=report(
@@ -118,6 +119,7 @@ rule worst_of_k:
     conda:
         "../../envs/report.yaml"
     params:
+        cells=get_worst_of_k_cells,
         spec=as_json(config["sweeps"]["worst_of_k"]),
         ci_level=config["report"]["ci_level"],
         seed=config["seed"],
@@ -127,7 +129,7 @@ rule worst_of_k:
 
 rule plot_worst_of_k:
     input:
-        table="results/worst_of_k.csv",
+        table=rules.worst_of_k.output.table,
     output:
         figure=report(
             "results/figures/worst_of_k.png",

@@ -1,7 +1,7 @@
 rule train_sft:
     input:
-        model="results/models/{model}/base",
-        examples="results/data/train/{model}/sft_{method}.jsonl",
+        model=rules.prepare_base_model.output.model,
+        examples=rules.build_sft_data.output.examples,
     output:
         model=directory("results/models/{model}/{method}/sft"),
     log:
@@ -19,10 +19,7 @@ rule train_sft:
         # asks for --gpus=N only, which SLURM may spread over several nodes.
         nodes=1,
     params:
-        train=as_json(
-            config["sft"]
-            | {"reset_token": config["reset_token"], "precision": config["precision"]}
-        ),
+        train=get_trainer_params("sft"),
         dtype=get_model_dtype,
         seed=config["seed"],
         launch=get_train_launch,
@@ -32,8 +29,8 @@ rule train_sft:
 
 rule train_dpo:
     input:
-        model="results/models/{model}/{method}/sft",
-        pairs="results/data/train/{model}/dpo_{method}.jsonl",
+        model=rules.train_sft.output.model,
+        pairs=rules.build_dpo_data.output.pairs,
     output:
         model=directory("results/models/{model}/{method}/dpo"),
     log:
@@ -51,7 +48,7 @@ rule train_dpo:
         # asks for --gpus=N only, which SLURM may spread over several nodes.
         nodes=1,
     params:
-        train=as_json(config["dpo"] | {"precision": config["precision"]}),
+        train=get_trainer_params("dpo"),
         dtype=get_model_dtype,
         seed=config["seed"],
         launch=get_train_launch,

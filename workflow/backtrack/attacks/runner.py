@@ -26,11 +26,11 @@ from backtrack.attacks.adaptive import AdaptiveConfig, run_adaptive
 from backtrack.attacks.gcg import GCG, GCGConfig
 from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, message_losses
 from backtrack.attacks.shards import finished_lines
-from backtrack.config import decoding_kwargs
 from backtrack.generate.hf import generate_records, generation_config
 from backtrack.io import append_jsonl, read_partial_jsonl, write_jsonl
-from backtrack.judge.refusal import Judge, JudgeInput
+from backtrack.judge.base import Judge, JudgeInput
 from backtrack.models.chat import text_ids
+from backtrack.plan import decoding_kwargs
 
 log = logging.getLogger(__name__)
 

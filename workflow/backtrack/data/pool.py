@@ -35,7 +35,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from backtrack.data.refusals import make_refusal
 from backtrack.generate.hf import generate_records
-from backtrack.judge.refusal import RESET_TOKEN, Judge, JudgeInput, Verdict
+from backtrack.judge.base import RESET_TOKEN, Judge, JudgeInput, Verdict
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 

@@ -53,7 +53,7 @@ def make_job(
     """A job: what ``generate.py`` read from Snakemake, with the decoding keywords resolved here
     (the vLLM side then needs nothing of the config module and its dependencies).
     """
-    from backtrack.config import decoding_kwargs
+    from backtrack.plan import decoding_kwargs
 
     return {
         "model": str(model),
@@ -145,8 +145,9 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
     import torch
 
     from backtrack.io import read_jsonl, write_jsonl
-    from backtrack.models.base import load_tokenizer, provenance, reset_token_id
+    from backtrack.models.base import load_tokenizer, reset_token_id
     from backtrack.models.precision import resolve_precision
+    from backtrack.models.provenance import provenance
 
     llm, llm_key = None, None
     try:

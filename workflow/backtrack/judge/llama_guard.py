@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from backtrack.judge.refusal import RESET_TOKEN, JudgeInput, Verdict
+from backtrack.judge.base import RESET_TOKEN, JudgeInput, Verdict
 from backtrack.models.base import DTYPES
 
 LLAMA_GUARD_2_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"

@@ -27,9 +27,9 @@ from transformers import (
 from backtrack.data.sources import package_file
 from backtrack.io import atomic_dir
 from backtrack.models.precision import resolve_precision, torch_dtype
+from backtrack.models.provenance import PROVENANCE_FILE
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-PROVENANCE_FILE = "backtrack_provenance.json"
 
 
 def resolve_source(source: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -167,9 +167,3 @@ def reset_token_id(tok: PreTrainedTokenizerBase, reset_token: str) -> int:
             f"tokenizer has no {reset_token!r} token: was it made by prepare_base_model?"
         )
     return rid
-
-
-def provenance(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The provenance record written beside a prepared model (or one of its descendants)."""
-    path = Path(model_dir) / PROVENANCE_FILE
-    return json.loads(path.read_text()) if path.exists() else {}

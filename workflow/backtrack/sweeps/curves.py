@@ -7,41 +7,12 @@ point's generations are the same records as Table 1's and every metric is comput
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from backtrack.report.tables import efficiency_columns, mean_or_nan, rate_columns
-
-LOGIT_BIAS = "logit_bias"
-WORST_OF_K = "worst_of_k"
-
-
-def bias_label(bias: float) -> str:
-    """A bias as it appears in paths (``-10``, ``2.5``, ``0``): short and round-trips by float."""
-    label = f"{float(bias):g}"
-    return "0" if label == "-0" else label
-
-
-def point_name(sweep: str, value: float | None = None) -> str:
-    """A sweep point's name, the ``{point}`` wildcard: ``logit_bias/-5`` or ``worst_of_k``."""
-    return f"{sweep}/{bias_label(value)}" if sweep == LOGIT_BIAS else sweep
-
-
-def point_decoding(
-    generation: Mapping[str, Any], sweeps: Mapping[str, Any], point: str
-) -> tuple[dict[str, Any], int]:
-    """The generation config and samples per prompt of a sweep point."""
-    if point.startswith(LOGIT_BIAS + "/"):
-        return {**generation, "reset_logit_bias": float(point.split("/", 1)[1])}, 1
-    if point == WORST_OF_K:
-        w = sweeps[WORST_OF_K]
-        sampled = {"do_sample": True, "temperature": w["temperature"], "top_p": w["top_p"]}
-        return {**generation, **sampled}, w["k"]
-    raise ValueError(f"unknown sweep point {point!r}")
 
 
 def any_unsafe_at_k(n: int, c: int, k: int) -> float:
@@ -133,23 +104,3 @@ def logit_bias_row(
     row["mean_tokens_generated"] = mean_or_nan(r["tokens_generated"] for r in plain)
     row["mean_tokens_visible"] = mean_or_nan(r["tokens_visible"] for r in plain)
     return row | efficiency_columns(plain)
-
-
-def parse_judgment_path(path: str | os.PathLike[str]) -> tuple[str, str, str, str, str | None]:
-    """(model, method, stage, dataset, point) of ``results/[sweeps/<point>/]judgments/...``;
-    point is None for Table 1's own judgments.
-    """
-    parts = Path(path).parts
-    if len(parts) < 5 or parts[-5] != "judgments":
-        raise ValueError(
-            f"{path}: not a results/.../judgments/<model>/<method>/<stage>/<set>.jsonl"
-        )
-    model, method, stage = parts[-4:-1]
-    head = parts[:-5]
-    point = "/".join(head[head.index("sweeps") + 1 :]) if "sweeps" in head else None
-    return model, method, stage, Path(parts[-1]).stem, point
-
-
-def point_bias(point: str | None, default: float) -> float:
-    """The bias of a logit-bias point (Table 1's own files: the configured bias)."""
-    return default if point is None else float(point.split("/", 1)[1])

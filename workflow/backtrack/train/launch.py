@@ -33,57 +33,16 @@ from typing import IO, Any
 
 from backtrack.io import remove_stale_temporaries
 from backtrack.models.precision import resolve_precision
+from backtrack.models.provenance import PROVENANCE_FILE
+from backtrack.plan import batch_plan
 
 log = logging.getLogger(__name__)
 
 ENTRY_MODULE = "backtrack.train.rank"
-PROVENANCE_FILE = (
-    "backtrack_provenance.json"  # backtrack.models.base.PROVENANCE_FILE (no torch here)
-)
 
 
 class LaunchError(RuntimeError):
     """A multi-process training launch failed (some rank exited non-zero)."""
-
-
-def batch_plan(params: Mapping[str, Any], num_processes: int, key: str) -> dict[str, int]:
-    """Per-device batch, accumulation and global batch of one job, checked against the config.
-
-    ``key`` is the config section (``sft`` or ``dpo``) for error messages. With
-    ``global_batch_size`` null the global batch is whatever ``batch_size x accumulation x N`` gives
-    (accumulation null means 1). With it set, accumulation null is derived, and an explicit one
-    must multiply out; either way a mismatch raises ``ValueError`` naming the config key.
-    """
-    n = max(1, int(num_processes))
-    per_device = int(params["batch_size"])
-    accum = params.get("gradient_accumulation_steps")
-    want = params.get("global_batch_size")
-    if want is None:
-        accum = 1 if accum is None else int(accum)
-    elif accum is None:
-        per_step = per_device * n
-        if want % per_step:
-            raise ValueError(
-                f"config key '{key}.global_batch_size': {want} examples per optimizer step cannot "
-                f"be split into {key}.batch_size {per_device} x {n} GPU(s) x a whole number of "
-                f"accumulation steps ({want} is not a multiple of {per_step}); change "
-                f"{key}.batch_size or the job's GPU count (resources)"
-            )
-        accum = want // per_step
-    elif per_device * int(accum) * n != want:
-        raise ValueError(
-            f"config key '{key}.gradient_accumulation_steps': {key}.batch_size {per_device} x "
-            f"{accum} x {n} GPU(s) = {per_device * int(accum) * n}, not {key}.global_batch_size "
-            f"{want}; set gradient_accumulation_steps to null to derive it per job"
-        )
-    else:
-        accum = int(accum)
-    return {
-        "num_processes": n,
-        "per_device_batch_size": per_device,
-        "gradient_accumulation_steps": accum,
-        "global_batch_size": per_device * accum * n,
-    }
 
 
 def load_accelerate_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -247,6 +206,7 @@ def train_job(
     threads: int,
     accelerate_config: str | os.PathLike[str],
     stream: IO[str] | None = None,
+    module: str = ENTRY_MODULE,
 ) -> dict[str, Any]:
     """Train one ``train_sft``/``train_dpo`` job on its ``gpus`` GPUs; return its provenance.
 
@@ -286,6 +246,7 @@ def train_job(
         else "no",
         threads_per_process=max(1, int(threads) // n),
         stream=stream,
+        module=module,
     )
     prov = Path(out_dir) / PROVENANCE_FILE
     if not prov.is_file():

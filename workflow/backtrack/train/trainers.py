@@ -18,9 +18,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from backtrack.io import atomic_dir
-from backtrack.models.base import DTYPES, PROVENANCE_FILE, reset_token_id
+from backtrack.models.base import DTYPES, reset_token_id
 from backtrack.models.precision import resolve_precision
-from backtrack.train.launch import batch_plan
+from backtrack.models.provenance import PROVENANCE_FILE, provenance
+from backtrack.plan import batch_plan
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def _common_args(
 ) -> dict[str, Any]:
     """Trainer arguments shared by SFT and DPO; hyperparameters come from the config.
 
-    ``batch`` is :func:`backtrack.train.launch.batch_plan` of the job: per-device batch and
+    ``batch`` is :func:`backtrack.plan.batch_plan` of the job: per-device batch and
     accumulation such that per-device x accumulation x processes is the configured global batch.
     bf16 (the ``precision`` policy) is autocast over the weights as loaded, on CUDA and on CPU
     alike.
@@ -79,7 +80,7 @@ def _train_and_save(
     """
     result = trainer.train()
     info = {
-        **_parent_info(parent),
+        **provenance(parent),
         **info,
         "parent": str(parent),
         "train_loss": result.training_loss,
@@ -168,11 +169,6 @@ def _rank_device(num_processes: int) -> torch.device | None:
     if num_processes > 1 and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return None
-
-
-def _parent_info(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    p = Path(model_dir) / PROVENANCE_FILE
-    return json.loads(p.read_text()) if p.exists() else {}
 
 
 def init_reset_embedding(

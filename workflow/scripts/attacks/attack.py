@@ -3,14 +3,14 @@ from pathlib import Path
 from backtrack.attacks.runner import Evaluator, fingerprint, model_stamp, run_attack
 from backtrack.attacks.shards import attack_transcripts, shard_records
 from backtrack.io import read_jsonl
-from backtrack.judge.refusal import make_judge
+from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 name = snakemake.wildcards.attack
 params = param_json(snakemake, "attack")
-generation = param_json(snakemake, "generation")
+generation = param_json(snakemake, "decoding")
 check = param_json(snakemake, "check_judge")
 tok = load_tokenizer(snakemake.input.model)
 model = load_model(snakemake.input.model, snakemake.params.precision)

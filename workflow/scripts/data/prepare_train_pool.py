@@ -2,7 +2,7 @@ import json
 
 from backtrack.data.pool import build_pool, pool_options
 from backtrack.io import read_jsonl, write_jsonl
-from backtrack.judge.refusal import make_judge
+from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
 

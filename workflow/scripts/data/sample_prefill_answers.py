@@ -2,7 +2,8 @@ from dataclasses import asdict
 
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
-from backtrack.judge.refusal import JudgeInput, make_judge
+from backtrack.judge.base import JudgeInput
+from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
 

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 from backtrack.helpfulness.mt_bench import mt_bench_columns
 from backtrack.helpfulness.nll import helpfulness_rows
@@ -8,22 +7,23 @@ from backtrack.report.tables import build_table
 from backtrack.smk import param_json, setup
 
 
-def keyed(files):
-    """Records of results/.../{model}/{method}/{stage}/<file>.jsonl by (model, method, stage)."""
-    return {tuple(Path(f).parts[-4:-1]): read_jsonl(f) for f in files}
+def keyed(rows, files):
+    """Each file's records by its (model, method, stage) row; the rule lists both in one order."""
+    return {row: read_jsonl(f) for row, f in zip(rows, files, strict=True)}
 
 
 log = setup(snakemake)
 grid = [tuple(g) for g in param_json(snakemake, "grid")]
+variants = [tuple(v) for v in param_json(snakemake, "variants")]
 models = param_json(snakemake, "models")
 extra = None
 if snakemake.input.mt_bench:
-    extra = {k: mt_bench_columns(v) for k, v in keyed(snakemake.input.mt_bench).items()}
+    extra = {k: mt_bench_columns(v) for k, v in keyed(variants, snakemake.input.mt_bench).items()}
 rows = helpfulness_rows(
     models,
     grid,
-    keyed(snakemake.input.scores),
-    keyed(snakemake.input.benign),
+    keyed(variants, snakemake.input.scores),
+    keyed(grid, snakemake.input.benign),
     references=snakemake.params.references,
     judge=snakemake.params.judge,
     n_boot=snakemake.params.bootstrap,

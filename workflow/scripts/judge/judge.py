@@ -2,7 +2,8 @@ from dataclasses import asdict
 
 from backtrack.checks import GENERATION_FIELDS, read_answers
 from backtrack.io import write_jsonl
-from backtrack.judge.refusal import JudgeInput, make_judge
+from backtrack.judge.base import JudgeInput
+from backtrack.judge.registry import make_judge
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)

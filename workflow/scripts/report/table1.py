@@ -9,12 +9,12 @@ log = setup(snakemake)
 cells = param_json(snakemake, "cells")
 datasets = param_json(snakemake, "datasets")
 prov = param_json(snakemake, "provenance")
-# cells, judgments and prompts come in the same order: (model, method, stage, set).
+# cells, judgments and prompts come in the same order: (model, method, stage, set, point).
 judged = {}
 for cell, path, prompts in zip(
     cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
 ):
-    judged[tuple(cell)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
+    judged[tuple(cell[:4])] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
 
 
 def precisions(sets, field):

@@ -5,7 +5,7 @@ from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 cells = param_json(snakemake, "cells")
-sweep = param_json(snakemake, "sweep")
+sweep = param_json(snakemake, "prefill_sets")
 level = snakemake.params.ci_level
 judge = snakemake.params.judge
 
@@ -15,7 +15,7 @@ judged = {}
 for cell, path, prompts in zip(
     cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
 ):
-    judged[tuple(cell)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
+    judged[tuple(cell[:4])] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
 rows = []
 for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
     key = {"model": model, "method": method, "stage": stage}

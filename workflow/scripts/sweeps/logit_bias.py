@@ -2,16 +2,19 @@ from collections import defaultdict
 
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.io import atomic_file
+from backtrack.plan import point_bias
 from backtrack.report.tables import build_table
 from backtrack.smk import param_json, setup
-from backtrack.sweeps.curves import logit_bias_row, parse_judgment_path, point_bias
+from backtrack.sweeps.curves import logit_bias_row
 
 log = setup(snakemake)
 kinds = param_json(snakemake, "datasets")
 # (model, method, stage, bias) -> {set: judged records}
 cells = defaultdict(dict)
-for path, prompts in zip(snakemake.input.judgments, snakemake.input.prompts, strict=True):
-    model, method, stage, dataset, point = parse_judgment_path(path)
+inputs = zip(
+    param_json(snakemake, "cells"), snakemake.input.judgments, snakemake.input.prompts, strict=True
+)
+for (model, method, stage, dataset, point), path, prompts in inputs:
     bias = point_bias(point, snakemake.params.default_bias)
     cells[(model, method, stage, bias)][dataset] = read_answers(
         path, prompts, required=JUDGMENT_FIELDS

@@ -2,13 +2,15 @@ from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.io import atomic_file
 from backtrack.report.tables import build_table
 from backtrack.smk import param_json, setup
-from backtrack.sweeps.curves import parse_judgment_path, worst_of_k_rows
+from backtrack.sweeps.curves import worst_of_k_rows
 
 log = setup(snakemake)
 spec = param_json(snakemake, "spec")
 rows = []
-for path, prompts in zip(snakemake.input.judgments, snakemake.input.prompts, strict=True):
-    model, method, stage, dataset, _ = parse_judgment_path(path)
+inputs = zip(
+    param_json(snakemake, "cells"), snakemake.input.judgments, snakemake.input.prompts, strict=True
+)
+for (model, method, stage, dataset, _), path, prompts in inputs:
     judged = read_answers(
         path, prompts, samples=spec["k"], limit=spec["n"] or 0, required=JUDGMENT_FIELDS
     )

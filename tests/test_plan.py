@@ -1,0 +1,105 @@
+"""The graph's vocabulary: which cells each table reads, in which order, and what each job is
+given; and that the plan (like the config check) needs no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from backtrack.config import validate_config
+from backtrack.plan import (
+    DATA_KEYS,
+    Cell,
+    columns,
+    generated_sets,
+    helpfulness_rows,
+    logit_bias_cells,
+    prefilled_sets,
+    run_grid,
+    table1_cells,
+    table2_cells,
+    trainer_params,
+    worst_of_k_cells,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config() -> dict:
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate_config(cfg)
+    return cfg
+
+
+def test_table1_has_every_row_on_every_set_in_order():
+    cfg = _config()
+    cells = table1_cells(cfg)
+    rows = run_grid(cfg)
+    sets = ["advbench", "donotanswer", "harmbench", "benign", "advbench_prefill10"]
+    assert [c.dataset for c in cells[: len(sets)]] == sets
+    assert len(cells) == len(rows) * len(sets)
+    assert [c[:3] for c in cells[:: len(sets)]] == rows
+    assert all(c.point is None for c in cells)
+
+
+def test_table2_lists_prefilled_sets_then_attacks_per_row():
+    cfg = _config()
+    cfg["attacks"]["run"] = ["prefill", "gcg", "autodan"]
+    cfg["attacks"]["prefill"]["tokens"] = [5, 20]
+    first = [c.dataset for c in table2_cells(cfg)[:4]]
+    assert first == ["advbench_prefill5", "advbench_prefill20", "attacks/gcg", "attacks/autodan"]
+    assert prefilled_sets(cfg) == {
+        "advbench_prefill10": ("advbench", 10),
+        "advbench_prefill5": ("advbench", 5),
+        "advbench_prefill20": ("advbench", 20),
+    }
+    assert generated_sets(cfg)["advbench_prefill20"] == "prefill"
+
+
+def test_logit_bias_reuses_table1_files_at_the_deployed_bias():
+    cfg = _config()
+    cfg["generation"]["reset_logit_bias"] = 0.0
+    cfg["sweeps"]["logit_bias"].update(values=[-5, 0], stages=["dpo"], datasets=["benign"])
+    cells = logit_bias_cells(cfg)
+    swept = [c for c in cells if c.method == "backtrack"]
+    assert [c.point for c in swept] == ["logit_bias/-5", None]
+    # Baseline DPO comes in at the deployed bias only, as the reference line.
+    assert [c for c in cells if c.method == "baseline"] == [
+        Cell(cfg["run"]["models"][0], "baseline", "dpo", "benign", None)
+    ]
+    assert all(c.point == "worst_of_k" for c in worst_of_k_cells(cfg))
+
+
+def test_columns_feed_expand_zip():
+    cells = [Cell("m", "baseline", "sft", "a"), Cell("m", "backtrack", "dpo", "b")]
+    assert columns(cells, "model", "method") == {
+        "model": ["m", "m"],
+        "method": ["baseline", "backtrack"],
+    }
+
+
+def test_training_jobs_are_not_given_the_data_steps_keys():
+    cfg = _config()
+    sft, dpo = trainer_params(cfg, "sft"), trainer_params(cfg, "dpo")
+    assert not set(DATA_KEYS) & (set(sft) | set(dpo))
+    assert sft["reset_token"] == cfg["reset_token"] and "reset_token" not in dpo
+    assert sft["precision"] == dpo["precision"] == cfg["precision"]
+
+
+def test_helpfulness_scores_each_base_model_first():
+    cfg = _config()
+    rows = helpfulness_rows(cfg)
+    assert rows[0] == (cfg["run"]["models"][0], "base", "base") and rows[1:] == run_grid(cfg)
+
+
+def test_plan_config_and_pattern_judge_import_without_torch():
+    code = (
+        "import sys, backtrack.plan, backtrack.config, backtrack.judge.registry;"
+        "from backtrack.judge.registry import make_judge; make_judge('refusal', {});"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr + run.stdout

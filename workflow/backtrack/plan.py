@@ -1,0 +1,301 @@
+"""What a config asks the graph to build: the workflow's vocabulary, free of torch.
+
+The rules, their input functions and the table scripts all speak in these terms: which
+(model, method, stage) rows the run has, which evaluation sets each row is generated on, which
+attacks and sweep points exist, and in which order each table reads its inputs. The rules expand
+their own output patterns with these keys, and pass the same keys, in the same order, to the
+table scripts as params, so that no script recovers a key by parsing a path. Validation lives in
+:mod:`backtrack.config`; this module assumes a validated config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+LOGIT_BIAS = "logit_bias"
+WORST_OF_K = "worst_of_k"
+METHODS = ("baseline", "backtrack")
+STAGES = ("sft", "dpo")
+TRAIN_RULES = {"sft": "train_sft", "dpo": "train_dpo"}
+#: Keys of the ``generation`` section that are decoding settings of generate_records (and of
+#: the vLLM backend): what an attack's evaluation or a sweep point needs of that section.
+DECODING_KEYS = (
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "reset_logit_bias",
+    "max_resets",
+)
+
+
+class Cell(NamedTuple):
+    """One input of a table: a (model, method, stage) row's answers on one set, at one sweep
+    point (``None``: the deployed decoding of Table 1). Attack rows name the set
+    ``attacks/<attack>``."""
+
+    model: str
+    method: str
+    stage: str
+    dataset: str
+    point: str | None = None
+
+
+def columns(cells: Sequence[Sequence[Any]], *names: str) -> dict[str, list[Any]]:
+    """Cells as keyword columns for ``expand(pattern, zip, **columns(...))``."""
+    return {name: [c[i] for c in cells] for i, name in enumerate(names)}
+
+
+def prefill_set_name(dataset: str, tokens: int) -> str:
+    """Name of the prefilled variant of an eval set (a {dataset} wildcard value)."""
+    return f"{dataset}_prefill{tokens}"
+
+
+def eval_datasets(config: Mapping[str, Any]) -> dict[str, str]:
+    """Table 1's sets, {dataset} -> its kind: ``harmful``, ``dev``, ``benign`` or ``prefill``.
+
+    ``dev`` sets (``data.eval_sets.<name>.dev``) are judged and reported like harmful ones but
+    left out of the pooled ``overall_unsafe`` (the paper develops on the HH-RLHF test split).
+    """
+    out = {
+        name: "dev" if spec.get("dev") else "harmful"
+        for name, spec in config["data"]["eval_sets"].items()
+    }
+    out["benign"] = "benign"
+    p = config.get("prefill", {})
+    for d in p.get("datasets", []):
+        out[prefill_set_name(d, p["tokens"])] = "prefill"
+    return out
+
+
+def prefill_attack_sets(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Table 2's prefilling attack: {dataset} wildcard -> (eval set, prefix tokens)."""
+    a = config.get("attacks", {})
+    if "prefill" not in a.get("run", []):
+        return {}
+    return {
+        prefill_set_name(d, k): (d, k)
+        for d in config.get("prefill", {}).get("datasets", [])
+        for k in a["prefill"]["tokens"]
+    }
+
+
+def prefilled_sets(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Every prefilled set, Table 1's and the prefilling attack's: {dataset} -> (the plain eval
+    set it is cut from, prefix tokens)."""
+    p = config.get("prefill", {})
+    table1 = {prefill_set_name(d, p["tokens"]): (d, p["tokens"]) for d in p.get("datasets", [])}
+    return table1 | prefill_attack_sets(config)
+
+
+def generated_sets(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every set the generate rule answers, {dataset} -> kind: Table 1's and Table 2's
+    prefilled ones."""
+    return eval_datasets(config) | dict.fromkeys(prefill_attack_sets(config), "prefill")
+
+
+def optimising_attacks(config: Mapping[str, Any]) -> list[str]:
+    """Table 2's attacks that run an optimiser (one attack job per model, or its shards)."""
+    return [a for a in config.get("attacks", {}).get("run", []) if a != "prefill"]
+
+
+def attack_shards(config: Mapping[str, Any], name: str) -> int:
+    """Jobs an optimising attack's prompts are split into: attacks.shards_by_attack.<name>,
+    else attacks.shards (1 = one job writes the transcript, no merge step)."""
+    a = config.get("attacks", {})
+    return int(a.get("shards_by_attack", {}).get(name, a.get("shards", 1)))
+
+
+def decoding_kwargs(generation: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``generation`` section as generate_records' (and the vLLM backend's) decoding
+    keywords, so Table 1's generations and the attacks' evaluations decode alike."""
+    return {k: generation[k] for k in DECODING_KEYS}
+
+
+#: Keys of the sft/dpo sections that only the data step reads (where y- is cut into a prefix):
+#: the trainers are not given them, so a change rebuilds the examples and nothing else directly.
+DATA_KEYS = ("prefix_min_fraction", "prefix_max_fraction")
+
+
+def trainer_params(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """What a training job reads: its config section (``sft`` or ``dpo``) without the data
+    step's keys, the precision policy, and for SFT the reset token it adds."""
+    out = {k: v for k, v in config[stage].items() if k not in DATA_KEYS}
+    out["precision"] = config["precision"]
+    if stage == "sft":
+        out["reset_token"] = config["reset_token"]
+    return out
+
+
+def job_resources(config: Mapping[str, Any], rule: str, model: str | None = None) -> dict[str, Any]:
+    """Scheduler resources of one job: resources.default, then resources.<rule>, then (training
+    rules) resources.<rule>.by_model.<model>, merged key by key."""
+    r = config.get("resources", {})
+    rule_res = dict(r.get(rule, {}))
+    by_model = rule_res.pop("by_model", {})
+    out = r.get("default", {}) | rule_res
+    if model is not None:
+        out |= by_model.get(model, {})
+    return out
+
+
+def job_gpus(config: Mapping[str, Any], rule: str, model: str) -> int:
+    """Processes of one training job: its GPU count, at least 1."""
+    return max(1, int(job_resources(config, rule, model).get("gpu", 0)))
+
+
+def batch_plan(params: Mapping[str, Any], num_processes: int, key: str) -> dict[str, int]:
+    """Per-device batch, accumulation and global batch of one job, checked against the config.
+
+    ``key`` is the config section (``sft`` or ``dpo``) for error messages. With
+    ``global_batch_size`` null the global batch is whatever ``batch_size x accumulation x N`` gives
+    (accumulation null means 1). With it set, accumulation null is derived, and an explicit one
+    must multiply out; either way a mismatch raises ``ValueError`` naming the config key.
+    """
+    n = max(1, int(num_processes))
+    per_device = int(params["batch_size"])
+    accum = params.get("gradient_accumulation_steps")
+    want = params.get("global_batch_size")
+    if want is None:
+        accum = 1 if accum is None else int(accum)
+    elif accum is None:
+        per_step = per_device * n
+        if want % per_step:
+            raise ValueError(
+                f"config key '{key}.global_batch_size': {want} examples per optimizer step cannot "
+                f"be split into {key}.batch_size {per_device} x {n} GPU(s) x a whole number of "
+                f"accumulation steps ({want} is not a multiple of {per_step}); change "
+                f"{key}.batch_size or the job's GPU count (resources)"
+            )
+        accum = want // per_step
+    elif per_device * int(accum) * n != want:
+        raise ValueError(
+            f"config key '{key}.gradient_accumulation_steps': {key}.batch_size {per_device} x "
+            f"{accum} x {n} GPU(s) = {per_device * int(accum) * n}, not {key}.global_batch_size "
+            f"{want}; set gradient_accumulation_steps to null to derive it per job"
+        )
+    else:
+        accum = int(accum)
+    return {
+        "num_processes": n,
+        "per_device_batch_size": per_device,
+        "gradient_accumulation_steps": accum,
+        "global_batch_size": per_device * accum * n,
+    }
+
+
+# --- Sweep points: a changed decoding at which the generate and judge steps run again ---
+
+
+def bias_label(bias: float) -> str:
+    """A bias as it appears in paths (``-10``, ``2.5``, ``0``): short and round-trips by float."""
+    label = f"{float(bias):g}"
+    return "0" if label == "-0" else label
+
+
+def point_name(sweep: str, value: float | None = None) -> str:
+    """A sweep point's name, the ``{point}`` wildcard: ``logit_bias/-5`` or ``worst_of_k``."""
+    return f"{sweep}/{bias_label(value)}" if sweep == LOGIT_BIAS else sweep
+
+
+def point_decoding(
+    generation: Mapping[str, Any], sweeps: Mapping[str, Any], point: str
+) -> tuple[dict[str, Any], int]:
+    """The generation config and samples per prompt of a sweep point."""
+    if point.startswith(LOGIT_BIAS + "/"):
+        return {**generation, "reset_logit_bias": float(point.split("/", 1)[1])}, 1
+    if point == WORST_OF_K:
+        w = sweeps[WORST_OF_K]
+        sampled = {"do_sample": True, "temperature": w["temperature"], "top_p": w["top_p"]}
+        return {**generation, **sampled}, w["k"]
+    raise ValueError(f"unknown sweep point {point!r}")
+
+
+def point_bias(point: str | None, default: float) -> float:
+    """The [RESET] logit bias of a logit-bias point (None, Table 1's own files: ``default``)."""
+    return default if point is None else float(point.split("/", 1)[1])
+
+
+def sweep_datasets(config: Mapping[str, Any], sweep: str) -> list[str]:
+    """The sets a sweep generates: its ``datasets``, or by default Table 1's sets (logit bias)
+    or Table 1's harmful sets (worst-of-k)."""
+    names = config["sweeps"][sweep]["datasets"]
+    if names is not None:
+        return list(names)
+    sets = eval_datasets(config)
+    return [d for d, kind in sets.items() if sweep == LOGIT_BIAS or kind == "harmful"]
+
+
+# --- The rows and cells of each table ---
+
+
+def run_grid(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Every (model, method, stage) that Table 1 covers, in the table's order."""
+    r = config["run"]
+    return [(m, meth, st) for m in r["models"] for meth in r["methods"] for st in r["stages"]]
+
+
+def table1_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Every Table 1 cell: each row of the run on each of Table 1's sets."""
+    sets = eval_datasets(config)
+    return [Cell(*row, d) for row in run_grid(config) for d in sets]
+
+
+def table2_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Every Table 2 row: the prefilling attack's sets, then each optimising attack as
+    ``attacks/<attack>``."""
+    prefill = prefill_attack_sets(config)
+    attacks = optimising_attacks(config)
+    out = []
+    for row in run_grid(config):
+        out += [Cell(*row, d) for d in prefill]
+        out += [Cell(*row, f"attacks/{a}") for a in attacks]
+    return out
+
+
+def sweep_grid(config: Mapping[str, Any], sweep: str) -> list[tuple[str, str, str]]:
+    """The (model, method, stage) rows a sweep covers."""
+    s = config["sweeps"][sweep]
+    return [
+        (m, meth, st)
+        for m, meth, st in run_grid(config)
+        if meth in s.get("methods", [meth]) and st in s.get("stages", [st])
+    ]
+
+
+def logit_bias_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Every swept cell; the bias Table 1 uses reuses its files (point None). Baseline rows of
+    the run come in at Table 1's bias as reference lines."""
+    used = config["generation"]["reset_logit_bias"]
+    sets = sweep_datasets(config, LOGIT_BIAS)
+    spec = config["sweeps"][LOGIT_BIAS]
+    swept = sweep_grid(config, LOGIT_BIAS)
+    out = []
+    for row in swept:
+        for bias in spec["values"]:
+            point = None if bias == used else point_name(LOGIT_BIAS, bias)
+            out += [Cell(*row, d, point) for d in sets]
+    for row in run_grid(config):
+        if row[1] == "baseline" and row[2] in spec["stages"] and row not in swept:
+            out += [Cell(*row, d, None) for d in sets]
+    return out
+
+
+def worst_of_k_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Every row of the run on each worst-of-k set, sampled k times per prompt."""
+    return [
+        Cell(*row, d, WORST_OF_K)
+        for row in run_grid(config)
+        for d in sweep_datasets(config, WORST_OF_K)
+    ]
+
+
+def helpfulness_rows(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Every (model, method, stage) scored for helpfulness: each model's base model (method and
+    stage ``base``) first, then its rows of the run."""
+    out = []
+    for m in config["run"]["models"]:
+        out.append((m, "base", "base"))
+        out += [row for row in run_grid(config) if row[0] == m]
+    return out
