@@ -34,7 +34,7 @@ TARGETS = ("results/table1.csv", "results/table2.csv")
 # command). The attack is killed as soon as one prompt's transcript line is on disk, so the
 # resumed job must reuse it.
 KILL_POINTS = (
-    ("train_sft", "train_sft.py", (1.0, 6.0), signal.SIGKILL),
+    ("train_sft", "train.py", (1.0, 6.0), signal.SIGKILL),
     ("generate", "generate.py", (0.5, 3.0), signal.SIGKILL),
     ("generate", "generate.py", (0.5, 3.0), signal.SIGINT),
     ("judge", "judge.py", (0.0, 0.05), signal.SIGKILL),

@@ -223,10 +223,6 @@ def get_eval_prompt_files(wildcards):
     return expand(rules.prepare_eval_set.output.prompts, dataset=sets)
 
 
-def get_attack_targets(wildcards):
-    return rules.prepare_attack_targets.output.targets
-
-
 def judgment_file(cell):
     """The judged answers of one table cell, from the judging rule that writes them."""
     model, method, stage, dataset, point = (list(cell) + [None])[:5]

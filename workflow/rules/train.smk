@@ -19,12 +19,13 @@ rule train_sft:
         # asks for --gpus=N only, which SLURM may spread over several nodes.
         nodes=1,
     params:
+        stage="sft",
         train=get_trainer_params("sft"),
         dtype=get_model_dtype,
         seed=config["seed"],
         launch=get_train_launch,
     script:
-        "../scripts/train/train_sft.py"
+        "../scripts/train/train.py"
 
 
 rule train_dpo:
@@ -48,9 +49,10 @@ rule train_dpo:
         # asks for --gpus=N only, which SLURM may spread over several nodes.
         nodes=1,
     params:
+        stage="dpo",
         train=get_trainer_params("dpo"),
         dtype=get_model_dtype,
         seed=config["seed"],
         launch=get_train_launch,
     script:
-        "../scripts/train/train_dpo.py"
+        "../scripts/train/train.py"

@@ -1,13 +1,15 @@
+# One script for both training rules: the rule's `stage` param says which trainer runs.
 import backtrack.train.trainers  # noqa: F401 (torch before setup(), which sets its thread count)
 from backtrack.smk import param_json, setup
 from backtrack.train.launch import train_job
 
 log = setup(snakemake)
+stage = snakemake.params.stage
 launch = param_json(snakemake, "launch")
 info = train_job(
-    "dpo",
+    stage,
     model_dir=snakemake.input.model,
-    data=snakemake.input.pairs,
+    data=snakemake.input.examples if stage == "sft" else snakemake.input.pairs,
     out_dir=snakemake.output.model,
     params=param_json(snakemake, "train"),
     seed=snakemake.params.seed,
@@ -16,4 +18,4 @@ info = train_job(
     threads=snakemake.threads,
     accelerate_config=launch["accelerate_config"],
 )
-log.info("dpo done: loss %.4f over %d steps", info["train_loss"], info["steps"])
+log.info("%s done: loss %.4f over %d steps", stage, info["train_loss"], info["steps"])
