@@ -161,9 +161,9 @@ def test_a_new_split_reuses_finished_prompts(tiny, tmp_path, monkeypatch):
     attacked: list[str] = []
     real = runner.attack_one
 
-    def spy(name, rec, *args, **kw):
+    def spy(name, attacker, rec, ev):
         attacked.append(rec["id"])
-        return real(name, rec, *args, **kw)
+        return real(name, attacker, rec, ev)
 
     monkeypatch.setattr(runner, "attack_one", spy)
     paths = [tmp_path / "gcg" / f"shard-{k}-of-2.jsonl" for k in (1, 2)]

@@ -34,7 +34,6 @@ from backtrack.plan import decoding_kwargs
 
 log = logging.getLogger(__name__)
 
-ATTACKS = ("gcg", "autodan", "adaptive")
 T = TypeVar("T")
 
 
@@ -95,45 +94,27 @@ def _settings(cls: type[T], params: Mapping[str, Any], **extra: Any) -> T:
     return cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__}, **extra)
 
 
-def attack_one(
-    name: str,
-    rec: Mapping[str, Any],
-    params: Mapping[str, Any],
-    ev: Evaluator,
-    *,
-    gcg: GCG | None,
-    pool: list[str] | None,
-    seed: int,
-) -> dict[str, Any]:
-    """Attack one prompt; returns its transcript line."""
-    tok, model = ev.tok, ev.model
-    device = next(model.parameters()).device
-    target_ids = text_ids(tok, rec["target"])
-    extra: dict[str, Any] = {}
-    if name in ("gcg", "adaptive"):
-        assert gcg is not None
-        gcg.reseed(rec["id"])
-        slots = chat_slots(tok, f"{rec['prompt']} {SLOT}", target_ids, ev.system, device)
+class GCGAttack:
+    """GCG (Zou et al. 2023): a suffix after the prompt, optimised towards the target."""
 
-        def message(suffix: str) -> str:
-            return f"{rec['prompt']} {suffix}"
+    def __init__(self, params: Mapping[str, Any], ev: Evaluator, seed: int) -> None:
+        self.params, self.ev = params, ev
+        rows = ev.model.get_input_embeddings().weight.shape[0]
+        banned = banned_token_ids(ev.tok, rows, ev.reset_id, params["allow_non_ascii"])
+        self.gcg = GCG(ev.model, ev.tok, _settings(GCGConfig, params, seed=seed), banned)
+
+    def attack(self, rec: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """(message sent, adversarial part, transcript fields) for one prompt."""
+        ev = self.ev
+        device = next(ev.model.parameters()).device
+        self.gcg.reseed(rec["id"])
+        target_ids = text_ids(ev.tok, rec["target"])
+        slots = chat_slots(ev.tok, f"{rec['prompt']} {SLOT}", target_ids, ev.system, device)
 
         def check(suffix: str) -> bool:
-            return ev.unsafe(rec, message(suffix))
+            return ev.unsafe(rec, f"{rec['prompt']} {suffix}")
 
-        if name == "gcg":
-            res = gcg.optimise(slots, check_fn=check)
-        else:
-            acfg = AdaptiveConfig(**params["adaptive"])
-            cont_cfg = generation_config(
-                tok,
-                ev.reset_id,
-                acfg.continuation_tokens,
-                reset_logit_bias=ev.gen["reset_logit_bias"],
-            )
-            res = run_adaptive(gcg, slots, ev.reset_id, acfg, gen_cfg=cont_cfg, check_fn=check)
-            extra["rounds"] = res.rounds
-        msg, adversarial = message(res.suffix), res.suffix
+        res, extra = self.optimise(slots, check)
         fields = {
             "losses": res.losses,
             "steps": res.steps,
@@ -141,32 +122,64 @@ def attack_one(
             "seconds": res.seconds,
             "loss": res.loss,
         }
-    elif name == "autodan":
-        from backtrack.attacks.autodan import AutoDANConfig, load_prototype, run_autodan
+        return f"{rec['prompt']} {res.suffix}", res.suffix, fields | extra
 
-        assert pool is not None
-        acfg = _settings(AutoDANConfig, params)
+    def optimise(self, slots: Any, check: Callable[[str], bool]) -> tuple[Any, dict[str, Any]]:
+        return self.gcg.optimise(slots, check_fn=check), {}
+
+
+class AdaptiveAttack(GCGAttack):
+    """The adaptive attack: GCG rounds that also push [RESET] down (the paper's Algorithm 1)."""
+
+    def optimise(self, slots: Any, check: Callable[[str], bool]) -> tuple[Any, dict[str, Any]]:
+        ev = self.ev
+        acfg = AdaptiveConfig(**self.params["adaptive"])
+        cont_cfg = generation_config(
+            ev.tok,
+            ev.reset_id,
+            acfg.continuation_tokens,
+            reset_logit_bias=ev.gen["reset_logit_bias"],
+        )
+        res = run_adaptive(self.gcg, slots, ev.reset_id, acfg, gen_cfg=cont_cfg, check_fn=check)
+        return res, {"rounds": res.rounds}
+
+
+class AutoDANAttack:
+    """AutoDAN-GA (Liu et al. 2023): a genetic search over whole jailbreak templates."""
+
+    def __init__(self, params: Mapping[str, Any], ev: Evaluator, seed: int) -> None:
+        from backtrack.attacks.autodan import AutoDANConfig, load_reference_pool
+
+        self.params, self.ev, self.seed = params, ev, seed
+        self.cfg = _settings(AutoDANConfig, params)
+        self.pool = load_reference_pool()
+
+    def attack(self, rec: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """(message sent, adversarial part, transcript fields) for one prompt."""
+        from backtrack.attacks.autodan import load_prototype, run_autodan
+
+        ev, acfg = self.ev, self.cfg
+        target_ids = text_ids(ev.tok, rec["target"])
 
         def losses(messages: list[str]) -> list[float]:
             return message_losses(
-                model,
-                tok,
+                ev.model,
+                ev.tok,
                 messages,
                 target_ids,
                 system=ev.system,
-                batch_size=params.get("batch_size") or acfg.population,
+                batch_size=self.params.get("batch_size") or acfg.population,
             )
 
         res = run_autodan(
             rec["prompt"],
             losses,
             acfg,
-            random.Random(f"{seed}-{rec['id']}"),
-            pool=pool,
+            random.Random(f"{self.seed}-{rec['id']}"),
+            pool=self.pool,
             init=[load_prototype()],
             check_fn=lambda m: ev.unsafe(rec, m),
         )
-        msg, adversarial = res.best_message, res.best_template
         fields = {
             "losses": res.losses,
             "steps": res.steps,
@@ -174,8 +187,22 @@ def attack_one(
             "seconds": res.seconds,
             "loss": res.best_loss,
         }
-    else:
-        raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+        return res.best_message, res.best_template, fields
+
+
+#: The optimising attacks by config name (attacks.run).
+ATTACKS: dict[str, type[GCGAttack] | type[AutoDANAttack]] = {
+    "gcg": GCGAttack,
+    "autodan": AutoDANAttack,
+    "adaptive": AdaptiveAttack,
+}
+
+
+def attack_one(
+    name: str, attacker: GCGAttack | AutoDANAttack, rec: Mapping[str, Any], ev: Evaluator
+) -> dict[str, Any]:
+    """Attack one prompt; returns its transcript line."""
+    msg, adversarial, fields = attacker.attack(rec)
     final = ev.generate(rec, msg)
     return {
         **final,
@@ -183,7 +210,6 @@ def attack_one(
         "target": rec["target"],
         "adversarial": adversarial,
         **fields,
-        **extra,
         "check_unsafe": ev.unsafe(rec, msg),
     }
 
@@ -235,23 +261,16 @@ def run_attack(
         log.info(
             "reused %d finished prompt(s) from %d other transcript file(s)", reused, len(others)
         )
-    gcg = None
-    if name in ("gcg", "adaptive"):
-        rows = model.get_input_embeddings().weight.shape[0]
-        banned = banned_token_ids(tok, rows, ev.reset_id, params["allow_non_ascii"])
-        gcg = GCG(model, tok, _settings(GCGConfig, params, seed=seed), banned)
-    pool = None
-    if name == "autodan":
-        from backtrack.attacks.autodan import load_reference_pool
-
-        pool = load_reference_pool()
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    attacker = ATTACKS[name](params, ev, seed)
     for p in model.parameters():
         p.requires_grad_(False)  # gradients flow to the one-hot suffix only
     out = []
     for rec in tqdm(records, desc=name, unit="prompt"):
         if rec["id"] not in done:
             t0 = time.perf_counter()
-            line = attack_one(name, rec, params, ev, gcg=gcg, pool=pool, seed=seed)
+            line = attack_one(name, attacker, rec, ev)
             line["stamp"] = stamp
             line["attack_seconds"] = time.perf_counter() - t0
             append_jsonl(partial, line)
