@@ -1,4 +1,4 @@
-"""Training examples for baseline and backtracking SFT and DPO, as the README describes.
+"""Training examples for baseline and backtracking SFT and DPO, as docs/method.md describes.
 
 SFT examples are pre-tokenised (``input_ids`` + ``labels``) so that the loss mask is exact and
 testable: for a backtracking example ``x ⊕ prefix(y-) ⊕ [RESET] ⊕ y+ ⊕ EOS`` the labels are -100

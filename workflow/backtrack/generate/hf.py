@@ -201,7 +201,7 @@ def describe(
     batch_size: int,
     max_new_tokens: int,
 ) -> dict[str, Any]:
-    """The generation record (fields listed in the README), from one row's new token ids."""
+    """The generation record (fields listed in docs/outputs.md), from one row's new token ids."""
     s = split_generation(new_ids, reset_id, eos_ids)
     n = len(s.generated)
     first_visible = s.reset_positions[-1] + 1 if s.reset_positions else 0

@@ -1,24 +1,19 @@
 from dataclasses import asdict
 
-from backtrack.generate.hf import generate_records
-from backtrack.io import read_jsonl, write_jsonl
+from backtrack.generate.answers import own_answers
+from backtrack.io import write_jsonl
 from backtrack.judge.base import JudgeInput
 from backtrack.judge.registry import make_judge
-from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
-tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model, snakemake.params.precision)
-prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
-gens = generate_records(
-    model,
-    tok,
-    prompts,
-    reset_token_id(tok, snakemake.params.reset_token),
+prompts, gens = own_answers(
+    snakemake.input.model,
+    snakemake.input.prompts,
+    reset_token=snakemake.params.reset_token,
+    precision=snakemake.params.precision,
     max_new_tokens=snakemake.params.max_new_tokens,
     batch_size=snakemake.params.batch_size,
-    max_resets=0,
     system=snakemake.params.system,
 )
 judge_cfg = param_json(snakemake, "judge")

@@ -1,0 +1,46 @@
+"""A model's own greedy answers to a prompt set, without [RESET]: what the base model says.
+
+The prefilling attack cuts these answers into prefixes, and the helpfulness score uses them as
+references; the training pool samples its unsafe and helpful answers the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from backtrack.generate.hf import generate_records
+from backtrack.io import read_jsonl
+from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+
+
+def own_answers(
+    model_dir: str | os.PathLike[str],
+    prompts_path: str | os.PathLike[str],
+    *,
+    reset_token: str,
+    precision: str,
+    max_new_tokens: int,
+    batch_size: int,
+    system: str | None,
+    seed: int = 0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(prompt records, generation records) for every prompt of the file, in file order.
+
+    Greedy and with ``max_resets=0``, so a model that knows [RESET] never emits it.
+    """
+    tok = load_tokenizer(model_dir)
+    model = load_model(model_dir, precision)
+    prompts = read_jsonl(prompts_path, required=("id", "prompt"))
+    records = generate_records(
+        model,
+        tok,
+        prompts,
+        reset_token_id(tok, reset_token),
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        max_resets=0,
+        seed=seed,
+        system=system,
+    )
+    return prompts, records
