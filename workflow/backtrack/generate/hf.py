@@ -140,7 +140,6 @@ def generate_records(
     ``num_samples > 1`` each prompt is answered that many times (ids get a ``#k`` suffix).
     Timings are per batch: every row of a batch shares its clock.
     """
-    device = next(model.parameters()).device
     eos_ids = [tok.eos_token_id]
     gen_cfg = generation_config(
         tok, reset_id, max_new_tokens, do_sample, temperature, top_p, reset_logit_bias
@@ -151,15 +150,68 @@ def generate_records(
         pre = text_ids(tok, rec["prefill"]) if rec.get("prefill") else []
         for k in range(num_samples):
             items.append((rec, k, ids + pre, len(pre)))
-    order = sorted(range(len(items)), key=lambda i: len(items[i][2]))
-    results: dict[int, dict[str, Any]] = {}
     torch.manual_seed(seed)
-    for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch"):
+    decoded = decode(
+        model,
+        tok,
+        [item[2] for item in items],
+        reset_id,
+        gen_cfg,
+        max_resets=max_resets,
+        batch_size=batch_size,
+    )
+    return [
+        describe(
+            rec,
+            k if num_samples > 1 else None,
+            d.new_ids,
+            tok,
+            reset_id,
+            eos_ids,
+            d.times,
+            d.t0,
+            n_prefill,
+            d.batch_size,
+            max_new_tokens,
+        )
+        for (rec, k, _, n_prefill), d in zip(items, decoded, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One row's new token ids, with its batch's per-token clock (timings are per batch)."""
+
+    new_ids: list[int]
+    times: list[float]
+    t0: float
+    batch_size: int
+
+
+def decode(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    rows: Sequence[Sequence[int]],
+    reset_id: int | None,
+    gen_cfg: GenerationConfig,
+    *,
+    max_resets: int | None,
+    batch_size: int,
+    desc: str = "generate",
+) -> list[Decoded]:
+    """The one HF decode loop: prompt id rows batched shortest first (less padding), left
+    padded, with the [RESET] cap; results in input order. ``reset_id=None`` is a model without
+    [RESET] (a judge model): no cap.
+    """
+    device = next(model.parameters()).device
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    results: dict[int, Decoded] = {}
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[start : start + batch_size]
-        batch = left_pad_batch(tok, [items[i][2] for i in idx], device)
+        batch = left_pad_batch(tok, [list(rows[i]) for i in idx], device)
         width = batch["input_ids"].shape[1]
         procs = LogitsProcessorList()
-        if max_resets is not None:
+        if reset_id is not None and max_resets is not None:
             procs.append(ResetCapProcessor(reset_id, max_resets, width))
         clock = StepClock()
         t0 = time.perf_counter()
@@ -171,21 +223,8 @@ def generate_records(
                 stopping_criteria=StoppingCriteriaList([clock]),
             )
         for row, i in enumerate(idx):
-            rec, k, _, n_prefill = items[i]
-            results[i] = describe(
-                rec,
-                k if num_samples > 1 else None,
-                out[row, width:].tolist(),
-                tok,
-                reset_id,
-                eos_ids,
-                clock.times,
-                t0,
-                n_prefill,
-                len(idx),
-                max_new_tokens,
-            )
-    return [results[i] for i in range(len(items))]
+            results[i] = Decoded(out[row, width:].tolist(), clock.times, t0, len(idx))
+    return [results[i] for i in range(len(rows))]
 
 
 def describe(

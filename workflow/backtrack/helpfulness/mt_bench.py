@@ -171,22 +171,12 @@ def _generate(
 ) -> list[dict[str, Any]]:
     """Batched generation of id rows; per row the raw text, visible text and resets.
 
-    The pieces of :func:`backtrack.generate.hf.generate_records` (left padding, the
-    ``sequence_bias`` on ``[RESET]``, the reset cap, the id-level split), for prompts that are
-    whole conversations. ``reset_id=None`` is a model without ``[RESET]`` (the judge).
+    :func:`backtrack.generate.hf.decode`, the loop of ``generate_records`` (left padding, the
+    ``sequence_bias`` on ``[RESET]``, the reset cap), then the id-level split, for prompts that
+    are whole conversations. ``reset_id=None`` is a model without ``[RESET]`` (the judge).
     """
-    import torch
-    from tqdm import tqdm
-    from transformers import LogitsProcessorList
+    from backtrack.generate.hf import decode, generation_config, split_generation
 
-    from backtrack.generate.hf import (
-        ResetCapProcessor,
-        generation_config,
-        left_pad_batch,
-        split_generation,
-    )
-
-    device = next(model.parameters()).device
     rid = reset_id if reset_id is not None else -1
     gen_cfg = generation_config(
         tok,
@@ -197,27 +187,29 @@ def _generate(
         top_p,
         reset_logit_bias if reset_id is not None else 0.0,
     )
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    out: dict[int, dict[str, Any]] = {}
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-        idx = order[start : start + batch_size]
-        batch = left_pad_batch(tok, [rows[i] for i in idx], device)
-        width = batch["input_ids"].shape[1]
-        procs = LogitsProcessorList()
-        if reset_id is not None and max_resets is not None:
-            procs.append(ResetCapProcessor(reset_id, max_resets, width))
-        with torch.no_grad():
-            gen = model.generate(**batch, generation_config=gen_cfg, logits_processor=procs)
-        for row, i in enumerate(idx):
-            s = split_generation(gen[row, width:].tolist(), rid, [tok.eos_token_id])
-            out[i] = {
+    out = []
+    decoded = decode(
+        model,
+        tok,
+        rows,
+        reset_id,
+        gen_cfg,
+        max_resets=max_resets,
+        batch_size=batch_size,
+        desc=desc,
+    )
+    for d in decoded:
+        s = split_generation(d.new_ids, rid, [tok.eos_token_id])
+        out.append(
+            {
                 "raw": tok.decode(s.generated, skip_special_tokens=False),
                 "visible": tok.decode(s.visible, skip_special_tokens=True),
                 "n_resets": len(s.reset_positions),
                 "tokens_generated": len(s.generated),
                 "truncated": not s.ended and len(s.generated) >= max_new_tokens,
             }
-    return [out[i] for i in range(len(rows))]
+        )
+    return out
 
 
 def answer_questions(
