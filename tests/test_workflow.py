@@ -144,6 +144,12 @@ def test_attack_budget_change_reruns_attacks_not_training(run):
     assert plan["attack"] == 8
 
 
+def test_generation_batch_size_does_not_rerun_attacks(run):
+    """Attacks decode at batch 1 with HF: they read generation's decoding keys only."""
+    plan = _plan_with(run, lambda c: c["generation"].update(batch_size=3), "table2")
+    assert "generate" in plan and "attack" not in plan and "judge_attack" not in plan
+
+
 def test_judge_change_rejudges_attacks_without_rerunning_them(run):
     plan = _plan_with(run, lambda c: c["judge"]["params"].update(window_chars=150), "table2")
     assert set(plan) == {"judge", "judge_attack", "table2"}
@@ -246,6 +252,13 @@ def test_sft_change_reruns_sft_and_downstream(run):
     assert {"train_sft", "train_dpo", "generate", "judge", "table1"} <= set(plan)
     assert plan["train_sft"] == 2
     assert not {"prepare_base_model", "prepare_train_pool", "build_dpo_data"} & set(plan)
+
+
+def test_sft_prefix_rule_rebuilds_the_examples_not_the_pool(run):
+    """The prefix fractions are the data step's: the examples are rebuilt, the pool is not."""
+    plan = _plan_with(run, lambda c: c["sft"].__setitem__("prefix_min_fraction", 0.3))
+    assert plan["build_sft_data"] == 2 and "prepare_train_pool" not in plan
+    assert "build_dpo_data" not in plan
 
 
 def test_dpo_change_does_not_retrain_sft(run):
