@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from backtrack.data.examples import IGNORE, build_dpo_pairs, build_sft_examples, prefix_length
+from backtrack.data.examples import (
+    IGNORE,
+    QI_MAX_TOKENS,
+    build_dpo_pairs,
+    build_sft_examples,
+    prefix_length,
+    qi_prefix_length,
+)
 from backtrack.models.chat import prompt_ids, render_prompt, text_ids
 
 POOL = [
@@ -30,7 +37,9 @@ def _build(tiny, method, **kw):
 def test_backtrack_label_mask_token_by_token(tiny):
     _, tok, rid = tiny
     examples, counts = _build(tiny, "backtrack")
-    assert counts == {"safe": 1, "helpful": 1, "backtrack": 1, "dropped_too_long": 0}
+    assert counts == {
+        "safe": 1, "helpful": 1, "backtrack": 1, "dropped_too_long": 0, "no_prefix": 0,
+    }  # fmt: skip
     ex = next(e for e in examples if e["kind"] == "backtrack")
     p = prompt_ids(tok, POOL[0]["prompt"])
     unsafe = text_ids(tok, POOL[0]["unsafe"])
@@ -103,11 +112,6 @@ def test_dpo_pairs(tiny):
     assert unsafe == POOL[0]["unsafe"] and POOL[0]["safe"].startswith(s_prefix)
 
 
-def test_unknown_method(tiny):
-    with pytest.raises(ValueError, match="unknown method"):
-        _build(tiny, "magic")
-
-
 def test_prefill_sweep_cuts_the_same_answer(tiny):
     from backtrack.data.prefill import cut_prefill_set
 
@@ -124,3 +128,81 @@ def test_prefill_sweep_cuts_the_same_answer(tiny):
     assert long_[0]["prefill"].startswith(short[0]["prefill"])
     ids = tok(long_[0]["prefill"], add_special_tokens=False).input_ids
     assert len(ids) == 5 and "answer" not in long_[0] and "label" not in long_[0]
+
+
+def _qi_seed(n_tokens: int, heads: bool) -> int:
+    """A seed whose first qi_prefix_length draw is a prefix (heads) or none (tails)."""
+    return next(
+        s for s in range(100) if bool(qi_prefix_length(n_tokens, random.Random(s))) == heads
+    )
+
+
+def test_recovery_keeps_the_prefix_visible_with_no_reset_token(tiny):
+    """Qi et al.: x + prefix(y-) -> y+; labels -100 over the prefix; no [RESET] anywhere."""
+    _, tok, rid = tiny
+    unsafe = text_ids(tok, POOL[0]["unsafe"])
+    seed = _qi_seed(len(unsafe), heads=True)
+    examples, counts = _build(tiny, "recovery", seed=seed, prefix_rule="qi")
+    assert counts == {
+        "safe": 0, "helpful": 1, "recovery": 1, "no_prefix": 0, "dropped_too_long": 0,
+    }  # fmt: skip
+    ex = next(e for e in examples if e["kind"] == "recovery")
+    k = qi_prefix_length(len(unsafe), random.Random(seed))
+    p = prompt_ids(tok, POOL[0]["prompt"])
+    safe = text_ids(tok, POOL[0]["safe"])
+    assert 1 <= k <= min(QI_MAX_TOKENS, len(unsafe))
+    assert ex["input_ids"] == p + unsafe[:k] + safe + [tok.eos_token_id]
+    assert ex["labels"] == [IGNORE] * (len(p) + k) + safe + [tok.eos_token_id]
+    assert rid not in ex["input_ids"]
+
+
+def test_recovery_on_tails_is_the_plain_refusal(tiny):
+    _, tok, rid = tiny
+    seed = _qi_seed(len(text_ids(tok, POOL[0]["unsafe"])), heads=False)
+    examples, counts = _build(tiny, "recovery", seed=seed, prefix_rule="qi")
+    assert counts["recovery"] == 0 and counts["safe"] == 1 and counts["no_prefix"] == 1
+    ex = next(e for e in examples if e["kind"] == "safe")
+    p = prompt_ids(tok, POOL[0]["prompt"])
+    assert ex["labels"][: len(p)] == [IGNORE] * len(p) and rid not in ex["input_ids"]
+
+
+def test_backtracking_with_qi_prefix_rule(tiny):
+    """Heads: the [RESET] example with a randint(1, min(100, n)) prefix; tails: none."""
+    _, tok, rid = tiny
+    unsafe = text_ids(tok, POOL[0]["unsafe"])
+    seed = _qi_seed(len(unsafe), heads=True)
+    examples, _ = _build(tiny, "backtrack", seed=seed, prefix_rule="qi")
+    ex = next(e for e in examples if e["kind"] == "backtrack")
+    k = qi_prefix_length(len(unsafe), random.Random(seed))
+    p = prompt_ids(tok, POOL[0]["prompt"])
+    assert ex["input_ids"][len(p) : len(p) + k + 1] == [*unsafe[:k], rid]
+    assert ex["labels"][: len(p) + k] == [IGNORE] * (len(p) + k)
+    assert ex["labels"][len(p) + k] == rid
+    seed = _qi_seed(len(unsafe), heads=False)
+    examples, counts = _build(tiny, "backtrack", seed=seed, prefix_rule="qi")
+    assert counts["backtrack"] == 0 and counts["no_prefix"] == 1
+    assert all(rid not in e["input_ids"] for e in examples)
+
+
+def test_qi_prefix_rule_distribution():
+    """A coin flip, then uniform on 1..min(100, n): checked on a seeded sample of 20000."""
+    rng = random.Random(0)
+    draws = [qi_prefix_length(150, rng) for _ in range(20000)]
+    prefixed = [k for k in draws if k]
+    assert abs(len(prefixed) / len(draws) - 0.5) < 0.015
+    assert min(prefixed) == 1 and max(prefixed) == 100
+    assert abs(sum(prefixed) / len(prefixed) - 50.5) < 1.0
+    assert {qi_prefix_length(3, rng) for _ in range(2000)} == {0, 1, 2, 3}
+    with pytest.raises(ValueError):
+        qi_prefix_length(0, rng)
+
+
+def test_unknown_kinds_are_named(tiny):
+    with pytest.raises(ValueError, match="unknown SFT example kind 'nope'"):
+        _build(tiny, "nope")
+    with pytest.raises(ValueError, match="unknown DPO pair kind 'recovery'"):
+        build_dpo_pairs(
+            POOL, tiny[1], "recovery", "[RESET]", min_fraction=0.1, max_fraction=1.0, seed=0
+        )
+    with pytest.raises(ValueError, match="unknown prefix rule 'x'"):
+        _build(tiny, "backtrack", prefix_rule="x")

@@ -142,3 +142,13 @@ def test_bad_window():
         RefusalJudge(window_chars=0)
     with pytest.raises(ValueError):
         is_refusal("I cannot", window_chars=0)
+
+
+def test_turns_back_is_a_refusal_after_a_compliant_opening():
+    from backtrack.judge.refusal import turns_back
+
+    opening = "Sure, here is how to do it. First, gather the materials you need. " * 4
+    assert turns_back(opening + "Wait, I can't help with that.")
+    assert not turns_back("I'm sorry, but I can't help with that. " + opening)
+    assert not turns_back(opening)
+    assert not turns_back("   ")

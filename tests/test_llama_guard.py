@@ -266,7 +266,10 @@ def test_random_model_end_to_end(judge: LlamaGuardJudge) -> None:
     # Random weights do not write "safe"/"unsafe": parse errors, all kept and counted.
     errors = sum(v.parse_error for v in verdicts)
     assert errors == len(judged)
-    rows = [asdict(it) | asdict(v) for it, v in zip(ITEMS, verdicts, strict=True)]
+    rows = [
+        asdict(it) | asdict(v) | {"visible": it.answer}
+        for it, v in zip(ITEMS, verdicts, strict=True)
+    ]
     harmful_rows = [r for r in rows if r["harmful"]]
     cols = summarise_set("x", harmful_rows, 0.95)
     assert cols["x_n"] == 5 and cols["x_parse_errors"] == errors - 1

@@ -327,3 +327,41 @@ def test_bad_config_names_the_key(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert "config key 'sft.learning_rate'" in proc.stdout + proc.stderr
+
+
+def test_ablations_add_rows_and_rerun_nothing_that_exists(run, tmp_path):
+    """Two ablations (recovery without a token; backtracking DPO from baseline SFT) on a copy of
+    the finished test-scale run: only their own jobs are planned, then their rows appear."""
+    work, cfg, _ = run
+    copy = tmp_path / "wf"
+    shutil.copytree(work, copy, symlinks=True)
+    changed = yaml.safe_load(yaml.safe_dump(cfg))
+    changed["run"]["methods"] = [
+        "baseline", "backtrack", "recovery", "backtrack_dpo_from_baseline",
+    ]  # fmt: skip
+    write_config(copy, changed)
+    plan = planned_jobs(smk(copy, "-n", "results/table1.csv"))
+    sets = 4  # advbench, donotanswer, benign, advbench_prefill3
+    assert plan == {
+        "build_sft_data": 1,  # recovery
+        "build_dpo_data": 2,  # recovery, backtrack_dpo_from_baseline
+        "train_sft": 1,
+        "train_dpo": 2,
+        "generate": 3 * sets,  # recovery sft + dpo, backtrack_dpo_from_baseline dpo
+        "judge": 3 * sets,
+        "table1": 1,
+    }
+    smk(copy, "results/table1.csv")
+    df = pd.read_csv(copy / "results/table1.csv")
+    rows = list(zip(df.method, df.stage, strict=True))
+    assert rows[4:] == [
+        ("recovery", "sft"), ("recovery", "dpo"), ("backtrack_dpo_from_baseline", "dpo"),
+    ]  # fmt: skip
+    assert {"advbench_turn_back_rate", "advbench_prefill3_turn_back_rate"} <= set(df.columns)
+    # The DPO-only ablation started from the baseline's SFT checkpoint.
+    prov = json.loads(
+        (
+            copy / "results/models/tiny/backtrack_dpo_from_baseline/dpo/backtrack_provenance.json"
+        ).read_text()
+    )
+    assert prov["parent"].endswith("results/models/tiny/baseline/sft"), prov.get("parent")

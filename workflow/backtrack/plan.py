@@ -11,11 +11,11 @@ table scripts as params, so that no script recovers a key by parsing a path. Val
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 LOGIT_BIAS = "logit_bias"
 WORST_OF_K = "worst_of_k"
-METHODS = ("baseline", "backtrack")
 STAGES = ("sft", "dpo")
 TRAIN_RULES = {"sft": "train_sft", "dpo": "train_dpo"}
 #: Keys of the ``generation`` section that are decoding settings of generate_records (and of
@@ -28,6 +28,41 @@ DECODING_KEYS = (
     "reset_logit_bias",
     "max_resets",
 )
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a method's training data and checkpoints are made (a value of ``{method}``).
+
+    ``sft``: which SFT examples it trains on (``baseline``, ``backtrack`` or ``recovery``), or
+    None when it has no SFT of its own and its DPO starts from ``sft_from``'s SFT checkpoint
+    (``base``: the base model). ``dpo``: which DPO pairs (``baseline`` or ``backtrack``).
+    ``prefix_rule``: how much of ``y-`` an SFT example keeps (``fraction``: uniform in
+    ``sft.prefix_min_fraction..prefix_max_fraction``; ``qi``: Qi et al.'s coin flip and
+    ``randint(1, min(100, len))`` tokens).
+    """
+
+    sft: str | None
+    dpo: str
+    prefix_rule: str = "fraction"
+    sft_from: str | None = None
+
+    def stages(self) -> tuple[str, ...]:
+        """The stages this method has a checkpoint of its own for."""
+        return STAGES if self.sft else ("dpo",)
+
+
+#: Every method the graph knows; ``run.methods`` picks. The first two are the paper's; the others
+#: are ablations (config/ablations.yaml): recovery without a token (Qi et al. 2024), Qi et al.'s
+#: prefix rule for backtracking SFT, and backtracking DPO without backtracking SFT.
+METHODS: dict[str, Method] = {
+    "baseline": Method(sft="baseline", dpo="baseline"),
+    "backtrack": Method(sft="backtrack", dpo="backtrack"),
+    "recovery": Method(sft="recovery", dpo="baseline", prefix_rule="qi"),
+    "backtrack_qi_prefix": Method(sft="backtrack", dpo="backtrack", prefix_rule="qi"),
+    "backtrack_dpo_from_baseline": Method(sft=None, dpo="backtrack", sft_from="baseline"),
+    "backtrack_dpo_from_base": Method(sft=None, dpo="backtrack", sft_from="base"),
+}
 
 
 class Cell(NamedTuple):
@@ -231,9 +266,16 @@ def sweep_datasets(config: Mapping[str, Any], sweep: str) -> list[str]:
 
 
 def run_grid(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Every (model, method, stage) that Table 1 covers, in the table's order."""
+    """Every (model, method, stage) that Table 1 covers, in the table's order (a method without
+    SFT of its own has no sft row)."""
     r = config["run"]
-    return [(m, meth, st) for m in r["models"] for meth in r["methods"] for st in r["stages"]]
+    return [
+        (m, meth, st)
+        for m in r["models"]
+        for meth in r["methods"]
+        for st in r["stages"]
+        if st in METHODS[meth].stages()
+    ]
 
 
 def table1_cells(config: Mapping[str, Any]) -> list[Cell]:

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from backtrack.config import check_sweeps, validate_config
 from backtrack.plan import (
     LOGIT_BIAS,
+    METHODS,
     WORST_OF_K,
     attack_shards,
     decoding_kwargs,
@@ -65,6 +66,8 @@ JUDGE_ENV = (
         else "../../envs/train.yaml"
     )
 )
+# Methods that train an SFT model of their own (the others start DPO from another's).
+SFT_METHODS = "|".join(re.escape(m) for m, spec in METHODS.items() if spec.sft)
 HELPFULNESS = config["helpfulness"]
 MT_BENCH = HELPFULNESS["mt_bench"]
 
@@ -91,7 +94,7 @@ def model_threads(rule, share=2):
 
 wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
-    method="baseline|backtrack",
+    method="|".join(map(re.escape, METHODS)),
     stage="sft|dpo",
     dataset="|".join(map(re.escape, GENERATED_SETS)),
     attack="|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)",
@@ -173,6 +176,32 @@ def get_model_dir(wildcards):
     """The checkpoint a job runs: the trained model of its (model, method, stage)."""
     train = rules.train_sft if wildcards.stage == "sft" else rules.train_dpo
     return one(train.output.model, model=wildcards.model, method=wildcards.method)
+
+
+def get_dpo_start(wildcards):
+    """The checkpoint DPO starts from (and uses as its reference): the method's own SFT model,
+    or, for a method without SFT, the SFT model of `sft_from` (`base`: the base model).
+    """
+    spec = METHODS[wildcards.method]
+    source = wildcards.method if spec.sft else spec.sft_from
+    if source == "base":
+        return get_base_model(wildcards)
+    return one(rules.train_sft.output.model, model=wildcards.model, method=source)
+
+
+def get_sft_kind(wildcards):
+    """Which SFT examples a method trains on (backtrack.plan.METHODS)."""
+    return METHODS[wildcards.method].sft
+
+
+def get_prefix_rule(wildcards):
+    """How much of y- a method's SFT examples keep: `fraction` or Qi et al.'s `qi`."""
+    return METHODS[wildcards.method].prefix_rule
+
+
+def get_dpo_kind(wildcards):
+    """Which DPO pairs a method trains on."""
+    return METHODS[wildcards.method].dpo
 
 
 def get_base_model(wildcards):

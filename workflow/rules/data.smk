@@ -70,9 +70,13 @@ rule build_sft_data:
         "logs/build_sft_data/{model}_{method}.log",
     benchmark:
         "benchmarks/build_sft_data/{model}_{method}.tsv"
+    wildcard_constraints:
+        method=SFT_METHODS,
     conda:
         "../../envs/train.yaml"
     params:
+        kind=get_sft_kind,
+        prefix_rule=get_prefix_rule,
         prefix_min_fraction=config["sft"]["prefix_min_fraction"],
         prefix_max_fraction=config["sft"]["prefix_max_fraction"],
         max_length=config["sft"]["max_length"],
@@ -96,6 +100,7 @@ rule build_dpo_data:
     conda:
         "../../envs/train.yaml"
     params:
+        kind=get_dpo_kind,
         prefix_min_fraction=config["dpo"]["prefix_min_fraction"],
         prefix_max_fraction=config["dpo"]["prefix_max_fraction"],
         reset_token=config["reset_token"],

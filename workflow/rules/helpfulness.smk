@@ -41,7 +41,7 @@ rule score_helpfulness:
     benchmark:
         "benchmarks/score_helpfulness/{model}_{method}_{stage}.tsv"
     wildcard_constraints:
-        method="base|baseline|backtrack",
+        method="|".join(["base", *METHODS]),
         stage="base|sft|dpo",
     conda:
         "../../envs/train.yaml"
@@ -108,7 +108,7 @@ rule mt_bench_answer:
     benchmark:
         "benchmarks/mt_bench_answer/{model}_{method}_{stage}.tsv"
     wildcard_constraints:
-        method="base|baseline|backtrack",
+        method="|".join(["base", *METHODS]),
         stage="base|sft|dpo",
     conda:
         "../../envs/train.yaml"
@@ -140,7 +140,7 @@ rule mt_bench_judge:
     benchmark:
         "benchmarks/mt_bench_judge/{model}_{method}_{stage}.tsv"
     wildcard_constraints:
-        method="base|baseline|backtrack",
+        method="|".join(["base", *METHODS]),
         stage="base|sft|dpo",
     conda:
         "../../envs/train.yaml"

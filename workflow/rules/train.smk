@@ -8,6 +8,8 @@ rule train_sft:
         "logs/train_sft/{model}_{method}.log",
     benchmark:
         "benchmarks/train_sft/{model}_{method}.tsv"
+    wildcard_constraints:
+        method=SFT_METHODS,
     conda:
         "../../envs/train.yaml"
     threads: train_threads("train_sft")
@@ -30,7 +32,7 @@ rule train_sft:
 
 rule train_dpo:
     input:
-        model=rules.train_sft.output.model,
+        model=get_dpo_start,
         pairs=rules.build_dpo_data.output.pairs,
     output:
         model=directory("results/models/{model}/{method}/dpo"),

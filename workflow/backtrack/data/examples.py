@@ -18,7 +18,14 @@ from transformers import PreTrainedTokenizerBase
 from backtrack.models.chat import prompt_ids, render_prompt, text_ids
 
 IGNORE = -100
-METHODS = ("baseline", "backtrack")
+#: What SFT examples a method trains on, and what DPO pairs (``backtrack.plan.METHODS``).
+SFT_KINDS = ("baseline", "backtrack", "recovery")
+DPO_KINDS = ("baseline", "backtrack")
+PREFIX_RULES = ("fraction", "qi")
+#: Qi et al. (2024)'s augmentation: on a coin flip with this probability, a harmful prefix of
+#: ``randint(1, min(QI_MAX_TOKENS, len))`` tokens (their ``finetuning_buckets`` defaults).
+QI_PROBABILITY = 0.5
+QI_MAX_TOKENS = 100
 
 
 def prefix_length(
@@ -36,6 +43,15 @@ def prefix_length(
     return rng.randint(lo, hi)
 
 
+def qi_prefix_length(n_tokens: int, rng: random.Random) -> int:
+    """Qi et al.'s rule: 0 (no prefix) on tails, else ``randint(1, min(100, n_tokens))``."""
+    if n_tokens < 1:
+        raise ValueError("cannot take a prefix of an empty response")
+    if rng.random() >= QI_PROBABILITY:
+        return 0
+    return rng.randint(1, min(QI_MAX_TOKENS, n_tokens))
+
+
 def sft_example(
     ex_id: str, kind: str, prompt: list[int], context: list[int], target: list[int], eos_id: int
 ) -> dict[str, Any]:
@@ -48,7 +64,7 @@ def sft_example(
 def build_sft_examples(
     pool: list[dict[str, Any]],
     tok: PreTrainedTokenizerBase,
-    method: str,
+    kind: str,
     reset_id: int,
     *,
     min_fraction: float,
@@ -56,19 +72,33 @@ def build_sft_examples(
     max_length: int,
     seed: int,
     system: str | None = None,
+    prefix_rule: str = "fraction",
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """SFT examples for ``method`` from the training pool, and counts by kind.
+    """SFT examples of ``kind`` from the training pool, and counts by example kind.
 
-    Both methods get ``(x, y+)`` for harmful prompts and ``(x, helpful)`` for benign ones; the
-    backtracking method adds ``(x ⊕ prefix(y-), [RESET] ⊕ y+)`` for every harmful prompt.
-    Examples longer than ``max_length`` are dropped (counted as ``dropped_too_long``).
+    Every kind gets ``(x, helpful)`` for benign prompts. For harmful prompts:
+
+    - ``baseline``: ``(x, y+)``.
+    - ``backtrack``: ``(x, y+)`` and ``(x ⊕ prefix(y-), [RESET] ⊕ y+)``.
+    - ``recovery`` (Qi et al. 2024, no token): ``(x ⊕ prefix(y-), y+)``, so the model learns to
+      turn back mid-answer while the harmful prefix stays visible; where the prefix rule gives
+      no prefix, the plain ``(x, y+)``.
+
+    ``prefix_rule`` ``fraction`` cuts a prefix uniform in ``[min_fraction, max_fraction]`` of
+    ``y-``'s tokens; ``qi`` flips a coin (:func:`qi_prefix_length`): on tails a backtracking
+    prompt gets no ``[RESET]`` example and a recovery prompt the plain refusal. Labels are -100
+    over ``x`` and the prefix. Examples longer than ``max_length`` are dropped (counted).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+    if kind not in SFT_KINDS:
+        raise ValueError(f"unknown SFT example kind {kind!r}; known: {SFT_KINDS}")
+    if prefix_rule not in PREFIX_RULES:
+        raise ValueError(f"unknown prefix rule {prefix_rule!r}; known: {PREFIX_RULES}")
     rng = random.Random(seed)
     eos = tok.eos_token_id
     out: list[dict[str, Any]] = []
-    counts = {"safe": 0, "helpful": 0, "backtrack": 0, "dropped_too_long": 0}
+    counts = {"safe": 0, "helpful": 0, "dropped_too_long": 0}
+    if kind != "baseline":
+        counts |= {kind: 0, "no_prefix": 0}
 
     def add(ex: dict[str, Any]) -> None:
         if len(ex["input_ids"]) > max_length:
@@ -76,6 +106,11 @@ def build_sft_examples(
         else:
             out.append(ex)
             counts[ex["kind"]] += 1
+
+    def cut(n: int) -> int:
+        if prefix_rule == "qi":
+            return qi_prefix_length(n, rng)
+        return prefix_length(n, min_fraction, max_fraction, rng)
 
     for rec in pool:
         p = prompt_ids(tok, rec["prompt"], system)
@@ -87,15 +122,24 @@ def build_sft_examples(
             )
             continue
         safe = text_ids(tok, rec["safe"])
-        add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
-        if method == "backtrack":
-            unsafe = text_ids(tok, rec["unsafe"])
-            k = prefix_length(len(unsafe), min_fraction, max_fraction, rng)
-            add(
-                sft_example(
+        if kind == "baseline":
+            add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
+            continue
+        unsafe = text_ids(tok, rec["unsafe"])
+        k = cut(len(unsafe))
+        if kind == "backtrack":
+            add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
+            if k:
+                ex = sft_example(
                     f"{rec['id']}:backtrack", "backtrack", p, unsafe[:k], [reset_id, *safe], eos
                 )
-            )
+                add(ex)
+        elif k:  # recovery: the prefix stays in the answer; the loss is on y+ only
+            add(sft_example(f"{rec['id']}:recovery", "recovery", p, unsafe[:k], safe, eos))
+        else:
+            add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
+        if not k:
+            counts["no_prefix"] += 1
     rng.shuffle(out)
     return out, counts
 
@@ -117,8 +161,8 @@ def build_dpo_pairs(
     - backtrack: ``prefix(y-) ⊕ [RESET] ⊕ y+ ≻ y-`` and ``y+ ≻ prefix(y+) ⊕ [RESET] ⊕ y-``.
     Prefixes are cut on token ids and decoded back to text.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+    if method not in DPO_KINDS:
+        raise ValueError(f"unknown DPO pair kind {method!r}; known: {DPO_KINDS}")
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     counts = {"safe_over_unsafe": 0, "backtrack_over_unsafe": 0, "safe_over_backtrack": 0}

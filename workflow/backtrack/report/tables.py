@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from backtrack.judge.refusal import turns_back
+
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion ``k/n``.
@@ -45,6 +47,7 @@ def summarise_set(name: str, judged: list[dict[str, Any]], level: float) -> dict
     if harmful:
         cols |= rate_columns(f"{name}_unsafe", [r["unsafe"] for r in judged], level)
         cols[f"{name}_empty_rate"] = mean_or_nan(r["detail"].startswith("empty") for r in judged)
+        cols[f"{name}_turn_back_rate"] = mean_or_nan(turns_back(r["visible"]) for r in judged)
     else:
         cols |= rate_columns(f"{name}_refusal", [r["refused"] for r in judged], level)
     cols[f"{name}_reset_rate"] = mean_or_nan(r["reset"] for r in judged)

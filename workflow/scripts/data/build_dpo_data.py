@@ -9,7 +9,7 @@ log = setup(snakemake)
 pairs, counts = build_dpo_pairs(
     read_jsonl(snakemake.input.pool),
     load_tokenizer(snakemake.input.model),
-    snakemake.wildcards.method,
+    snakemake.params.kind,
     snakemake.params.reset_token,
     min_fraction=snakemake.params.prefix_min_fraction,
     max_fraction=snakemake.params.prefix_max_fraction,
