@@ -170,3 +170,22 @@ def test_cli_prints_the_wall_clock_for_each_gpu_count(capsys):
     out = capsys.readouterr().out
     assert "wall-clock on 8 GPUs:" in out and "wall-clock on 64 GPUs:" in out
     assert "GPU jobs; the largest:" in out
+
+
+def test_ablations_are_estimated_as_their_method_specs(config):
+    """A DPO-only method has no SFT job; recovery's SFT epoch is longer than the baseline's
+    (prefixes on half the harmful prompts) and shorter than backtracking's."""
+    L = est.Lengths()
+    config["run"] = {
+        "models": ["llama"],
+        "methods": ["baseline", "backtrack", "recovery", "backtrack_dpo_from_baseline"],
+        "stages": ["sft", "dpo"],
+    }
+    stages = [r.stage for r in est.estimate(config, L, startup_s=0)]
+    assert "train_sft backtrack_dpo_from_baseline" not in stages
+    assert "train_dpo backtrack_dpo_from_baseline" in stages
+    tokens = {m: est._sft_tokens(config, L, m) for m in ("baseline", "recovery", "backtrack")}
+    assert tokens["baseline"] < tokens["recovery"] < tokens["backtrack"]
+    jobs = est.plan_jobs(est.estimate(config, L, startup_s=0), config)
+    (dpo_only,) = [j for j in jobs if j.group == "llama/dpo/backtrack_dpo_from_baseline"]
+    assert dpo_only.after == ("llama/sft/baseline",)

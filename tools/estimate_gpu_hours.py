@@ -55,6 +55,7 @@ import yaml
 from backtrack.attacks.shards import shard_bounds
 from backtrack.config import validate_config
 from backtrack.plan import (
+    METHODS,
     attack_shards,
     eval_datasets,
     job_gpus,
@@ -343,17 +344,26 @@ def set_sizes(config: dict[str, Any], notes: list[str]) -> dict[str, int]:
 def _sft_tokens(config: dict[str, Any], L: Lengths, method: str) -> float:
     """Tokens of one SFT epoch (every y- kept: an upper bound; +1 for EOS).
 
-    Both methods: ``(x, y+)`` per harmful prompt and ``(x, helpful)`` per benign one; backtracking
-    adds ``x ⊕ prefix(y-) ⊕ [RESET] ⊕ y+`` per harmful prompt (mean prefix fraction).
+    Every method: ``(x, y+)`` per harmful prompt and ``(x, helpful)`` per benign one;
+    backtracking adds ``x ⊕ prefix(y-) ⊕ [RESET] ⊕ y+`` per harmful prompt (mean prefix), and
+    recovery puts ``prefix(y-)`` in front of ``y+``; Qi et al.'s rule cuts a prefix on half of
+    the prompts, ``(1 + min(100, |y-|)) / 2`` tokens on average.
     """
     sft, pool = config["sft"], config["pool"]
+    spec = METHODS[method]
     n_harm, n_benign = config["data"]["harmful_train"]["n"], config["data"]["benign"]["n_train"]
     t = n_harm * (L.prompt + L.refusal + 1) + n_benign * (
         L.prompt + pool["helpful_max_new_tokens"] + 1
     )
-    if method == "backtrack":
-        frac = (sft["prefix_min_fraction"] + sft["prefix_max_fraction"]) / 2
-        t += n_harm * (L.prompt + frac * pool["unsafe_max_new_tokens"] + 1 + L.refusal + 1)
+    y = pool["unsafe_max_new_tokens"]
+    if spec.prefix_rule == "qi":
+        share, prefix = 0.5, (1 + min(100, y)) / 2
+    else:
+        share, prefix = 1.0, (sft["prefix_min_fraction"] + sft["prefix_max_fraction"]) / 2 * y
+    if spec.sft == "backtrack":
+        t += share * n_harm * (L.prompt + prefix + 1 + L.refusal + 1)
+    elif spec.sft == "recovery":
+        t += share * n_harm * prefix
     return t
 
 
@@ -367,7 +377,7 @@ def _dpo_tokens(config: dict[str, Any], L: Lengths, method: str) -> tuple[float,
     y = config["pool"]["unsafe_max_new_tokens"]
     f = (dpo["prefix_min_fraction"] + dpo["prefix_max_fraction"]) / 2
     safe, unsafe = L.refusal + 1, y + 1
-    if method == "baseline":
+    if METHODS[method].dpo == "baseline":
         pairs = [(safe, unsafe)]
     else:
         pairs = [(f * y + 1 + safe, unsafe), (safe, f * L.refusal + 1 + unsafe)]
@@ -435,7 +445,7 @@ def estimate(
     config = fill_null_sizes(config, notes)
     run, gen, pool = config["run"], config["generation"], config["pool"]
     sft, dpo, attacks = config["sft"], config["dpo"], config["attacks"]
-    lanes = len(run["methods"]) * len(run["stages"])  # checkpoints evaluated
+    lanes = len(_lanes(config))  # checkpoints evaluated per model
     sizes = set_sizes(config, notes)
     table1 = list(eval_datasets(config))
     sweep_only = [d for d in prefill_attack_sets(config) if d not in table1]
@@ -516,10 +526,10 @@ def estimate(
             kind="pool",
         )
 
-        for method in run["methods"]:
+        for method in [m for m in run["methods"] if METHODS[m].sft]:
             epoch = _sft_tokens(config, L, method)
             w = train_work(n, sft["epochs"] * epoch, sft["gradient_checkpointing"])
-            if method == "backtrack" and sft["reset_init"] == "probe":
+            if METHODS[method].sft == "backtrack" and sft["reset_init"] == "probe":
                 w.add(forward_work(n, epoch))
                 w.terms.append(
                     f"+ probe init, one forward: 2·N·T_epoch = 2 × {n:.4g} × {epoch:.4g}"
@@ -644,20 +654,34 @@ class Job:
     after: tuple[str, ...] = ()
 
 
+def _lanes(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (method, stage) checkpoints of one model (a DPO-only method has no sft one)."""
+    run = config["run"]
+    return [
+        (meth, st)
+        for meth in run["methods"]
+        for st in run["stages"]
+        if st in METHODS[meth].stages()
+    ]
+
+
 def plan_jobs(rows: list[Row], config: dict[str, Any]) -> list[Job]:
     """The GPU jobs of the estimate with the graph's main dependencies: the pool before
     training, SFT before DPO, a checkpoint before its generation and attack jobs, those before
     their judging. Jobs of one (model, method, stage) are spread over its rows' jobs in order.
     """
-    run = config["run"]
-    lanes = [(meth, st) for meth in run["methods"] for st in run["stages"]]
+    lanes = _lanes(config)
     jobs: list[Job] = []
     for r in rows:
         hours, name, m = r.each_job(), f"{r.model} {r.stage}", r.model
         if r.kind in ("pool", "base"):  # the base model's jobs
             jobs += [Job(name, h, r.gpus, f"{m}/{r.kind}") for h in hours]
         elif r.kind in ("sft", "dpo"):
-            after = f"{m}/pool" if r.kind == "sft" else f"{m}/sft/{r.method}"
+            start = METHODS[r.method].sft_from if r.kind == "dpo" else None
+            if r.kind == "sft" or start == "base":
+                after = f"{m}/pool"
+            else:
+                after = f"{m}/sft/{start or r.method}"
             jobs += [Job(name, h, r.gpus, f"{m}/{r.kind}/{r.method}", (after,)) for h in hours]
         else:  # per checkpoint (method, stage): the row's jobs in lane order
             per_lane = max(1, len(hours) // len(lanes))
