@@ -14,9 +14,9 @@ from backtrack.models.base import (
     load_model,
     load_tokenizer,
     prepare_base_model,
-    provenance,
 )
 from backtrack.models.chat import render_prompt
+from backtrack.models.provenance import provenance
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from tests.conftest import RESET
