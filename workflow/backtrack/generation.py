@@ -23,6 +23,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from backtrack import jobstats
 from backtrack.chat import prompt_ids, text_ids
 
 
@@ -185,6 +186,8 @@ def generate_records(
                 len(idx),
                 max_new_tokens,
             )
+        new = sum(results[i]["tokens_generated"] for i in idx)
+        jobstats.count("forward", sum(len(items[i][2]) for i in idx) + new, new)
     return [results[i] for i in range(len(items))]
 
 

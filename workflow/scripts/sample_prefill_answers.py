@@ -2,6 +2,7 @@ from dataclasses import asdict
 
 from backtrack.generation import generate_records
 from backtrack.io import read_jsonl, write_jsonl
+from backtrack.jobstats import write_job_stats
 from backtrack.judges import JudgeInput, make_judge
 from backtrack.models import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
@@ -32,3 +33,4 @@ write_jsonl(
     ),
 )
 log.info("%d answers, %d unsafe", len(gens), sum(v.unsafe for v in verdicts))
+write_job_stats(snakemake, snakemake.input.model, precision=model.dtype)

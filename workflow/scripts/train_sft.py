@@ -1,4 +1,5 @@
 import backtrack.training  # noqa: F401 (torch before setup(), which sets its thread count)
+from backtrack.jobstats import TokenCounts, write_job_stats
 from backtrack.launch import train_job
 from backtrack.smk import param_json, setup
 
@@ -15,5 +16,9 @@ info = train_job(
     gpus=launch["gpus"],
     threads=snakemake.threads,
     accelerate_config=launch["accelerate_config"],
+)
+t = info["tokens_seen"]
+write_job_stats(
+    snakemake, snakemake.output.model, TokenCounts({"train": [t, t]}), info["precision"]
 )
 log.info("sft done: loss %.4f over %d steps", info["train_loss"], info["steps"])
