@@ -19,10 +19,14 @@ forward, 2 for inference, the LM head counted only at positions whose logits wer
 Tokens are useful tokens (no padding), so the ratio is a model-FLOP utilisation.
 
 The peak is a bf16 ``(2048 x 576) @ (576 x 1536)`` matmul (SmolLM2-135M's MLP shape) timed here,
-now, at each thread count the jobs used (the median of --peak-repeats timings after a warm-up);
-fp32 is timed beside it. Jobs ran side by side, so a job's peak is its threads', not the
-machine's. A job's achieved FLOP/s is its FLOPs over its whole wall time (model load, judging,
-writing included); a rule's is the sum of its jobs' FLOPs over the sum of their times.
+now, at 1 thread and at each thread count the jobs used (the fastest of --peak-repeats calls after
+a warm-up); fp32 is timed beside it. Jobs ran side by side, so a job's peak is its threads', not
+the machine's. A job's achieved FLOP/s is its FLOPs over its whole wall time (model load,
+judging, writing included); a rule's is the sum of its jobs' FLOPs over the sum of their times
+(``peak_pct``). On a shared machine a job's wall time includes the time other processes held its
+cores, so the rule's FLOPs are also divided by its jobs' CPU seconds (Snakemake's ``cpu_time``)
+and compared with the 1-thread peak (``cpu_peak_pct``): what the cores did while the job had
+them.
 
 Jobs run side by side (model jobs take half the cores), so the sum of job times exceeds the wall
 time; the wall time of the last run is estimated from the benchmark files (each is written when
@@ -53,7 +57,9 @@ PEAK_SHAPE = (2048, 576, 1536)  # SmolLM2-135M's MLP up-projection for 2048 toke
 
 
 def job_times(bench_dir: Path) -> pd.DataFrame:
-    """One row per job: rule, job (path under the rule's folder, no suffix), s, end, max RSS."""
+    """One row per job: rule, job (path under the rule's folder, no suffix), wall and CPU
+    seconds, end (the file's mtime), max RSS.
+    """
     rows = []
     for f in sorted(bench_dir.rglob("*.tsv")):
         rel = f.relative_to(bench_dir)
@@ -63,6 +69,7 @@ def job_times(bench_dir: Path) -> pd.DataFrame:
                 "rule": rel.parts[0],
                 "job": str(rel.relative_to(rel.parts[0])).removesuffix(".tsv"),
                 "s": float(t["s"].iloc[-1]),
+                "cpu_s": float(t["cpu_time"].iloc[-1]) if "cpu_time" in t else float("nan"),
                 "end": f.stat().st_mtime,
                 "max_rss_mb": t["max_rss"].iloc[-1],
             }
@@ -77,8 +84,12 @@ def matmul_flops(m: int, k: int, n: int) -> int:
     return 2 * m * k * n
 
 
-def matmul_peak(dtype: str, threads: int, repeats: int = 20, shape=PEAK_SHAPE) -> float:
-    """Median FLOP/s of the ``shape`` matmul in ``dtype`` on ``threads`` threads."""
+def matmul_peak(
+    dtype: str, threads: int, repeats: int = 20, shape: tuple[int, int, int] = PEAK_SHAPE
+) -> float:
+    """FLOP/s of the fastest of ``repeats`` ``shape`` matmuls in ``dtype`` on ``threads``
+    threads (the fastest: a peak, and the call least disturbed by other load).
+    """
     import torch
 
     dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
@@ -97,7 +108,7 @@ def matmul_peak(dtype: str, threads: int, repeats: int = 20, shape=PEAK_SHAPE) -
             times.append(time.perf_counter() - t)
     finally:
         torch.set_num_threads(saved)
-    return matmul_flops(m, k, n) / statistics.median(times)
+    return matmul_flops(m, k, n) / min(times)
 
 
 def with_stats(
@@ -124,9 +135,11 @@ def with_stats(
 
 
 def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
-    """One row per rule: jobs, wall seconds (sum and median of jobs), tokens, tokens/s, GFLOP,
-    achieved GFLOP/s and its share of the bf16 peak at the jobs' threads (``peaks``: threads ->
-    FLOP/s). Rules whose jobs wrote no token counts keep NaN in those columns.
+    """One row per rule: jobs, wall seconds (sum and median of jobs), CPU seconds, tokens,
+    tokens/s, GFLOP, achieved GFLOP/s and its share of the bf16 peak at the jobs' threads
+    (``peaks``: threads -> FLOP/s; ``peak_pct``), and per CPU second against the 1-thread peak
+    (``cpu_peak_pct``: what the job's cores did while it had them, robust to other load on a
+    shared machine). Rules whose jobs wrote no token counts keep NaN in those columns.
     """
     rows = []
     for rule, g in jobs.groupby("rule"):
@@ -136,12 +149,15 @@ def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
             "jobs": len(g),
             "total_s": g.s.sum(),
             "median_s": g.s.median(),
+            "cpu_s": g.cpu_s.sum(),
             "max_rss_mb": g.max_rss_mb.max(),
             "tokens": float("nan"),
             "tok_per_s": float("nan"),
             "gflop": float("nan"),
             "gflop_per_s": float("nan"),
             "peak_pct": float("nan"),
+            "gflop_per_cpu_s": float("nan"),
+            "cpu_peak_pct": float("nan"),
             "threads": "",
             "precision": "",
         }
@@ -157,6 +173,8 @@ def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
                 "gflop": counted.flops.sum() / 1e9,
                 "gflop_per_s": counted.flops.sum() / secs / 1e9,
                 "peak_pct": 100 * counted.flops.sum() / reachable,
+                "gflop_per_cpu_s": counted.flops.sum() / counted.cpu_s.sum() / 1e9,
+                "cpu_peak_pct": 100 * counted.flops.sum() / counted.cpu_s.sum() / peaks[1],
                 "threads": ",".join(str(int(t)) for t in sorted(set(counted.threads))),
                 "precision": ",".join(sorted({str(p) for p in counted.precision})),
             }
@@ -222,7 +240,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
     jobs = with_stats(job_times(args.dir / "benchmarks"), read_job_stats(args.dir / "logs"))
     span = (jobs.end.max() - (jobs.end - jobs.s).min()) / 60
-    threads = sorted({int(t) for t in jobs.get("threads", pd.Series()).dropna()})
+    threads = sorted({1} | {int(t) for t in jobs.get("threads", pd.Series()).dropna()})
     if args.generation:
         threads = sorted(set(threads) | {args.gen_threads})
     load = os.getloadavg()
@@ -234,7 +252,7 @@ def main() -> None:
     )
     m, k, n = PEAK_SHAPE
     print(
-        f"matmul peak ({m}x{k} @ {k}x{n}, median of {args.peak_repeats}, load average "
+        f"matmul peak ({m}x{k} @ {k}x{n}, fastest of {args.peak_repeats}, load average "
         f"{load[0]:.1f} when measured): "
         + "; ".join(
             f"{t} thr: bf16 {peaks[t] / 1e9:.0f}, fp32 {fp32[t] / 1e9:.0f} GFLOP/s" for t in threads

@@ -131,6 +131,7 @@ def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
             "rule": ["train_sft", "train_sft", "table1"],
             "job": ["a", "b", "t"],
             "s": [10.0, 30.0, 2.0],
+            "cpu_s": [10.0, 50.0, 1.0],
             "end": [0.0, 0.0, 0.0],
             "max_rss_mb": [1.0, 2.0, 3.0],
         }
@@ -139,12 +140,13 @@ def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
         ("train_sft", "a"): {"tokens": {"train": [1000, 1000]}, "shape": shape, "threads": 1},
         ("train_sft", "b"): {"tokens": {"train": [3000, 3000]}, "shape": shape, "threads": 2},
     }
-    table = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 2e6})
+    table = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 1.5e6})
     row = table.loc["train_sft"]
     total = 6 * 100 * 4000
     assert row.tokens == 4000 and row.tok_per_s == pytest.approx(100)
     assert row.gflop_per_s == pytest.approx(total / 40 / 1e9)
-    assert row.peak_pct == pytest.approx(100 * total / (10 * 1e6 + 30 * 2e6))
+    assert row.peak_pct == pytest.approx(100 * total / (10 * 1e6 + 30 * 1.5e6))
+    assert row.cpu_peak_pct == pytest.approx(100 * total / 60 / 1e6)  # per CPU s, 1-thread peak
     assert row.threads == "1,2"
     assert math.isnan(table.loc["table1"].tokens) and table.loc["table1"].jobs == 1
 
