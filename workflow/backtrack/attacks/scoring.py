@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from backtrack import jobstats
 from backtrack.models.chat import render_prompt
 
 #: Marks where the adversarial string goes in the rendered chat (nanoGCG's convention).
@@ -85,8 +86,11 @@ def banned_token_ids(
 
 @torch.no_grad()
 def prefix_cache(model: PreTrainedModel, before: torch.Tensor) -> DynamicCache:
-    """KV cache of the fixed chat prefix, computed once per prompt."""
-    return model(input_ids=before[None], use_cache=True).past_key_values
+    """KV cache of the fixed chat prefix, computed once per prompt (no logits are needed:
+    ``logits_to_keep=1`` spares the LM head the other rows).
+    """
+    jobstats.count("forward", before.numel(), 1)
+    return model(input_ids=before[None], use_cache=True, logits_to_keep=1).past_key_values
 
 
 def expand_cache(model: PreTrainedModel, cache: DynamicCache, batch: int) -> DynamicCache:
@@ -120,6 +124,10 @@ def segment_logits(
         dim=1,
     )
     keep = slots.segment.numel() + 1
+    kind = "input_grad" if slot_embeds.requires_grad else "forward"
+    jobstats.count(
+        kind, b * (rest.shape[1] + (slots.before.numel() if cache is None else 0)), b * keep
+    )
     if cache is None:
         full = torch.cat([emb(slots.before)[None].expand(b, -1, -1), rest], dim=1)
         return model(inputs_embeds=full, use_cache=False, logits_to_keep=keep).logits
@@ -204,6 +212,7 @@ def message_losses(
         for i in range(0, len(rows), bs):
             batch = left_pad_batch(tok, rows[i : i + bs], device)
             ids, mask = batch["input_ids"], batch["attention_mask"]
+            jobstats.count("forward", int(mask.sum()), ids.shape[0] * (segment.numel() + 1))
             logits = model(
                 input_ids=ids,
                 attention_mask=mask,

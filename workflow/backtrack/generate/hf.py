@@ -23,6 +23,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from backtrack import jobstats
 from backtrack.models.chat import prompt_ids, text_ids
 
 
@@ -160,7 +161,7 @@ def generate_records(
         max_resets=max_resets,
         batch_size=batch_size,
     )
-    return [
+    records = [
         describe(
             rec,
             k if num_samples > 1 else None,
@@ -176,6 +177,9 @@ def generate_records(
         )
         for (rec, k, _, n_prefill), d in zip(items, decoded, strict=True)
     ]
+    new = sum(r["tokens_generated"] for r in records)
+    jobstats.count("forward", sum(len(item[2]) for item in items) + new, new)
+    return records
 
 
 @dataclass(frozen=True)

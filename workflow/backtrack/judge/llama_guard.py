@@ -52,6 +52,7 @@ from typing import Any
 
 import torch
 
+from backtrack import jobstats
 from backtrack.judge.base import RESET_TOKEN, JudgeInput, Verdict
 from backtrack.models.base import DTYPES
 
@@ -396,6 +397,7 @@ class LlamaGuardJudge:
                 step = gen.logits[verdict_position(self.tok, new_ids)][r]
                 p_unsafe = torch.softmax(step.float(), dim=-1)[unsafe].sum().item()
                 result[i] = make_verdict(text, p_unsafe, self.threshold, items[i].reset)
+                jobstats.count("forward", len(rows[i]) + len(new_ids), len(new_ids) + 1)
         return [result[i] for i in range(len(rows))]
 
     # -- vLLM ---------------------------------------------------------------------------------
@@ -422,6 +424,9 @@ class LlamaGuardJudge:
         outs = llm.generate([{"prompt_token_ids": r} for r in rows], params, use_tqdm=False)
         if len(outs) != len(rows):
             raise RuntimeError(f"vLLM returned {len(outs)} outputs for {len(rows)} prompts")
+        for r, o in zip(rows, outs, strict=True):
+            new = len(o.outputs[0].token_ids)
+            jobstats.count("forward", len(r) + new, new)
         return [
             verdict_from_vllm(o, self.unsafe_ids, self.threshold, it.reset, self.tok)
             for o, it in zip(outs, items, strict=True)

@@ -61,6 +61,8 @@ def _common_args(
         "ddp_find_unused_parameters": False,
         "train_sampling_strategy": params["sampling"],
         "disable_tqdm": False,
+        # Tokens trained on (all ranks, padding excluded): the FLOP count of the job's record.
+        "include_num_input_tokens_seen": "non_padding",
     }
 
 
@@ -85,6 +87,7 @@ def _train_and_save(
         "parent": str(parent),
         "train_loss": result.training_loss,
         "steps": result.global_step,
+        "tokens_seen": trainer.state.num_input_tokens_seen,
     }
     if trainer.accelerator.num_processes > 1:
         return _save_distributed(trainer, tok, out_dir, info, dtype, on_saved)

@@ -3,6 +3,7 @@ from pathlib import Path
 from backtrack.attacks.runner import Evaluator, fingerprint, model_stamp, run_attack
 from backtrack.attacks.shards import attack_transcripts, shard_records
 from backtrack.io import read_jsonl
+from backtrack.jobstats import write_job_stats
 from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
@@ -58,3 +59,4 @@ lines = run_attack(
 log.info(
     "%d prompts, %d unsafe by the label judge", len(lines), sum(t["check_unsafe"] for t in lines)
 )
+write_job_stats(snakemake, snakemake.input.model, precision=model.dtype)

@@ -2,6 +2,7 @@ import json
 
 from backtrack.data.pool import build_pool, pool_options
 from backtrack.io import read_jsonl, write_jsonl
+from backtrack.jobstats import write_job_stats
 from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.smk import param_json, setup
@@ -34,3 +35,4 @@ if not any(r["harmful"] for r in pool):
     raise RuntimeError(f"no unsafe response survived the judge ({json.dumps(stats)})")
 write_jsonl(snakemake.output.pool, pool)
 log.info("pool: %s", json.dumps(stats, sort_keys=True))
+write_job_stats(snakemake, snakemake.input.model, precision=model.dtype)

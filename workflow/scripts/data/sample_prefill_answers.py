@@ -2,6 +2,7 @@ from dataclasses import asdict
 
 from backtrack.generate.answers import own_answers
 from backtrack.io import write_jsonl
+from backtrack.jobstats import write_job_stats
 from backtrack.judge.base import JudgeInput
 from backtrack.judge.registry import make_judge
 from backtrack.smk import param_json, setup
@@ -28,3 +29,4 @@ write_jsonl(
     ),
 )
 log.info("%d answers, %d unsafe", len(gens), sum(v.unsafe for v in verdicts))
+write_job_stats(snakemake, snakemake.input.model, precision=model.dtype)

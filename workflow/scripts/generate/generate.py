@@ -1,4 +1,5 @@
 from backtrack.generate.job import make_job, run
+from backtrack.jobstats import generation_counts, write_job_stats
 from backtrack.smk import param_json, setup
 
 setup(snakemake)
@@ -18,3 +19,8 @@ job = make_job(
 )
 # In-process, or in the vLLM environment when the job needs vLLM and this Python has none.
 run([job])
+# From the records: the model may have run in a vLLM subprocess, out of this counter's reach.
+counts, precision = generation_counts(
+    snakemake.output.generations, snakemake.input.model, snakemake.params.system
+)
+write_job_stats(snakemake, snakemake.input.model, counts, precision)

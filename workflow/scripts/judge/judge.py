@@ -2,6 +2,7 @@ from dataclasses import asdict
 
 from backtrack.checks import GENERATION_FIELDS, read_answers
 from backtrack.io import write_jsonl
+from backtrack.jobstats import COUNTER, write_job_stats
 from backtrack.judge.base import JudgeInput
 from backtrack.judge.registry import make_judge
 from backtrack.smk import param_json, setup
@@ -23,3 +24,5 @@ write_jsonl(
     ({**g, **asdict(v), "judge": judge.name} for g, v in zip(gens, verdicts, strict=True)),
 )
 log.info("%d judged, %d unsafe", len(gens), sum(v.unsafe for v in verdicts))
+if COUNTER.total():  # a judge that runs a model (Llama Guard); keyword judges count nothing
+    write_job_stats(snakemake, judge.model, precision=getattr(judge, "dtype", None))

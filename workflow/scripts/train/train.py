@@ -1,5 +1,6 @@
 # One script for both training rules: the rule's `stage` param says which trainer runs.
 import backtrack.train.trainers  # noqa: F401 (torch before setup(), which sets its thread count)
+from backtrack.jobstats import TokenCounts, write_job_stats
 from backtrack.smk import param_json, setup
 from backtrack.train.launch import train_job
 
@@ -18,4 +19,8 @@ info = train_job(
     threads=snakemake.threads,
     accelerate_config=launch["accelerate_config"],
 )
+t = info["tokens_seen"]
+# DPO also runs the frozen reference model forward over the same tokens.
+passes = {"train": [t, t]} | ({"reference": [t, t]} if stage == "dpo" else {})
+write_job_stats(snakemake, snakemake.output.model, TokenCounts(passes), info["precision"])
 log.info("%s done: loss %.4f over %d steps", stage, info["train_loss"], info["steps"])

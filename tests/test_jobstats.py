@@ -1,0 +1,157 @@
+"""Per-job token counts (backtrack.jobstats), the FLOP model, and the rule table of
+tools/benchmark_pipeline.py built from them."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+from backtrack import jobstats
+from backtrack.attacks.gcg import GCG, GCGConfig
+from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, target_ce
+from backtrack.generate.hf import generate_records
+from backtrack.io import write_jsonl
+from backtrack.jobstats import (
+    TokenCounts,
+    flops,
+    generation_counts,
+    model_shape,
+    read_job_stats,
+    stats_path,
+    write_job_stats,
+)
+from backtrack.models.chat import prompt_ids, text_ids
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def counter(monkeypatch):
+    """A fresh process counter for one test."""
+    fresh = TokenCounts()
+    monkeypatch.setattr(jobstats, "COUNTER", fresh)
+    return fresh
+
+
+def test_flop_model_is_6nt_for_training_and_2nt_for_decoding():
+    shape = {"parameters": 100, "body": 70, "head": 30}  # tied embedding: body + head = N
+    assert flops({"train": [10, 10]}, shape) == 6 * 100 * 10
+    assert flops({"train": [10, 10], "reference": [10, 10]}, shape) == 8 * 100 * 10
+    # Prefill of 7 tokens with logits at 3 decoded positions: the head only where sampled.
+    assert flops({"forward": [10, 3]}, shape) == 2 * (70 * 10 + 30 * 3)
+    assert flops({"input_grad": [4, 2]}, shape) == 4 * (70 * 4 + 30 * 2)
+    with pytest.raises(ValueError, match="unknown kind"):
+        TokenCounts().add("backward", 1)
+
+
+def test_model_shape_of_a_tied_model_from_its_config_alone(tiny_source_dir):
+    shape = model_shape(tiny_source_dir)
+    cfg = json.loads((tiny_source_dir / "config.json").read_text())
+    v, d = cfg["vocab_size"], cfg["hidden_size"]
+    assert shape["head"] == v * d
+    from transformers import AutoModelForCausalLM
+
+    real = AutoModelForCausalLM.from_pretrained(tiny_source_dir)
+    assert shape["parameters"] == sum(p.numel() for p in real.parameters())
+    assert shape["body"] == shape["parameters"] - v * d  # the tied matrix counts once
+
+
+def test_stats_sit_beside_the_log_and_read_back_by_rule_and_job(tiny_source_dir, tmp_path):
+    logs = tmp_path / "logs"
+    for rule, job in (("generate", "m_b_sft_advbench"), ("generate_sweep", "bias-5/m_b_sft_x")):
+        log = logs / rule / f"{job}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        smk = SimpleNamespace(rule=rule, threads=1, log=[str(log)])
+        counts = TokenCounts({"forward": [120, 20]})
+        write_job_stats(smk, tiny_source_dir, counts, "torch.bfloat16")
+        assert stats_path(log) == log.with_name(log.name.removesuffix(".log") + ".tokens.json")
+    got = read_job_stats(logs)
+    assert set(got) == {("generate", "m_b_sft_advbench"), ("generate_sweep", "bias-5/m_b_sft_x")}
+    st = got[("generate", "m_b_sft_advbench")]
+    assert st["tokens"] == {"forward": [120, 20]} and st["precision"] == "bf16"
+    assert st["threads"] == 1 and st["shape"] == model_shape(tiny_source_dir)
+
+
+def test_generation_counts_match_what_generate_records_counted(tiny, counter, tmp_path):
+    """The records-based count (any backend) equals the in-process count of the HF path."""
+    model, tok, rid = tiny
+    tok.save_pretrained(tmp_path / "tok")  # generation_counts reads the model dir's tokenizer
+    recs = [{"id": f"p{i}", "prompt": p} for i, p in enumerate(["Hi", "Tell me more", "Why?"])]
+    out = generate_records(model, tok, recs, rid, max_new_tokens=5, batch_size=2)
+    for r in out:
+        r["precision"] = "fp32"
+    write_jsonl(tmp_path / "gen.jsonl", out)
+    counts, precision = generation_counts(tmp_path / "gen.jsonl", tmp_path / "tok", None)
+    generated = sum(r["tokens_generated"] for r in out)
+    prompts = sum(len(prompt_ids(tok, r["prompt"], None)) for r in recs)
+    assert counts.counts == counter.counts == {"forward": [prompts + generated, generated]}
+    assert precision == "fp32" and generated > 0
+
+
+def test_gcg_counts_its_gradient_and_scoring_tokens(tiny, counter):
+    model, tok, rid = tiny
+    model = copy.deepcopy(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    slots = chat_slots(tok, f"Explain locks {SLOT}", text_ids(tok, "Sure, here"))
+    banned = banned_token_ids(tok, model.get_input_embeddings().weight.shape[0], rid, False)
+    cfg = GCGConfig(steps=1, search_width=8, topk=4, suffix_init="! ! !", eval_every=10)
+    gcg = GCG(model, tok, cfg, banned)
+    suffix = gcg.encode_suffix("! ! !")
+    rest = suffix.numel() + slots.after.numel() + slots.segment.numel()
+    keep = slots.segment.numel() + 1
+    gcg.gradient(slots, suffix, target_ce, None)
+    assert counter.counts == {"input_grad": [slots.before.numel() + rest, keep]}
+    with torch.no_grad():
+        gcg.losses(slots, suffix[None].repeat(5, 1), target_ce, None)
+    assert counter.counts["forward"] == [5 * (slots.before.numel() + rest), 5 * keep]
+
+
+def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
+    bench = _load("benchmark_pipeline")
+    shape = {"parameters": 100, "body": 70, "head": 30}
+    jobs = pd.DataFrame(
+        {
+            "rule": ["train_sft", "train_sft", "table1"],
+            "job": ["a", "b", "t"],
+            "s": [10.0, 30.0, 2.0],
+            "cpu_s": [10.0, 50.0, 1.0],
+            "end": [0.0, 0.0, 0.0],
+            "max_rss_mb": [1.0, 2.0, 3.0],
+        }
+    )
+    stats = {
+        ("train_sft", "a"): {"tokens": {"train": [1000, 1000]}, "shape": shape, "threads": 1},
+        ("train_sft", "b"): {"tokens": {"train": [3000, 3000]}, "shape": shape, "threads": 2},
+    }
+    table = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 1.5e6})
+    row = table.loc["train_sft"]
+    total = 6 * 100 * 4000
+    assert row.tokens == 4000 and row.tok_per_s == pytest.approx(100)
+    assert row.gflop_per_s == pytest.approx(total / 40 / 1e9)
+    assert row.peak_pct == pytest.approx(100 * total / (10 * 1e6 + 30 * 1.5e6))
+    assert row.cpu_peak_pct == pytest.approx(100 * total / 60 / 1e6)  # per CPU s, 1-thread peak
+    assert row.threads == "1,2"
+    assert math.isnan(table.loc["table1"].tokens) and table.loc["table1"].jobs == 1
+
+
+def test_matmul_peak_is_a_positive_rate():
+    bench = _load("benchmark_pipeline")
+    assert bench.matmul_flops(2, 3, 4) == 48
+    assert bench.matmul_peak("fp32", 1, repeats=2, shape=(64, 32, 16)) > 0

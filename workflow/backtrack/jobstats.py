@@ -1,0 +1,174 @@
+"""How many tokens a job pushed through its model, written beside the job's log, and the FLOP
+model that turns them into achieved FLOP/s (``tools/benchmark_pipeline.py``).
+
+Why: Snakemake's benchmark files give each job's wall time but not how much work it did, so the
+distance between a rule and the machine's matmul peak cannot be read from them alone.
+
+Counts are *useful* tokens (no padding, no rows that already ended), by kind of pass:
+
+========== ======================================= ===========================
+kind       what                                    FLOPs per parameter, token
+========== ======================================= ===========================
+train      forward and backward of a trained model 6 (2 forward, 4 backward)
+reference  DPO's frozen reference model, forward   2
+input_grad forward, backward to the inputs only    4 (GCG's one-hot gradient)
+forward    inference forward (prefill, decode,     2
+           candidate scoring)
+========== ======================================= ===========================
+
+Each kind counts ``tokens`` (positions through the transformer body) and ``logits`` (positions
+whose logits were computed: every position in training, only the sampled ones in generation and
+the target rows in attack scoring). FLOPs = multiplier x (body parameters x tokens + head
+parameters x logits); the input embedding is a lookup and costs nothing. For a model with tied
+embeddings trained on every position this is the usual 6 N T. Attention's own FLOPs (the
+``QK^T`` and ``AV`` products, about 4 x layers x context x width per token) are left out: at the
+embedded default's context of a few hundred tokens they add under 10 % to SmolLM2-135M's.
+
+Jobs in the same process add to :data:`COUNTER` from the library functions that run a model
+(HF generation, attack scoring); a job whose model runs elsewhere (a vLLM subprocess, an
+``accelerate launch``) counts from its outputs instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: FLOPs per parameter and token for each kind of pass.
+MULTIPLIER = {"train": 6, "reference": 2, "input_grad": 4, "forward": 2}
+SUFFIX = ".tokens.json"
+
+
+@dataclass
+class TokenCounts:
+    """``kind -> [tokens, logits]``; only :data:`MULTIPLIER`'s kinds."""
+
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, kind: str, tokens: int, logits: int = 0) -> None:
+        if kind not in MULTIPLIER:
+            raise ValueError(f"unknown kind of pass {kind!r}; known: {', '.join(MULTIPLIER)}")
+        row = self.counts.setdefault(kind, [0, 0])
+        row[0] += int(tokens)
+        row[1] += int(logits)
+
+    def total(self) -> int:
+        """Tokens through the body, all kinds together."""
+        return sum(t for t, _ in self.counts.values())
+
+
+#: What this process's model calls have counted so far (a job is one process).
+COUNTER = TokenCounts()
+
+
+def count(kind: str, tokens: int, logits: int = 0) -> None:
+    """Add to :data:`COUNTER` (see the module docstring for the kinds)."""
+    COUNTER.add(kind, tokens, logits)
+
+
+def model_shape(model_dir: str | os.PathLike[str]) -> dict[str, int]:
+    """``parameters``, ``body`` (everything but the embedding and the LM head) and ``head``
+    (the LM head's weights, tied or not) of a model directory, from its config alone: the model
+    is built on the meta device, so no weights are read.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.from_pretrained(str(model_dir))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    n = sum(p.numel() for p in model.parameters())  # a tied weight is one parameter
+    emb = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    tied = head is emb or bool(getattr(cfg, "tie_word_embeddings", False))
+    body = n - emb.numel() - (0 if tied else head.numel())
+    return {"parameters": n, "body": body, "head": head.numel()}
+
+
+def flops(tokens: Mapping[str, list[int]], shape: Mapping[str, int]) -> float:
+    """FLOPs of the counted passes under the module's model."""
+    return float(
+        sum(
+            MULTIPLIER[kind] * (shape["body"] * t + shape["head"] * lg)
+            for kind, (t, lg) in tokens.items()
+        )
+    )
+
+
+def generation_counts(
+    records_path: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    system: str | None,
+) -> tuple[TokenCounts, str | None]:
+    """Tokens of a generation job from its records, and the precision they record: each row's
+    prompt as rendered (chat template, ``system``) plus its prefill and generated tokens go
+    through the model; logits are computed for the generated ones. Backend-independent (HF in
+    process, vLLM in a subprocess).
+    """
+    from backtrack.io import read_jsonl
+    from backtrack.models.base import load_tokenizer
+    from backtrack.models.chat import prompt_ids
+
+    tok = load_tokenizer(model_dir)
+    out = TokenCounts()
+    lengths: dict[str, int] = {}  # samples of one prompt share its length
+    precision = None
+    for r in read_jsonl(records_path):
+        precision = r.get("precision", precision)
+        if r["prompt"] not in lengths:
+            lengths[r["prompt"]] = len(prompt_ids(tok, r["prompt"], system))
+        n = r["tokens_generated"]
+        out.add("forward", lengths[r["prompt"]] + r.get("prefill_tokens", 0) + n, n)
+    return out, precision
+
+
+def stats_path(log_path: str | os.PathLike[str]) -> Path:
+    """``logs/<rule>/<job>.log`` -> ``logs/<rule>/<job>.tokens.json``."""
+    p = Path(log_path)
+    return p.with_name(p.name.removesuffix(".log") + SUFFIX)
+
+
+def write_job_stats(
+    snakemake: Any,
+    model_dir: str | os.PathLike[str],
+    counts: TokenCounts | None = None,
+    precision: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write this job's token counts (default: :data:`COUNTER`) and the precision its model ran
+    in (``bf16``/``fp32``; a torch dtype is translated) beside its log.
+    """
+    counts = COUNTER if counts is None else counts
+    names = {
+        f"{p}{n}": s for p in ("", "torch.") for n, s in (("bfloat16", "bf16"), ("float32", "fp32"))
+    }
+    stats = {
+        "rule": snakemake.rule,
+        "threads": int(snakemake.threads),
+        "precision": names.get(str(precision), precision),
+        "model": str(model_dir),
+        "shape": model_shape(model_dir),
+        "tokens": {k: list(v) for k, v in sorted(counts.counts.items())},
+        **extra,
+    }
+    if snakemake.log:
+        stats_path(snakemake.log[0]).write_text(json.dumps(stats, indent=1) + "\n")
+    return stats
+
+
+def read_job_stats(log_dir: str | os.PathLike[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(rule, job) -> stats`` for every stats file under ``log_dir`` (``job`` is the log's
+    name without ``.log``, the same as the benchmark file's without ``.tsv``; a rule's logs in
+    sub-folders, such as the sweeps', keep the sub-folder: ``point/job``).
+    """
+    out = {}
+    root = Path(log_dir)
+    for f in sorted(root.rglob(f"*{SUFFIX}")):
+        rel = f.relative_to(root)
+        job = str(rel.relative_to(rel.parts[0])).removesuffix(SUFFIX)
+        out[(rel.parts[0], job)] = json.loads(f.read_text())
+    return out
