@@ -266,6 +266,13 @@ def get_model_chat_template(wildcards):
     return os.path.join(workflow.basedir, path) if path else []
 
 
+def get_train_pool(wildcards):
+    """The training pool a model trains on: its own, or models.<alias>.pool_from's (a base
+    model trained on an instruct model's responses)."""
+    other = config["models"][wildcards.model].get("pool_from") or wildcards.model
+    return f"results/data/train/{other}/pool.jsonl"
+
+
 def get_model_dtype(wildcards):
     return config["models"][wildcards.model]["dtype"]
 

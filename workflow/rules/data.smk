@@ -63,7 +63,7 @@ rule prepare_train_pool:
 rule build_sft_data:
     input:
         model="results/models/{model}/base",
-        pool="results/data/train/{model}/pool.jsonl",
+        pool=get_train_pool,
     output:
         examples="results/data/train/{model}/sft_{method}.jsonl",
     log:
@@ -86,7 +86,7 @@ rule build_sft_data:
 rule build_dpo_data:
     input:
         model="results/models/{model}/base",
-        pool="results/data/train/{model}/pool.jsonl",
+        pool=get_train_pool,
     output:
         pairs="results/data/train/{model}/dpo_{method}.jsonl",
     log:
