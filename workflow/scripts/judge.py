@@ -1,24 +1,17 @@
-from dataclasses import asdict
-
-from backtrack.checks import GENERATION_FIELDS, read_answers
-from backtrack.io import write_jsonl
-from backtrack.judges import JudgeInput, make_judge
+from backtrack.judge_job import make_job, run
 from backtrack.smk import param_json, setup
 
-log = setup(snakemake)
-cfg = param_json(snakemake, "judge")
-judge = make_judge(cfg["name"], cfg["params"], snakemake.params.precision)
-# Sweep points may answer the first `limit` prompts, `samples` times each.
-gens = read_answers(
-    snakemake.input.generations,
-    snakemake.input.prompts,
+setup(snakemake)
+job = make_job(
+    judge=param_json(snakemake, "judge"),
+    precision=snakemake.params.precision,
+    generations=snakemake.input.generations,
+    prompts=snakemake.input.prompts,
+    output=snakemake.output.judgments,
+    # Sweep points may answer the first `limit` prompts, `samples` times each.
     samples=getattr(snakemake.params, "samples", 1),
     limit=getattr(snakemake.params, "limit", 0),
-    required=GENERATION_FIELDS,
+    threads=snakemake.threads,
 )
-verdicts = judge.judge([JudgeInput.from_generation(g) for g in gens])
-write_jsonl(
-    snakemake.output.judgments,
-    ({**g, **asdict(v), "judge": judge.name} for g, v in zip(gens, verdicts, strict=True)),
-)
-log.info("%d judged, %d unsafe", len(gens), sum(v.unsafe for v in verdicts))
+# In-process, or in the vLLM environment when the judge runs on vLLM and this Python has none.
+run([job])
