@@ -103,7 +103,12 @@ def test_missing_chunk_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pat
 # -- config --------------------------------------------------------------------------------------
 
 
-def test_rehearsal_config_validates_and_rejects_bad_pool_from() -> None:
+def test_rehearsal_config_validates_and_rejects_bad_pool_from(tmp_path: Path) -> None:
+    for name in ("a", "b"):  # the test scale, with stand-in model directories
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    validate_config(rehearsal_config(instruct=str(tmp_path / "a"), base=str(tmp_path / "b"),
+                                     guard="guard"))  # fmt: skip
     cfg = validate_config(rehearsal_config())
     assert cfg["models"][BASE]["pool_from"] == INSTRUCT
     assert cfg["models"][BASE]["source"]["assemble"] is True

@@ -54,7 +54,12 @@ JUDGE_ENV = (
 
 
 def local_cores():
-    """Cores of a local run; None when jobs go to a cluster executor (no total there)."""
+    """Cores of a local run; None when jobs go to a cluster executor (no total there), and in
+    the Snakemake that runs one job on a cluster node: it is started with --cores all, the
+    node's cores, not the job's allocation, and a thread count above the allocation fails the
+    job step (srun: "More processors requested than permitted")."""
+    if workflow.remote_exec:
+        return None
     try:
         return workflow.cores
     except WorkflowError:
