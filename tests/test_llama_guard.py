@@ -456,6 +456,8 @@ class FakeSamplingParams:
 
 
 def test_vllm_backend_with_fake_module(guard_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)  # the engine options set the last two
     fake = types.ModuleType("vllm")
     fake.LLM = FakeLLM  # type: ignore[attr-defined]
     fake.SamplingParams = FakeSamplingParams  # type: ignore[attr-defined]
@@ -469,7 +471,10 @@ def test_vllm_backend_with_fake_module(guard_dir: Path, monkeypatch: pytest.Monk
     v2 = j.judge(batch[:1])
     assert len(FakeLLM.made) == 1
     eng = FakeLLM.made[0]
-    assert eng.kwargs == {"model": str(guard_dir), "dtype": "bfloat16", "max_model_len": 8192}
+    # On a CPU (this machine), the generate jobs' engine options: eager, a 1 GiB KV cache.
+    cpu = {"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}
+    cpu = {} if torch.cuda.is_available() else cpu
+    assert eng.kwargs == {"model": str(guard_dir), "dtype": "bfloat16", "max_model_len": 8192} | cpu
     prompts, params = eng.calls[0]
     assert params.kwargs == {"temperature": 0, "max_tokens": 10, "logprobs": 20,
                              "stop_token_ids": [j.tok.eos_token_id]}  # fmt: skip

@@ -55,6 +55,9 @@ JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
+# A job that names no memory (rules without mem_mb) would otherwise get the whole node's, and
+# run alone; a real cluster has its own default.
+DefMemPerCPU=2000
 NodeName=localhost CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF

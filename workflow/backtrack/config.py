@@ -143,6 +143,22 @@ def check_references(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"config key 'models.{alias}.source.{k}': required for kind {src['kind']!r}"
                 )
+        if src.get("assemble") and src["kind"] != "gguf_package":
+            raise ConfigError(
+                f"config key 'models.{alias}.source.assemble': only for kind gguf_package"
+            )
+        other = m.get("pool_from")
+        if other is not None and other not in models:
+            raise ConfigError(
+                f"config key 'models.{alias}.pool_from': unknown model alias {other!r}; "
+                f"defined in 'models': {sorted(models)}"
+            )
+        chained = other is not None and models[other].get("pool_from") not in (None, other)
+        if other != alias and chained:
+            raise ConfigError(
+                f"config key 'models.{alias}.pool_from': {other!r} trains on another model's "
+                f"pool itself (models.{other}.pool_from); name the model that writes it"
+            )
     sets = config["data"]["eval_sets"]
     for i, name in enumerate(config.get("prefill", {}).get("datasets", [])):
         if name not in sets:

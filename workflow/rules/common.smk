@@ -73,7 +73,12 @@ MT_BENCH = HELPFULNESS["mt_bench"]
 
 
 def local_cores():
-    """Cores of a local run; None when jobs go to a cluster executor (no total there)."""
+    """Cores of a local run; None when jobs go to a cluster executor (no total there), and in
+    the Snakemake that runs one job on a cluster node: it is started with --cores all, the
+    node's cores, not the job's allocation, and a thread count above the allocation fails the
+    job step (srun: "More processors requested than permitted")."""
+    if workflow.remote_exec:
+        return None
     try:
         return workflow.cores
     except WorkflowError:
@@ -324,6 +329,13 @@ def get_model_chat_template(wildcards):
     """models.<alias>.chat_template, relative to the workflow's directory; [] when unset."""
     path = config["models"][wildcards.model].get("chat_template")
     return os.path.join(workflow.basedir, path) if path else []
+
+
+def get_train_pool(wildcards):
+    """The training pool a model trains on: its own, or models.<alias>.pool_from's (a base
+    model trained on an instruct model's responses)."""
+    other = config["models"][wildcards.model].get("pool_from") or wildcards.model
+    return one(rules.prepare_train_pool.output.pool, model=other)
 
 
 def get_model_dtype(wildcards):

@@ -63,7 +63,7 @@ rule prepare_train_pool:
 rule build_sft_data:
     input:
         model=rules.prepare_base_model.output.model,
-        pool=rules.prepare_train_pool.output.pool,
+        pool=get_train_pool,
     output:
         examples="results/data/train/{model}/sft_{method}.jsonl",
     log:
@@ -90,7 +90,7 @@ rule build_sft_data:
 rule build_dpo_data:
     input:
         model=rules.prepare_base_model.output.model,
-        pool=rules.prepare_train_pool.output.pool,
+        pool=get_train_pool,
     output:
         pairs="results/data/train/{model}/dpo_{method}.jsonl",
     log:

@@ -111,23 +111,32 @@ def build_llm(job: dict[str, Any], precision: str) -> Any:
     own ``VLLM_CPU_KVCACHE_SPACE`` (GiB) says otherwise; ``gpu_memory_utilization`` would reserve
     that fraction of the machine's RAM, which a shared machine does not have free.
     """
-    import torch
     from vllm import LLM
 
-    cpu = not torch.cuda.is_available()
-    kw: dict[str, Any] = {"gpu_memory_utilization": job["gpu_memory_utilization"]}
-    if cpu:
-        cpu_threads(job["threads"])
-        if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-            kw = {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}
     return LLM(
         model=job["model"],
         dtype=DTYPE_NAMES[precision],
         seed=job["seed"],
-        enforce_eager=cpu,
         disable_log_stats=False,  # RequestOutput.metrics carries time to first token
-        **kw,
+        **engine_kwargs(job["threads"], job["gpu_memory_utilization"]),
     )
+
+
+def engine_kwargs(threads: int, gpu_memory_utilization: float | None = None) -> dict[str, Any]:
+    """``vllm.LLM`` options for this machine: on a GPU, ``gpu_memory_utilization`` (when given);
+    on a CPU, eager mode, the fixed-size KV cache and ``threads`` (see :func:`build_llm`). The
+    Llama Guard judge's engine takes the same options.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        util = gpu_memory_utilization
+        return {} if util is None else {"gpu_memory_utilization": util}
+    cpu_threads(threads)
+    kw: dict[str, Any] = {"enforce_eager": True}
+    if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        kw["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    return kw
 
 
 def close_llm(llm: Any) -> None:
@@ -196,10 +205,15 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def run_in_vllm_env(jobs: list[dict[str, Any]], python: str | os.PathLike[str]) -> None:
-    """Run jobs under the vLLM environment's ``python``; its output goes to this stderr (the
-    rule's log). A SIGTERM or Ctrl-C here is passed on and waited for, so that vLLM stops its
-    engine process rather than leaving it behind; a SIGKILL reaches the child as a SIGTERM.
+def run_in_vllm_env(
+    jobs: list[dict[str, Any]],
+    python: str | os.PathLike[str],
+    module: str = "backtrack.generate.job",
+) -> None:
+    """Run jobs under the vLLM environment's ``python`` (``python -m module JOBS.json``; the
+    judge's jobs use ``backtrack.judge.job``); its output goes to this stderr (the rule's log).
+    A SIGTERM or Ctrl-C here is passed on and waited for, so that vLLM stops its engine process
+    rather than leaving it behind; a SIGKILL reaches the child as a SIGTERM.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
@@ -207,7 +221,7 @@ def run_in_vllm_env(jobs: list[dict[str, Any]], python: str | os.PathLike[str]) 
         json.dump(jobs, f)
     sys.stdout.flush()
     sys.stderr.flush()
-    cmd = [str(python), "-m", "backtrack.generate.job", f.name]
+    cmd = [str(python), "-m", module, f.name]
     log.info("running in the vLLM environment: %s", " ".join(cmd))
     try:
         proc = subprocess.Popen(
@@ -229,7 +243,7 @@ def run_in_vllm_env(jobs: list[dict[str, Any]], python: str | os.PathLike[str]) 
     finally:
         os.unlink(f.name)
     if rc != 0:
-        raise RuntimeError(f"generation in the vLLM environment failed (exit {rc}); see above")
+        raise RuntimeError(f"{module} in the vLLM environment failed (exit {rc}); see above")
 
 
 def run(jobs: list[dict[str, Any]]) -> None:

@@ -402,11 +402,26 @@ class LlamaGuardJudge:
 
     # -- vLLM ---------------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Stop a vLLM engine's processes now, not when the object is collected."""
+        if self.backend == "vllm" and self._engine is not None:
+            from backtrack.generate.job import close_llm
+
+            close_llm(self._engine)
+        self._engine = None
+
     def _vllm_engine(self) -> Any:
         if self._engine is None:
-            from vllm import LLM  # GPU-only dependency: imported on use
+            from vllm import LLM  # imported on use: a GPU env, or the CPU .venv-vllm
 
-            self._engine = LLM(model=self.model, dtype=self.dtype, max_model_len=VLLM_MAX_MODEL_LEN)
+            from backtrack.generate.job import engine_kwargs
+
+            self._engine = LLM(
+                model=self.model,
+                dtype=self.dtype,
+                max_model_len=VLLM_MAX_MODEL_LEN,
+                **engine_kwargs(torch.get_num_threads()),  # CPU: eager, 1 GiB KV cache
+            )
         return self._engine
 
     def _judge_vllm(self, rows: list[list[int]], items: list[JudgeInput]) -> list[Verdict]:

