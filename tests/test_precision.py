@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from backtrack.judge import refusal as judges
+from backtrack.judge import registry
 from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model
 from backtrack.models.precision import PrecisionError, cpu_flags, resolve_precision
@@ -73,7 +73,7 @@ def test_model_judges_follow_the_policy_unless_they_set_a_dtype(monkeypatch):
         seen.update(kw)
         return object()
 
-    monkeypatch.setitem(judges.JUDGES, "llama_guard", fake_guard)
+    monkeypatch.setitem(registry.JUDGES, "llama_guard", fake_guard)
     monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITH))
     make_judge("llama_guard", {"batch_size": 2}, "auto")
     assert seen == {"batch_size": 2, "dtype": "bfloat16"}

