@@ -1,4 +1,5 @@
-"""The probe initialisation of the [RESET] embedding, and the DPO data as TRL tokenizes it."""
+"""The probe initialisation of the [RESET] embedding, the DPO data as TRL tokenizes it, and the
+compact LM head the trainers use on a CPU."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import shutil
 import weakref
 from pathlib import Path
 
+import backtrack.train.trainers
 import pytest
 import torch
 from backtrack.data.examples import build_sft_examples
 from backtrack.models.chat import prompt_ids, render_prompt
+from backtrack.train.lm_head import MARK, compact_lm_head
 from backtrack.train.trainers import dpo_dataset, init_reset_embedding
 from transformers import AutoTokenizer, LlamaForCausalLM
 from trl import DPOConfig, DPOTrainer
+from trl.trainer.utils import add_fused_lm_head
 
 from tests.test_examples import POOL
 
@@ -106,23 +110,47 @@ def test_probe_init_running_sums_equal_the_full_computation(tiny):
 
 
 def test_probe_init_keeps_no_hidden_state_tensor(tiny, monkeypatch):
-    """Each example's hidden states are freed once the next example runs (old: all kept)."""
+    """Each batch's hidden states are freed once the next batch runs (old: all kept)."""
     model, tok, rid = tiny
     model = copy.deepcopy(model)
     refs: list[weakref.ref] = []
-    forward = model.forward
+    forward = model.base_model.forward
 
     def recording_forward(*args, **kwargs):
         gc.collect()
         # The previous output may still be bound to a local; anything older must be gone.
         assert sum(r() is not None for r in refs[:-1]) == 0
         out = forward(*args, **kwargs)
-        refs.append(weakref.ref(out.hidden_states[-1]))
+        refs.append(weakref.ref(out.last_hidden_state))
         return out
 
-    monkeypatch.setattr(model, "forward", recording_forward)
-    init_reset_embedding(model, _examples(tok, rid), rid)
+    monkeypatch.setattr(model.base_model, "forward", recording_forward)
+    init_reset_embedding(model, _examples(tok, rid), rid, batch_size=1)
     assert len(refs) > 2
+
+
+def test_probe_init_batches_equal_one_at_a_time_and_bf16_is_close(tiny):
+    """Right-padded batches give the per-example result; bf16 autocast moves it by little."""
+    model, tok, rid = tiny
+    examples = _examples(tok, rid) * 3  # several batches of mixed lengths
+    assert len({len(e["input_ids"]) for e in examples}) > 1
+    one = copy.deepcopy(model)
+    stats_one = init_reset_embedding(one, examples, rid, batch_size=1)
+    batched = copy.deepcopy(model)
+    stats = init_reset_embedding(batched, examples, rid, batch_size=4)
+    assert stats == pytest.approx(stats_one, rel=1e-5)
+    row = batched.get_output_embeddings().weight[rid]
+    torch.testing.assert_close(row, one.get_output_embeddings().weight[rid])
+    bf16 = copy.deepcopy(model)
+    stats_bf16 = init_reset_embedding(bf16, examples, rid, batch_size=4, bf16=True)
+    assert stats_bf16 != stats  # autocast did run
+    # The scale is set as in fp32 (to bf16's precision of the logits)...
+    gap = stats_bf16["top_logit_at_reset_median"] - stats_bf16["reset_logit_at_reset_median"]
+    assert gap == pytest.approx(2.0, abs=0.1)
+    # ...along nearly the same direction (this tiny random model's saturated activations make
+    # it more sensitive to rounding than SmolLM2).
+    cos = torch.nn.functional.cosine_similarity(bf16.get_output_embeddings().weight[rid], row, 0)
+    assert cos > 0.999
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +191,105 @@ def test_dpo_sequences_have_one_bos_as_in_sft(bos_model_dir, tmp_path):
     assert row["prompt_ids"][0] == bos
     assert row["prompt_ids"] == sft_prompt[: len(row["prompt_ids"])]
     assert len(row["prompt_ids"]) >= len(sft_prompt) - 1
+
+
+def _fused_pair(model):
+    """Two copies of ``model`` with TRL's fused LM head; the second made compact."""
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    outputs = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
+    add_fused_lm_head(a, outputs=outputs)
+    add_fused_lm_head(b, outputs=outputs)
+    compact_lm_head(b)
+    return a, b
+
+
+def _batch(tok, rid):
+    """Two right-padded SFT examples: prompt positions and padding carry label -100."""
+    examples = _examples(tok, rid)[:2]
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((2, width), tok.pad_token_id)
+    labels = torch.full((2, width), -100)
+    mask = torch.zeros((2, width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n], labels[i, :n], mask[i, :n] = (
+            torch.tensor(e["input_ids"]),
+            torch.tensor(e["labels"]),
+            1,
+        )
+    assert (labels != -100).sum() < mask.sum()  # some real positions are not scored
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_compact_lm_head_equals_trls_head(tiny, autocast):
+    """Scoring only the labelled positions gives TRL's outputs and loss (fp32: to 1e-5), and the
+    gradients of transformers' own full-logits loss (to 1e-6 of their norm); TRL's chunked head
+    sums the vocabulary in another order, so its gradients agree to 1e-4 of their norm on this
+    tiny model (whose saturated logits amplify rounding). Under bf16 autocast all three round the
+    logits to bf16: outputs agree to bf16's precision; the gradients equal transformers' own
+    (its linear backward rounds the hidden-state gradient to bf16, where TRL's accumulates it in
+    fp32: ~1-2% apart here, hence 5e-2).
+    """
+    model, tok, rid = tiny
+    trl_model, compact = _fused_pair(model)
+    hf = copy.deepcopy(model)
+    batch = _batch(tok, rid)
+    outs = []
+    for m in (trl_model, compact, hf):
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            out = m(**batch, fused_lm_head=True) if m is not hf else m(**batch)
+        out.loss.backward()
+        outs.append(out)
+    tol = {"atol": 2e-2, "rtol": 2e-2} if autocast else {"atol": 1e-5, "rtol": 1e-5}
+    a, b, c = outs
+    torch.testing.assert_close(b.loss, a.loss, **tol)
+    torch.testing.assert_close(b.loss, c.loss, **tol)
+    for field in ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits"):
+        torch.testing.assert_close(getattr(b, field), getattr(a, field), **tol)
+    assert torch.equal(b.label_mask, a.label_mask)
+    if not autocast:
+        assert torch.equal(b.is_top1, a.is_top1)
+    assert b.log_probs[~b.label_mask].abs().sum() == 0
+    params = zip(trl_model.named_parameters(), compact.parameters(), hf.parameters(), strict=True)
+    for (name, pa), pb, pc in params:
+        # Relative to the gradient's norm (elementwise, rounding differences of tiny entries).
+        assert (pb.grad - pa.grad).norm() <= (5e-2 if autocast else 1e-4) * pa.grad.norm(), name
+        assert (pb.grad - pc.grad).norm() <= 1e-6 * pc.grad.norm(), name
+
+
+def test_compact_lm_head_leaves_the_plain_forward_and_cuda_alone(tiny):
+    model, tok, rid = tiny
+    trl_model, compact = _fused_pair(model)
+    batch = _batch(tok, rid)
+    plain = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        torch.testing.assert_close(compact(**plain).logits, model(**plain).logits)
+    assert compact_lm_head(compact) is compact  # wrapping twice is a no-op
+    assert compact.forward.__func__ is not trl_model.forward.__func__
+
+
+def test_training_runs_wrap_the_trainers_heads(tiny_source_dir, tmp_path, monkeypatch):
+    """run_sft and run_dpo train with the compact head on the policy (and DPO's reference)."""
+    wrapped = []
+    monkeypatch.setattr(
+        backtrack.train.trainers,
+        "compact_lm_head",
+        lambda m: wrapped.append(m) or compact_lm_head(m),
+    )
+    monkeypatch.setattr(
+        backtrack.train.trainers, "_train_and_save", lambda trainer, *a, **k: trainer
+    )
+    params = {
+        "learning_rate": 1e-4, "epochs": 1, "batch_size": 2, "gradient_accumulation_steps": 1,
+        "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_length": 64,
+        "gradient_checkpointing": False, "sampling": "random", "reset_init": "mean",
+        "precision": "fp32", "beta": 0.1,
+    }  # fmt: skip
+    tok = AutoTokenizer.from_pretrained(tiny_source_dir)
+    pairs = [{"prompt": render_prompt(tok, "Hi?"), "chosen": "No.", "rejected": "Ok"}]
+    examples = [{"kind": "baseline", "input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]}]
+    sft = backtrack.train.trainers.run_sft(str(tiny_source_dir), examples, "unused", params, seed=0)
+    dpo = backtrack.train.trainers.run_dpo(str(tiny_source_dir), pairs, "unused", params, seed=0)
+    assert wrapped == [sft.model, dpo.model, dpo.ref_model]
+    assert all(getattr(m, MARK) for m in wrapped)

@@ -22,6 +22,7 @@ from backtrack.models.base import DTYPES, reset_token_id
 from backtrack.models.precision import resolve_precision
 from backtrack.models.provenance import PROVENANCE_FILE, provenance
 from backtrack.plan import batch_plan
+from backtrack.train.lm_head import compact_lm_head
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ def init_reset_embedding(
     reset_id: int,
     margin: float = 2.0,
     keep_elsewhere: int = 4096,
+    batch_size: int = 16,
+    bf16: bool = False,
 ) -> dict[str, float]:
     """Initialise the ``[RESET]`` embedding from the backtracking examples (``probe`` init).
 
@@ -191,10 +194,13 @@ def init_reset_embedding(
     that its median logit at the reset positions sits ``margin`` below the median top logit.
     Returns the resulting logit statistics. With tied embeddings this also sets the input row.
 
-    Memory stays bounded at paper scale: the other positions enter as a running float32 sum (no
-    hidden-state tensor outlives its example), one vector is kept per backtracking example, and
-    the reported median logit elsewhere is taken over a fixed-seed uniform sample of at most
-    ``keep_elsewhere`` positions (all of them when there are fewer).
+    The examples go through the model's backbone ``batch_size`` at a time (right-padded, masked),
+    under bf16 autocast when ``bf16`` (as the training that follows runs), and the LM head only
+    scores the reset positions (their top logit): the full logits of every position were most of
+    this pass's cost. Memory stays bounded at paper scale: the other positions enter as a running
+    float32 sum (no hidden-state tensor outlives its batch), one vector is kept per backtracking
+    example, and the reported median logit elsewhere is taken over a fixed-seed uniform sample of
+    at most ``keep_elsewhere`` positions (all of them when there are fewer).
     """
     pos, tops = [], []
     neg_sum: torch.Tensor | None = None
@@ -202,29 +208,39 @@ def init_reset_embedding(
     sample = torch.empty(0)  # up to keep_elsewhere hidden states at other positions
     sample_keys = torch.empty(0)
     gen = torch.Generator().manual_seed(0)
+    device = model.device
+    head = model.get_output_embeddings()
     model.eval()
-    with torch.no_grad():
-        for e in examples:
-            labels = e["labels"]
-            first = next(k for k, lab in enumerate(labels) if lab != -100)
-            ids = torch.tensor([e["input_ids"]], device=model.device)
-            out = model(ids, output_hidden_states=True)
-            h = out.hidden_states[-1][0]
-            if labels[first] == reset_id:
-                pos.append(h[first - 1].float().clone())
-                tops.append(out.logits[0, first - 1].max().float())
-            else:
-                rows = h[first - 1 : len(labels) - 1].float()
-                total = rows.sum(0)
-                neg_sum = total if neg_sum is None else neg_sum + total
-                neg_count += rows.shape[0]
-                # Bottom-k of uniform random keys: a uniform sample without replacement.
-                keys = torch.cat([sample_keys, torch.rand(rows.shape[0], generator=gen)])
-                sample = torch.cat([sample.to(rows), rows])
-                keep = keys.argsort()[:keep_elsewhere]
-                sample, sample_keys = sample[keep.to(sample.device)], keys[keep]
-                del rows  # a view: it would keep this example's hidden states alive
-            del out, h
+    with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+        for start in range(0, len(examples), batch_size):
+            batch = examples[start : start + batch_size]
+            width = max(len(e["input_ids"]) for e in batch)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, e in enumerate(batch):
+                ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+                mask[i, : len(e["input_ids"])] = 1
+            hidden = model.base_model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False
+            ).last_hidden_state
+            for e, h in zip(batch, hidden, strict=True):
+                labels = e["labels"]
+                first = next(k for k, lab in enumerate(labels) if lab != -100)
+                if labels[first] == reset_id:
+                    pos.append(h[first - 1].float().clone())
+                    tops.append(head(h[first - 1]).max().float())
+                else:
+                    rows = h[first - 1 : len(labels) - 1].float()
+                    total = rows.sum(0)
+                    neg_sum = total if neg_sum is None else neg_sum + total
+                    neg_count += rows.shape[0]
+                    # Bottom-k of uniform random keys: a uniform sample without replacement.
+                    keys = torch.cat([sample_keys, torch.rand(rows.shape[0], generator=gen)])
+                    sample = torch.cat([sample.to(rows), rows])
+                    keep = keys.argsort()[:keep_elsewhere]
+                    sample, sample_keys = sample[keep.to(sample.device)], keys[keep]
+                    del rows  # a view: it would keep this batch's hidden states alive
+            del hidden, h
     if not pos or neg_sum is None:
         raise ValueError("probe init needs backtracking and other examples")
     p = torch.stack(pos)
@@ -290,16 +306,18 @@ def run_sft(
     )
     if device is not None:
         model.to(device)
-    init: dict[str, Any] = {"reset_init": params["reset_init"]}
-    if params["reset_init"] == "probe" and any(e["kind"] == "backtrack" for e in examples):
-        init |= init_reset_embedding(model, examples, reset_token_id(tok, params["reset_token"]))
-        log.info("probe init of the reset embedding: %s", init)
     ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
     with tempfile.TemporaryDirectory() as work:
         args = SFTConfig(**_common_args(params, seed, work, batch), completion_only_loss=None)
+        init: dict[str, Any] = {"reset_init": params["reset_init"]}
+        if params["reset_init"] == "probe" and any(e["kind"] == "backtrack" for e in examples):
+            rid = reset_token_id(tok, params["reset_token"])
+            init |= init_reset_embedding(model, examples, rid, bf16=args.bf16)
+            log.info("probe init of the reset embedding: %s", init)
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=callbacks
         )
+        compact_lm_head(trainer.model)  # on a CPU, the LM head scores labelled positions only
         return _train_and_save(
             trainer,
             tok,
@@ -357,6 +375,8 @@ def run_dpo(
             processing_class=tok,
             callbacks=callbacks,
         )
+        compact_lm_head(trainer.model)  # on a CPU, the LM head scores labelled positions only
+        compact_lm_head(trainer.ref_model)
         return _train_and_save(
             trainer,
             tok,

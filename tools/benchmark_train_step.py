@@ -1,0 +1,124 @@
+"""Time SFT and DPO training steps at the embedded default's shapes, variants interleaved.
+
+    snakemake --cores all results/data/train/smollm2-135m/dpo_backtrack.jsonl \\
+        results/models/smollm2-135m/backtrack/sft                 # the data and models, once
+    python tools/benchmark_train_step.py --stage sft --method backtrack --threads 1
+    python tools/benchmark_train_step.py --stage dpo --variants trl compact compact+eager
+
+One trainer is built exactly as the ``train_sft``/``train_dpo`` job builds it (TRL's SFTTrainer or
+DPOTrainer, config.yaml's hyperparameters, ``precision: auto``), on the job's real data. Each of
+its batches then runs once per variant, the variants in turn and their order rotating from batch
+to batch, so a shared machine's load falls on all of them alike: ``Trainer.training_step``
+(forward and backward under the trainer's autocast) and the optimizer step. A variant is a set of
+switches on the same model:
+
+- ``trl``: TRL's fused LM head as the trainer installed it (every position projected on a CPU);
+- ``compact``: :func:`backtrack.train.lm_head.compact_lm_head` (labelled positions only), as
+  the jobs run;
+- ``+eager``: transformers' eager attention instead of SDPA.
+
+Process CPU time is printed beside wall time (other load skews the wall clock more); the first
+``--warmup`` batches are not counted. Medians over the counted batches, and each variant's
+median ratio to the first variant, batch by batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--stage", choices=["sft", "dpo"], default="sft")
+    ap.add_argument("--method", choices=["baseline", "backtrack"], default="backtrack")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--threads", type=int, default=1, help="1: as each lane of a 2-core run")
+    ap.add_argument("--batches", type=int, default=6, help="counted batches")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--variants", nargs="+", default=["trl", "compact"])
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument(
+        "--profile", action="store_true", help="then torch.profiler's table of one step per variant"
+    )
+    args = ap.parse_args()
+
+    import backtrack.train.trainers as training
+    import torch
+    import yaml
+    from backtrack.io import read_jsonl
+    from backtrack.train.lm_head import compact_lm_head
+
+    torch.set_num_threads(args.threads)
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    params = dict(cfg[args.stage], precision=args.precision, reset_token=cfg["reset_token"])
+    models = ROOT / "results/models" / args.model
+    data = read_jsonl(ROOT / f"results/data/train/{args.model}/{args.stage}_{args.method}.jsonl")
+    model_dir = models / ("base" if args.stage == "sft" else f"{args.method}/sft")
+    grabbed = {}
+
+    def keep(trainer, *a, **k):
+        grabbed["trainer"] = trainer
+        raise StopIteration
+
+    training._train_and_save = keep  # the trainer as built, not trained
+    training.compact_lm_head = lambda m: m  # each variant switches the head itself
+    run = training.run_sft if args.stage == "sft" else training.run_dpo
+    with contextlib.suppress(StopIteration):
+        run(str(model_dir), data, tempfile.mkdtemp(), params, seed=0)
+    trainer = grabbed["trainer"]
+    nets = [trainer.model] + ([trainer.ref_model] if args.stage == "dpo" else [])
+    trl_forward = [m.forward for m in nets]
+    compact_forward = [compact_lm_head(m).forward for m in nets]
+
+    def switch(variant: str) -> None:
+        head = compact_forward if "compact" in variant else trl_forward
+        for m, f in zip(nets, head, strict=True):
+            m.forward = f
+            m.set_attn_implementation("eager" if "eager" in variant else "sdpa")
+
+    trainer.create_optimizer_and_scheduler(num_training_steps=1000)
+    trainer.current_gradient_accumulation_steps = 1  # set by train(), which is not run here
+    opt, model = trainer.optimizer, trainer.model
+    model.train()
+    times = {v: [] for v in args.variants}
+    batches = iter(trainer.get_train_dataloader())
+    for i in range(args.warmup + args.batches):
+        batch = next(batches)
+        k = i % len(args.variants)
+        for v in args.variants[k:] + args.variants[:k]:
+            switch(v)
+            c0, t0 = time.process_time(), time.perf_counter()
+            trainer.training_step(model, dict(batch))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if i >= args.warmup:
+                times[v].append((time.perf_counter() - t0, time.process_time() - c0))
+    shape = tuple(batch["input_ids"].shape)
+    print(f"{args.stage} {args.method}, {args.threads} thread(s), last batch {shape}")
+    base = times[args.variants[0]]
+    for v, t in times.items():
+        wall = statistics.median(a for a, _ in t)
+        cpu = statistics.median(b for _, b in t)
+        ratio = statistics.median(b / b0 for (_, b), (_, b0) in zip(t, base, strict=True))
+        print(f"{v:>16}: step wall {wall:6.2f} s, cpu {cpu:6.2f} s, cpu / first {ratio:.2f}")
+    for v in args.variants if args.profile else []:
+        switch(v)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            trainer.training_step(model, dict(batch))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        print(f"\n{v}, one step:")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
+if __name__ == "__main__":
+    main()
