@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from backtrack import jobstats
 from backtrack.generate import job as generate_job
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
@@ -124,6 +125,9 @@ def test_script_hands_vllm_jobs_to_the_vllm_python(
 ) -> None:
     monkeypatch.setattr(generate_job, "has_vllm", lambda: False)
     monkeypatch.setenv(generate_job.VLLM_PYTHON_VAR, str(_stand_in(tmp_path, 0)))
+    # The stand-in writes no records, so the job's token count (read from them) is skipped.
+    monkeypatch.setattr(jobstats, "write_job_stats", lambda *a, **k: None)
+    monkeypatch.setattr(jobstats, "generation_counts", lambda *a, **k: (None, None))
     out = tmp_path / "gen.jsonl"
     smk = _fake_snakemake(prepared, _prompts(tmp_path), out, GENERATION | {"backend": "vllm"})
     _run_script(smk, monkeypatch)
