@@ -5,6 +5,7 @@ from backtrack.io import write_jsonl
 from backtrack.jobstats import write_job_stats
 from backtrack.judge.base import JudgeInput
 from backtrack.judge.registry import make_judge
+from backtrack.models.precision import resolve_precision
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
@@ -29,4 +30,6 @@ write_jsonl(
     ),
 )
 log.info("%d answers, %d unsafe", len(gens), sum(v.unsafe for v in verdicts))
-write_job_stats(snakemake, snakemake.input.model, precision=model.dtype)
+write_job_stats(
+    snakemake, snakemake.input.model, precision=resolve_precision(snakemake.params.precision)
+)
