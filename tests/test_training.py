@@ -269,14 +269,36 @@ def test_compact_lm_head_leaves_the_plain_forward_and_cuda_alone(tiny):
     assert compact.forward.__func__ is not trl_model.forward.__func__
 
 
+def test_compact_lm_head_runs_under_the_given_autocast(tiny):
+    """DPOTrainer's reference model is prepared (autocast-wrapped) before the compact head is
+    added, so the compact path enters the trainer's autocast itself."""
+    model, tok, rid = tiny
+    _, compact = _fused_pair(model)
+    plain = copy.deepcopy(model)
+    add_fused_lm_head(plain)
+    compact_lm_head(plain, lambda: torch.autocast("cpu", torch.bfloat16))
+    dtypes = []
+    for m in (compact, plain):
+        hook = m.base_model.layers[0].self_attn.q_proj.register_forward_hook(
+            lambda mod, args, out: dtypes.append(out.dtype)
+        )
+        with torch.no_grad():
+            out = m(**_batch(tok, rid), fused_lm_head=True)
+        hook.remove()
+        assert out.log_probs.dtype == torch.float32
+    assert dtypes == [torch.float32, torch.bfloat16]
+
+
 def test_training_runs_wrap_the_trainers_heads(tiny_source_dir, tmp_path, monkeypatch):
-    """run_sft and run_dpo train with the compact head on the policy (and DPO's reference)."""
+    """run_sft and run_dpo train with the compact head on the policy (and DPO's reference),
+    under the trainer's autocast."""
     wrapped = []
-    monkeypatch.setattr(
-        backtrack.train.trainers,
-        "compact_lm_head",
-        lambda m: wrapped.append(m) or compact_lm_head(m),
-    )
+
+    def wrap(m, autocast):
+        wrapped.append((m, autocast))
+        return compact_lm_head(m, autocast)
+
+    monkeypatch.setattr(backtrack.train.trainers, "compact_lm_head", wrap)
     monkeypatch.setattr(
         backtrack.train.trainers, "_train_and_save", lambda trainer, *a, **k: trainer
     )
@@ -291,5 +313,6 @@ def test_training_runs_wrap_the_trainers_heads(tiny_source_dir, tmp_path, monkey
     examples = [{"kind": "baseline", "input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]}]
     sft = backtrack.train.trainers.run_sft(str(tiny_source_dir), examples, "unused", params, seed=0)
     dpo = backtrack.train.trainers.run_dpo(str(tiny_source_dir), pairs, "unused", params, seed=0)
-    assert wrapped == [sft.model, dpo.model, dpo.ref_model]
-    assert all(getattr(m, MARK) for m in wrapped)
+    assert [m for m, _ in wrapped] == [sft.model, dpo.model, dpo.ref_model]
+    assert [a for _, a in wrapped] == [sft.accelerator.autocast] + [dpo.accelerator.autocast] * 2
+    assert all(getattr(m, MARK) for m, _ in wrapped)

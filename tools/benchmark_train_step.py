@@ -70,14 +70,15 @@ def main() -> None:
         raise StopIteration
 
     training._train_and_save = keep  # the trainer as built, not trained
-    training.compact_lm_head = lambda m: m  # each variant switches the head itself
+    training.compact_lm_head = lambda m, autocast: m  # each variant switches the head itself
     run = training.run_sft if args.stage == "sft" else training.run_dpo
     with contextlib.suppress(StopIteration):
         run(str(model_dir), data, tempfile.mkdtemp(), params, seed=0)
     trainer = grabbed["trainer"]
     nets = [trainer.model] + ([trainer.ref_model] if args.stage == "dpo" else [])
     trl_forward = [m.forward for m in nets]
-    compact_forward = [compact_lm_head(m).forward for m in nets]
+    autocast = trainer.accelerator.autocast
+    compact_forward = [compact_lm_head(m, autocast).forward for m in nets]
 
     def switch(variant: str) -> None:
         head = compact_forward if "compact" in variant else trl_forward
@@ -97,7 +98,8 @@ def main() -> None:
         for v in args.variants[k:] + args.variants[:k]:
             switch(v)
             c0, t0 = time.process_time(), time.perf_counter()
-            trainer.training_step(model, dict(batch))
+            with autocast():  # what train() adds to the policy's forward (accelerate's prepare)
+                trainer.training_step(model, dict(batch))
             opt.step()
             opt.zero_grad(set_to_none=True)
             if i >= args.warmup:
@@ -113,7 +115,8 @@ def main() -> None:
     for v in args.variants if args.profile else []:
         switch(v)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            trainer.training_step(model, dict(batch))
+            with autocast():
+                trainer.training_step(model, dict(batch))
             opt.step()
             opt.zero_grad(set_to_none=True)
         print(f"\n{v}, one step:")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -43,8 +45,16 @@ def _plain_logits(model: Any) -> bool:
     return not scaled and not moe and getattr(cfg, "final_logit_softcapping", None) is None
 
 
-def compact_lm_head(model: Any) -> Any:
+def compact_lm_head(
+    model: Any, autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
+) -> Any:
     """Wrap ``model``'s TRL fused LM head (already added by the trainer) as described above.
+
+    ``autocast`` is the trainer's mixed precision (``trainer.accelerator.autocast``), entered
+    around the compact path: accelerate wraps a model's forward in it when it prepares the
+    model, and DPOTrainer prepares its reference model before this wrapper is added, so without
+    it the reference would run in fp32. (The policy's forward is wrapped again by ``train()``;
+    nested, the same autocast changes nothing.)
 
     Returns the model; wrapping twice, or wrapping a distributed wrapper (DDP's, which is not a
     ``PreTrainedModel``; it runs on GPUs, where TRL's head is compact already), is a no-op.
@@ -83,11 +93,12 @@ def compact_lm_head(model: Any) -> Any:
                 **kwargs,
             )
         kwargs["use_cache"] = False
-        hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
-        labels = labels[:, 1:].to(hidden.device)
-        mask = labels != -100
-        target = labels[mask]
-        logits = head(hidden[mask]).float()
+        with autocast():
+            hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+            labels = labels[:, 1:].to(hidden.device)
+            mask = labels != -100
+            target = labels[mask]
+            logits = head(hidden[mask]).float()
         logp = logits.log_softmax(-1)
         picked = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():

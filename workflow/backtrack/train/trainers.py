@@ -317,7 +317,8 @@ def run_sft(
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=callbacks
         )
-        compact_lm_head(trainer.model)  # on a CPU, the LM head scores labelled positions only
+        # On a CPU, the LM head scores labelled positions only (backtrack.train.lm_head).
+        compact_lm_head(trainer.model, trainer.accelerator.autocast)
         return _train_and_save(
             trainer,
             tok,
@@ -375,8 +376,9 @@ def run_dpo(
             processing_class=tok,
             callbacks=callbacks,
         )
-        compact_lm_head(trainer.model)  # on a CPU, the LM head scores labelled positions only
-        compact_lm_head(trainer.ref_model)
+        # On a CPU, the LM heads score labelled positions only (backtrack.train.lm_head).
+        compact_lm_head(trainer.model, trainer.accelerator.autocast)
+        compact_lm_head(trainer.ref_model, trainer.accelerator.autocast)
         return _train_and_save(
             trainer,
             tok,
