@@ -3,6 +3,7 @@ Gemma-3-270M's real tokenizer on a tiny random Gemma-3 (the CPU rehearsal's base
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -94,6 +95,16 @@ def make_tiny_gemma_dir(path: Path) -> Path:
     Gemma3ForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """Each test gets the environment back as it found it: code run in-process (a vLLM job sets
+    OMP_NUM_THREADS for its engine) must not leak into later tests and the tools they start."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

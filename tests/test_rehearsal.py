@@ -1,7 +1,8 @@
 """config/rehearsal.yaml: the paper path rehearsed on a CPU.
 
 The slow test runs it at test scale through profiles/slurm on the local SLURM cluster
-(tests/test_slurm.py's fixture), with the real vLLM CPU engine for every generate and judge job:
+(tests/test_slurm.py's fixture), with the real vLLM CPU engine for every generate and judge job
+and one GCG attack in two shards:
 an instruct model (random Llama, SmolLM2's tokenizer) and a base model (random Gemma-3,
 Gemma-3-270M's real tokenizer: adds <bos>, no chat template) whose template comes from the config
 and whose training pool is the instruct model's; the llama_guard judge on vLLM with the FAKE
@@ -213,7 +214,7 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
         "--profile", str(ROOT / "profiles/slurm"),
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
-        "--jobs", "4", "results/table1.csv",
+        "--jobs", "4", "results/table1.csv", f"results/attacks/{INSTRUCT}/backtrack/dpo/gcg.jsonl",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cluster, timeout=2400)
     logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in (work / "logs").rglob("*.log"))
@@ -234,6 +235,11 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
     slurm = work / ".snakemake/slurm_logs"
     rules = {p.name.removeprefix("rule_") for p in slurm.iterdir()}
     assert {"prepare_base_model", "train_sft", "train_dpo", "generate", "judge"} <= rules
+    # The sharded attack: a job per shard, then the merge, every prompt attacked once.
+    assert {"attack_shard", "merge_attack"} <= rules
+    assert len(list((slurm / "rule_attack_shard").rglob("*.log"))) == cfg["attacks"]["shards"]
+    attacked = read_jsonl(work / f"results/attacks/{INSTRUCT}/backtrack/dpo/gcg.jsonl")
+    assert len(attacked) == cfg["attacks"]["n"]
     for rule, module, n in (("generate", "backtrack.generate.job", 6),
                             ("judge", "backtrack.judge.job", 6)):  # fmt: skip
         job_logs = sorted((work / "logs" / rule).glob("*.log"))

@@ -203,5 +203,5 @@ def test_greedy_bfloat16_agreement_with_hf(vllm_run: dict[str, Any]) -> None:
 
 def test_missing_vllm_env_names_the_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(generate_job.VLLM_PYTHON_VAR, str(tmp_path / "nope" / "python"))
-    with pytest.raises(FileNotFoundError, match=r"scripts/setup\.sh"):
+    with pytest.raises(FileNotFoundError, match=r"tools/setup\.sh"):
         generate_job.vllm_python()

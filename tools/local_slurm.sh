@@ -32,7 +32,9 @@ done
 [ "$(id -u)" = 0 ] || { echo "needs root (slurmd runs jobs as their users)" >&2; exit 3; }
 
 mkdir -p "$dir/state" "$dir/spool" "$dir/log"
-cpus=$(nproc)
+# The machine's CPUs, as slurmd counts them: plain nproc honours OMP_NUM_THREADS, and a node
+# configured with fewer CPUs than a job asks for leaves that job pending for ever.
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 cat > "$conf" <<EOF
 ClusterName=local

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -246,18 +247,25 @@ def run_in_vllm_env(
         raise RuntimeError(f"{module} in the vLLM environment failed (exit {rc}); see above")
 
 
-def run(jobs: list[dict[str, Any]]) -> None:
-    """Run jobs here, or hand them to the vLLM environment when they need vLLM and this
-    interpreter has none.
-    """
-    if any(j["backend"] == "vllm" for j in jobs) and not has_vllm():
-        run_in_vllm_env(jobs, vllm_python())
+def run_here_or_in_vllm_env(
+    jobs: list[dict[str, Any]],
+    *,
+    needs_vllm: Callable[[dict[str, Any]], bool],
+    run_jobs: Callable[[list[dict[str, Any]]], None],
+    module: str,
+) -> None:
+    """Run jobs with ``run_jobs`` here, or hand them to the vLLM environment (``python -m
+    module``) when one of them needs vLLM and this interpreter has none. Generate and judge jobs
+    share it, each with its own test and runner."""
+    if any(needs_vllm(j) for j in jobs) and not has_vllm():
+        run_in_vllm_env(jobs, vllm_python(), module=module)
     else:
         run_jobs(jobs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m backtrack.generate.job JOBS.json``: the vLLM environment's side."""
+def job_main(argv: list[str] | None, run_jobs: Callable[[list[dict[str, Any]]], None]) -> int:
+    """The vLLM environment's side of a hand-off: read ``JOBS.json``, log to stderr (the rule's
+    log), turn SIGTERM into an exit that cleans up, run the jobs."""
     from backtrack.smk import exit_on_sigterm
 
     (path,) = argv if argv is not None else sys.argv[1:]
@@ -271,6 +279,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_jobs(jobs)
     return 0
+
+
+def run(jobs: list[dict[str, Any]]) -> None:
+    """Run generate jobs here, or in the vLLM environment when they need it."""
+    run_here_or_in_vllm_env(
+        jobs,
+        needs_vllm=lambda j: j["backend"] == "vllm",
+        run_jobs=run_jobs,
+        module="backtrack.generate.job",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m backtrack.generate.job JOBS.json``: the vLLM environment's side."""
+    return job_main(argv, run_jobs)
 
 
 if __name__ == "__main__":  # the engine starts worker processes that re-import this module

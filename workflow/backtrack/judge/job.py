@@ -12,12 +12,9 @@ through the output file, the log through the job's stderr.
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("backtrack.judge.job")
@@ -87,29 +84,18 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
 
 def run(jobs: list[dict[str, Any]]) -> None:
     """Run jobs here, or in the vLLM environment when they need vLLM and this Python has none."""
-    from backtrack.generate.job import has_vllm, run_in_vllm_env, vllm_python
+    from backtrack.generate.job import run_here_or_in_vllm_env
 
-    if any(needs_vllm(j) for j in jobs) and not has_vllm():
-        run_in_vllm_env(jobs, vllm_python(), module="backtrack.judge.job")
-    else:
-        run_jobs(jobs)
+    run_here_or_in_vllm_env(
+        jobs, needs_vllm=needs_vllm, run_jobs=run_jobs, module="backtrack.judge.job"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m backtrack.judge.job JOBS.json``: the vLLM environment's side."""
-    from backtrack.smk import exit_on_sigterm
+    from backtrack.generate.job import job_main
 
-    (path,) = argv if argv is not None else sys.argv[1:]
-    jobs = json.loads(Path(path).read_text())
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    run_jobs(jobs)
-    return 0
+    return job_main(argv, run_jobs)
 
 
 if __name__ == "__main__":  # the engine starts worker processes that re-import this module
