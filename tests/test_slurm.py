@@ -63,10 +63,9 @@ def test_local_cluster_has_the_machines_cpus_whatever_omp_says(tmp_path: Path) -
         node = subprocess.run(["scontrol", "show", "node", "localhost"], capture_output=True,
                               text=True, env=env, check=True).stdout  # fmt: skip
         assert f"CPUTot={cpus} " in node, node
-        job = subprocess.run(
-            ["sbatch", "--wait", f"--cpus-per-task={cpus}", "--mem=100", "--wrap", "true"],
-            capture_output=True, text=True, env=env, timeout=120,
-        )  # fmt: skip
+        sbatch = ["sbatch", "--wait", f"--cpus-per-task={cpus}", "--mem=100",
+                  f"--output={tmp_path}/job.out", "--wrap", "true"]  # fmt: skip
+        job = subprocess.run(sbatch, capture_output=True, text=True, env=env, timeout=120)
         assert job.returncode == 0, job.stdout + job.stderr
     finally:
         subprocess.run(["bash", script, "stop", tmp_path], capture_output=True, text=True)
