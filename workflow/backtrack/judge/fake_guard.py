@@ -38,8 +38,8 @@ def make_fake_llama_guard_2(out_dir: str | os.PathLike[str], seed: int = 0) -> P
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from backtrack.data.sources import package_file
     from backtrack.io import atomic_dir
+    from backtrack.packages import package_file
 
     gguf = package_file(*SMOLLM2_GGUF)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

@@ -27,10 +27,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from backtrack.data.sources import assemble_gguf, package_file
 from backtrack.io import atomic_dir
 from backtrack.models.precision import resolve_precision, torch_dtype
 from backtrack.models.provenance import PROVENANCE_FILE
+from backtrack.packages import assemble_gguf, package_file
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
