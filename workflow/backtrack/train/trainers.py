@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, set_seed
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from backtrack.io import atomic_dir
@@ -282,6 +282,15 @@ def dpo_dataset(pairs: list[dict[str, Any]], tok: Any) -> Dataset:
     )
 
 
+def _load_for_training(model_dir: str, dtype: str, device: torch.device | None) -> PreTrainedModel:
+    """A checkpoint as the trainers take it: safetensors only, in ``dtype``, on this rank's
+    device (None: where the trainer puts it)."""
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=DTYPES[dtype], use_safetensors=True
+    )
+    return model if device is None else model.to(device)
+
+
 def run_sft(
     model_dir: str,
     examples: list[dict[str, Any]],
@@ -301,11 +310,7 @@ def run_sft(
     batch = batch_plan(params, num_processes, "sft")
     device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=DTYPES[dtype], use_safetensors=True
-    )
-    if device is not None:
-        model.to(device)
+    model = _load_for_training(model_dir, dtype, device)
     ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
     with tempfile.TemporaryDirectory() as work:
         args = SFTConfig(**_common_args(params, seed, work, batch), completion_only_loss=None)
@@ -359,12 +364,8 @@ def run_dpo(
     batch = batch_plan(params, num_processes, "dpo")
     device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(sft_dir)
-    model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype], use_safetensors=True)
-    if device is not None:
-        model.to(device)
-    ref = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=DTYPES[dtype], use_safetensors=True)
-    if device is not None:
-        ref.to(device)
+    model = _load_for_training(sft_dir, dtype, device)
+    ref = _load_for_training(sft_dir, dtype, device)
     ds = dpo_dataset(pairs, tok)
     with tempfile.TemporaryDirectory() as work:
         args = DPOConfig(**_common_args(params, seed, work, batch), beta=params["beta"])
