@@ -69,3 +69,22 @@ def test_local_cluster_has_the_machines_cpus_whatever_omp_says(tmp_path: Path) -
         assert job.returncode == 0, job.stdout + job.stderr
     finally:
         subprocess.run(["bash", script, "stop", tmp_path], capture_output=True, text=True)
+
+
+def test_a_second_cluster_on_the_same_port_fails_to_start(tmp_path: Path) -> None:
+    """A cluster already on the port answers ``sinfo``; starting another must fail (its
+    slurmctld dies on the busy port), not report the other one as up."""
+    why = _why_not()
+    if why:
+        pytest.skip(why)
+    script = ROOT / "tools/local_slurm.sh"
+    first, second = tmp_path / "first", tmp_path / "second"
+    try:
+        up = subprocess.run(["bash", script, "start", first], capture_output=True, text=True)
+        assert up.returncode == 0, up.stdout + up.stderr
+        again = subprocess.run(["bash", script, "start", second], capture_output=True, text=True)
+        assert again.returncode == 1 and "another cluster" in again.stderr, again.stderr
+        assert os.path.realpath("/etc/slurm/slurm.conf") == str(first / "slurm.conf")
+    finally:
+        for d in (second, first):
+            subprocess.run(["bash", script, "stop", d], capture_output=True, text=True)

@@ -64,15 +64,6 @@ NodeName=localhost CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 
-# Job steps (srun inside a job) look for the config at the default path, not at $SLURM_CONF:
-# link it there unless a real cluster's config is already in place.
-mkdir -p /etc/slurm
-if [ ! -e /etc/slurm/slurm.conf ] || [ -L /etc/slurm/slurm.conf ]; then
-    ln -sf "$conf" /etc/slurm/slurm.conf
-else
-    echo "/etc/slurm/slurm.conf exists and is not ours: job steps may not find $conf" >&2
-fi
-
 # munge: a key once, then the daemon (its socket is shared by every slurm command).
 if [ ! -s /etc/munge/munge.key ]; then
     mkdir -p /etc/munge
@@ -83,13 +74,35 @@ fi
 mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
 pgrep -x munged >/dev/null || su -s /bin/sh munge -c munged 2>/dev/null || munged --force
 
+link_conf() {
+    # Job steps (srun inside a job) look for the config at the default path, not at $SLURM_CONF:
+    # link it there unless a real cluster's config is already in place.
+    mkdir -p /etc/slurm
+    if [ ! -e /etc/slurm/slurm.conf ] || [ -L /etc/slurm/slurm.conf ]; then
+        ln -sf "$conf" /etc/slurm/slurm.conf
+    else
+        echo "/etc/slurm/slurm.conf exists and is not ours: job steps may not find $conf" >&2
+    fi
+}
+
 stop
 slurmctld -f "$conf"
 slurmd -f "$conf"
+# Up means: our controller answers (its StateSaveLocation is ours: another cluster on the same
+# port would answer sinfo too, and our slurmctld would have died on the busy port) and the node
+# is idle.
+ours() { SLURM_CONF="$conf" scontrol show config 2>/dev/null | grep -qE "^StateSaveLocation += $dir/state\$"; }
 for _ in $(seq 60); do
-    if sinfo -h -o "%t" 2>/dev/null | grep -qE "idle|mix"; then
-        sinfo
+    if ours && SLURM_CONF="$conf" sinfo -h -o "%t" 2>/dev/null | grep -qE "idle|mix"; then
+        SLURM_CONF="$conf" sinfo
+        link_conf
         exit 0
+    fi
+    pid=$(cat "$dir/slurmctld.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+        echo "slurmctld exited (is another cluster using its port?); logs in $dir/log" >&2
+        tail -5 "$dir/log/slurmctld.log" >&2 || true
+        exit 1
     fi
     sleep 1
 done
