@@ -389,3 +389,50 @@ def test_candidate_scoring_halves_the_batch_when_memory_runs_out(model_tok, bann
     assert sizes[:3] == [16, 8, 4] and set(sizes[3:]) == {4}
     assert gcg._batch == 4  # remembered for the next step
     torch.testing.assert_close(out, gcg.losses(slots, cands, target_ce, None))
+
+
+def test_a_bf16_model_scores_candidates_in_bf16_and_agrees_with_fp32(model_tok, banned):
+    """The attack rule loads the model in the precision policy's dtype: candidate scoring (the
+    prefix-cache path) must then run in bf16, and its losses (cross-entropy taken in fp32 from
+    the bf16 logits) must rank candidates as fp32 does, within bf16's rounding.
+    """
+    m32, tok, _ = model_tok
+    m16 = copy.deepcopy(m32).to(torch.bfloat16)
+    slots = chat_slots(tok, f"{PROMPT} {SLOT}", text_ids(tok, TARGET))
+    g32, g16 = GCG(m32, tok, small_cfg(), banned), GCG(m16, tok, small_cfg(), banned)
+    suffix = g32.encode_suffix("! ! ! ! !")
+    grad = g32.gradient(slots, suffix, target_ce, None)
+    cands = sample_candidates(suffix, grad, banned, 32, 16, 1, torch.Generator().manual_seed(0))
+    c16 = prefix_cache(m16, slots.before)
+    assert c16.layers[0].keys.dtype == torch.bfloat16
+    with torch.no_grad():
+        logits = segment_logits(m16, slots, m16.get_input_embeddings()(cands), c16)
+    assert logits.dtype == torch.bfloat16  # the forward ran in bf16, not upcast
+    l32 = g32.losses(slots, cands, target_ce, prefix_cache(m32, slots.before))
+    l16 = g16.losses(slots, cands, target_ce, c16)
+    assert l16.dtype == torch.float32  # the loss itself is reduced in fp32
+    torch.testing.assert_close(l16, l32, rtol=1e-2, atol=0.0)
+    assert not torch.equal(l16, l32)  # it really was another precision
+
+
+def test_scoring_hands_the_lm_head_a_contiguous_input(model_tok):
+    """With frozen weights PyTorch multiplies a sliced (non-contiguous) hidden state by the LM
+    head through an expanded copy of the head per row (24x slower, measured); scoring must pass
+    the head a contiguous input, in GCG's candidate scoring and in AutoDAN's message losses.
+    """
+    m, tok, _ = model_tok  # parameters frozen, as the attack runner freezes them
+    seen: list[bool] = []
+    # A forward hook sees the arguments forward() was called with, after every pre-hook.
+    spy = m.get_output_embeddings().register_forward_hook(
+        lambda mod, args, out: seen.append(args[0].is_contiguous())
+    )
+    try:
+        slots = chat_slots(tok, f"{PROMPT} {SLOT}", text_ids(tok, TARGET))
+        emb = m.get_input_embeddings()(torch.tensor([1, 2, 3]))[None].repeat(4, 1, 1)
+        with torch.no_grad():
+            segment_logits(m, slots, emb, prefix_cache(m, slots.before))
+            segment_logits(m, slots, emb, None)
+        message_losses(m, tok, ["Hi", "Tell me about locks"], text_ids(tok, TARGET))
+    finally:
+        spy.remove()
+    assert len(seen) == 4 and all(seen)  # the prefix cache's forward, then the three scorings

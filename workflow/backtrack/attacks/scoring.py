@@ -8,7 +8,8 @@ loss, and both let added tokens such as ``[RESET]`` into the suffix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,30 @@ def banned_token_ids(
     return torch.tensor(sorted(banned), dtype=torch.long)
 
 
+def _contiguous_args(module: torch.nn.Module, args: tuple) -> tuple:
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+@contextmanager
+def contiguous_head_input(model: PreTrainedModel) -> Iterator[None]:
+    """Hand the LM head a contiguous input while scoring.
+
+    Why: ``logits_to_keep`` slices the last hidden states (not contiguous), and when the head's
+    weight does not require grad (the attack freezes every parameter) PyTorch's ``matmul`` then
+    expands the ``V x D`` weight over the batch and copies it for a ``bmm`` instead of folding the
+    batch into one ``mm``. Measured (PyTorch 2.13, CPU, bf16, 64 x 21 rows, SmolLM2's head):
+    11.5 s against 0.48 s for the same product; it made bf16 candidate scoring slower than fp32.
+    Copying the (B, T + 1, D) slice costs next to nothing.
+    """
+    head = model.get_output_embeddings()
+    handle = head.register_forward_pre_hook(_contiguous_args) if head is not None else None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
 @torch.no_grad()
 def prefix_cache(model: PreTrainedModel, before: torch.Tensor) -> DynamicCache:
     """KV cache of the fixed chat prefix, computed once per prompt (no logits are needed:
@@ -130,16 +155,18 @@ def segment_logits(
     )
     if cache is None:
         full = torch.cat([emb(slots.before)[None].expand(b, -1, -1), rest], dim=1)
-        return model(inputs_embeds=full, use_cache=False, logits_to_keep=keep).logits
+        with contiguous_head_input(model):
+            return model(inputs_embeds=full, use_cache=False, logits_to_keep=keep).logits
     start = slots.before.numel()
     positions = torch.arange(start, start + rest.shape[1], device=rest.device)
-    out = model(
-        inputs_embeds=rest,
-        past_key_values=expand_cache(model, cache, b),
-        position_ids=positions[None].expand(b, -1),
-        use_cache=True,
-        logits_to_keep=keep,
-    )
+    with contiguous_head_input(model):
+        out = model(
+            inputs_embeds=rest,
+            past_key_values=expand_cache(model, cache, b),
+            position_ids=positions[None].expand(b, -1),
+            use_cache=True,
+            logits_to_keep=keep,
+        )
     return out.logits
 
 
@@ -213,13 +240,14 @@ def message_losses(
             batch = left_pad_batch(tok, rows[i : i + bs], device)
             ids, mask = batch["input_ids"], batch["attention_mask"]
             jobstats.count("forward", int(mask.sum()), ids.shape[0] * (segment.numel() + 1))
-            logits = model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
-                use_cache=False,
-                logits_to_keep=segment.numel() + 1,
-            ).logits
+            with contiguous_head_input(model):
+                logits = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+                    use_cache=False,
+                    logits_to_keep=segment.numel() + 1,
+                ).logits
             out += loss_fn(logits, segment).tolist()
         return out
 
