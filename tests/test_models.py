@@ -116,3 +116,34 @@ def test_models_load_from_safetensors_only(tiny_source_dir, tmp_path):
         prepare_base_model(
             {"kind": "hf_dir", "path": str(tmp_path)}, tmp_path / "o", RESET, "float32"
         )
+
+
+def test_gguf_preparation_keeps_the_gguf_weights_tied(tmp_path):
+    """The embedded default's source: the dequantised GGUF weights, unchanged and tied, plus the
+    [RESET] row (the rebuild skips the random initialisation and caches gguf's name maps)."""
+    import gguf
+    from backtrack.sources import package_file
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import GGUF
+
+    name_map = gguf.get_tensor_name_map
+    source = {"kind": "gguf_package", "package": GGUF[0], "file": GGUF[1]}
+    info = prepare_base_model(source, tmp_path / "m", RESET, "float32")
+    assert gguf.get_tensor_name_map is name_map  # restored
+    gguf_path = package_file(*GGUF)
+    direct = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    with safe_open(tmp_path / "m" / "model.safetensors", "pt") as f:
+        saved = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
+    assert "lm_head.weight" not in saved  # tied: stored once
+    for k, v in direct.state_dict().items():
+        if k == "lm_head.weight":
+            continue
+        if k == "model.embed_tokens.weight":
+            assert torch.equal(saved[k][: v.shape[0]], v)
+            assert saved[k].shape[0] == info["vocab_size"] == v.shape[0] + 1
+        else:
+            assert torch.equal(saved[k], v), k
+    model = load_model(tmp_path / "m", "fp32")
+    assert model.lm_head.weight is model.model.embed_tokens.weight

@@ -13,9 +13,12 @@ Sources (``models.<alias>.source.kind`` in the config):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.initialization import no_init_weights
 
 from backtrack.io import atomic_dir
 from backtrack.models.precision import resolve_precision, torch_dtype
@@ -68,6 +72,24 @@ def resolve_source(
     raise ValueError(f"unknown model source kind {kind!r}")
 
 
+@contextmanager
+def _gguf_name_maps_cached() -> Iterator[None]:
+    """Build gguf's tensor name map once per (architecture, layer count) while loading.
+
+    transformers 5.23 builds it anew for each of a GGUF file's tensors (``get_gguf_hf_weights_map``
+    imports ``gguf.get_tensor_name_map`` at each call), a third of SmolLM2's preparation time. The
+    map is a pure function of its arguments and only read.
+    """
+    import gguf
+
+    original = gguf.get_tensor_name_map
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        gguf.get_tensor_name_map = original
+
+
 def _load_source(source: dict[str, Any], dtype: torch.dtype) -> tuple[PreTrainedModel, Any]:
     with tempfile.TemporaryDirectory(prefix="backtrack-gguf-") as scratch:
         return _load_resolved(source, dtype, scratch)
@@ -77,18 +99,24 @@ def _load_resolved(
     source: dict[str, Any], dtype: torch.dtype, scratch: str
 ) -> tuple[PreTrainedModel, Any]:
     where, kw = resolve_source(source, scratch)
-    tok = AutoTokenizer.from_pretrained(where, **kw)
-    # Weights as safetensors only (never a pickle); GGUF files are read by their own loader.
-    safe = {} if "gguf_file" in kw else {"use_safetensors": True}
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw, **safe)
-    if "gguf_file" in kw:
+    gguf = "gguf_file" in kw
+    with _gguf_name_maps_cached() if gguf else nullcontext():
+        tok = AutoTokenizer.from_pretrained(where, **kw)
+        # Weights as safetensors only (never a pickle); GGUF files are read by their own loader.
+        safe = {} if gguf else {"use_safetensors": True}
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw, **safe)
+    if gguf:
         # A GGUF-loaded model carries a quantizer that refuses save_pretrained; the weights are
-        # already dequantised, so rebuild a plain model from the config and copy them over.
+        # already dequantised, so rebuild a plain model from the config and copy them over
+        # (without a random initialisation first, which took seconds; no_init_weights also
+        # leaves the tying to tie_weights).
         cfg = model.config
         if hasattr(cfg, "quantization_config"):
             del cfg.quantization_config
-        plain = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+        with no_init_weights():
+            plain = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
         plain.load_state_dict(model.state_dict(), strict=True)
+        plain.tie_weights()
         plain.generation_config = model.generation_config
         model = plain
     return model, tok
