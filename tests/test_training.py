@@ -316,3 +316,16 @@ def test_training_runs_wrap_the_trainers_heads(tiny_source_dir, tmp_path, monkey
     assert [m for m, _ in wrapped] == [sft.model, dpo.model, dpo.ref_model]
     assert [a for _, a in wrapped] == [sft.accelerator.autocast] + [dpo.accelerator.autocast] * 2
     assert all(getattr(m, MARK) for m, _ in wrapped)
+    # attn_implementation: auto is eager on this CPU, for the policy and the reference.
+    assert {m.config._attn_implementation for m, _ in wrapped} == {"eager"}
+
+
+def test_attn_implementation_auto_is_eager_on_cpu_sdpa_on_gpu(monkeypatch):
+    from backtrack.train.trainers import attn_implementation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert attn_implementation("auto") == "eager"
+    assert attn_implementation("sdpa") == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert attn_implementation("auto") == "sdpa"
+    assert attn_implementation("eager") == "eager"

@@ -27,6 +27,15 @@ from backtrack.train.lm_head import compact_lm_head
 log = logging.getLogger(__name__)
 
 
+def attn_implementation(setting: str = "auto") -> str:
+    """transformers' attention for training (``<stage>.attn_implementation``): ``auto`` is eager
+    on a CPU, where torch's SDPA backward is slow in bf16, and sdpa on a GPU.
+    """
+    if setting != "auto":
+        return setting
+    return "sdpa" if torch.cuda.is_available() else "eager"
+
+
 def _common_args(
     params: dict[str, Any], seed: int, workdir: str, batch: dict[str, int]
 ) -> dict[str, Any]:
@@ -282,11 +291,16 @@ def dpo_dataset(pairs: list[dict[str, Any]], tok: Any) -> Dataset:
     )
 
 
-def _load_for_training(model_dir: str, dtype: str, device: torch.device | None) -> PreTrainedModel:
-    """A checkpoint as the trainers take it: safetensors only, in ``dtype``, on this rank's
-    device (None: where the trainer puts it)."""
+def _load_for_training(
+    model_dir: str, dtype: str, device: torch.device | None, params: dict[str, Any]
+) -> PreTrainedModel:
+    """A checkpoint as the trainers take it: safetensors only, in ``dtype``, with the stage's
+    attention implementation, on this rank's device (None: where the trainer puts it)."""
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=DTYPES[dtype], use_safetensors=True
+        model_dir,
+        dtype=DTYPES[dtype],
+        use_safetensors=True,
+        attn_implementation=attn_implementation(params.get("attn_implementation", "auto")),
     )
     return model if device is None else model.to(device)
 
@@ -310,7 +324,7 @@ def run_sft(
     batch = batch_plan(params, num_processes, "sft")
     device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = _load_for_training(model_dir, dtype, device)
+    model = _load_for_training(model_dir, dtype, device, params)
     ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
     with tempfile.TemporaryDirectory() as work:
         args = SFTConfig(**_common_args(params, seed, work, batch), completion_only_loss=None)
@@ -332,6 +346,7 @@ def run_sft(
             {
                 "stage": "sft",
                 "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
+                "attn_implementation": model.config._attn_implementation,
                 "train_examples": len(examples),
                 "params": params,
                 "batch": batch,
@@ -364,8 +379,8 @@ def run_dpo(
     batch = batch_plan(params, num_processes, "dpo")
     device = _rank_device(num_processes)
     tok = AutoTokenizer.from_pretrained(sft_dir)
-    model = _load_for_training(sft_dir, dtype, device)
-    ref = _load_for_training(sft_dir, dtype, device)
+    model = _load_for_training(sft_dir, dtype, device, params)
+    ref = _load_for_training(sft_dir, dtype, device, params)
     ds = dpo_dataset(pairs, tok)
     with tempfile.TemporaryDirectory() as work:
         args = DPOConfig(**_common_args(params, seed, work, batch), beta=params["beta"])
@@ -388,6 +403,7 @@ def run_dpo(
             {
                 "stage": "dpo",
                 "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
+                "attn_implementation": model.config._attn_implementation,
                 "train_pairs": len(pairs),
                 "params": params,
                 "batch": batch,
