@@ -44,6 +44,11 @@ def test_defaults_are_filled(cfg):
         (lambda c: c["dpo"].pop("beta"), "dpo.beta"),
         (lambda c: c["dpo"].__setitem__("reset_init", "probe"), "dpo.reset_init"),
         (lambda c: c["dpo"].__setitem__("sampling", "group_by_length"), "dpo.sampling"),
+        (lambda c: c["sft"].__setitem__("helpful_pairs", {}), "sft.helpful_pairs"),
+        (
+            lambda c: c["dpo"].__setitem__("helpful_pairs", {"fraction": 1.5}),
+            "dpo.helpful_pairs.fraction",
+        ),
         (
             lambda c: c["models"]["smollm2-135m"]["source"].pop("file"),
             "models.smollm2-135m.source.file",

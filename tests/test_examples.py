@@ -112,6 +112,71 @@ def test_dpo_pairs(tiny):
     assert unsafe == POOL[0]["unsafe"] and POOL[0]["safe"].startswith(s_prefix)
 
 
+BENIGN = [
+    {"id": f"b{i}", "prompt": f"Name a fruit, number {i}.", "harmful": False, "helpful": text}
+    for i, text in enumerate(
+        ["An apple is a fruit.", "A pear, which is sweet.", "Plums grow on trees.", "A fig."]
+    )
+]
+ALL_ON = {"fraction": 1.0, "over_refusal": True, "over_reset": True}
+
+
+def test_helpfulness_pairs_token_by_token(tiny):
+    """helpful ≻ refusal for both methods; helpful ≻ prefix(helpful) ⊕ [RESET] ⊕ refusal for
+    backtracking only; the harmful pairs do not change when the benign ones are added."""
+    from backtrack.data.refusals import OPENERS
+
+    _, tok, rid = tiny
+    pool = POOL[:1] + BENIGN
+    kw = {"min_fraction": 0.3, "max_fraction": 0.6, "seed": 0}
+    for method in ("baseline", "backtrack"):
+        plain, plain_counts = build_dpo_pairs(pool, tok, method, "[RESET]", **kw)
+        pairs, counts = build_dpo_pairs(pool, tok, method, "[RESET]", helpful_pairs=ALL_ON, **kw)
+        assert plain_counts["helpful_over_refusal"] == plain_counts["helpful_over_reset"] == 0
+        by_id = {p["id"]: p for p in pairs}
+        harmful = [p for p in pairs if p["id"].startswith("h1")]
+        assert sorted(harmful, key=str) == sorted(plain, key=str)
+        assert counts["helpful_over_refusal"] == len(BENIGN)
+        assert counts["helpful_over_reset"] == (len(BENIGN) if method == "backtrack" else 0)
+        for rec in BENIGN:
+            h_r = by_id[f"{rec['id']}:h>r"]
+            assert h_r["prompt"] == render_prompt(tok, rec["prompt"])
+            assert h_r["chosen"] == rec["helpful"]
+            assert any(h_r["rejected"].startswith(o) for o in OPENERS)
+            if method == "baseline":
+                assert f"{rec['id']}:h>b" not in by_id
+                continue
+            h_b = by_id[f"{rec['id']}:h>b"]
+            assert h_b["chosen"] == rec["helpful"]
+            ids = tok(h_b["rejected"], add_special_tokens=False).input_ids
+            k = ids.index(rid)
+            assert ids.count(rid) == 1
+            helpful_ids = text_ids(tok, rec["helpful"])
+            assert ids[:k] == helpful_ids[:k]  # a real prefix of the helpful answer, on ids
+            assert 1 <= k <= len(helpful_ids)
+            refusal = tok.decode(ids[k + 1 :])
+            assert any(refusal.startswith(o) for o in OPENERS)
+
+
+def test_helpfulness_pairs_fraction_and_switches(tiny):
+    _, tok, _ = tiny
+    pool = POOL[:1] + BENIGN
+    kw = {"min_fraction": 0.3, "max_fraction": 0.6, "seed": 0}
+
+    def benign_ids(mix):
+        pairs, _ = build_dpo_pairs(pool, tok, "backtrack", "[RESET]", helpful_pairs=mix, **kw)
+        return sorted(p["id"] for p in pairs if p["id"].startswith("b"))
+
+    half = benign_ids(ALL_ON | {"fraction": 0.5})
+    assert len(half) == 4 and len({i.split(":")[0] for i in half}) == 2
+    assert half == benign_ids(ALL_ON | {"fraction": 0.5})  # seeded
+    assert all(i.endswith("h>r") for i in benign_ids(ALL_ON | {"over_reset": False}))
+    assert all(i.endswith("h>b") for i in benign_ids(ALL_ON | {"over_refusal": False}))
+    assert benign_ids(ALL_ON | {"fraction": 0.0}) == []
+    with pytest.raises(ValueError, match="fraction"):
+        benign_ids(ALL_ON | {"fraction": 2.0})
+
+
 def test_prefill_sweep_cuts_the_same_answer(tiny):
     from backtrack.data.prefill import cut_prefill_set
 

@@ -209,6 +209,10 @@ def check_references(config: dict[str, Any]) -> None:
         )
     if "beta" not in config["dpo"]:
         raise ConfigError("config key 'dpo.beta': required for DPO")
+    if "helpful_pairs" in config["sft"]:
+        raise ConfigError(
+            "config key 'sft.helpful_pairs': preference pairs are DPO's; set dpo.helpful_pairs"
+        )
     for stage in ("sft", "dpo"):
         lo, hi = config[stage]["prefix_min_fraction"], config[stage]["prefix_max_fraction"]
         if lo > hi:

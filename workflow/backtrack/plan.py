@@ -150,7 +150,7 @@ def decoding_kwargs(generation: Mapping[str, Any]) -> dict[str, Any]:
 
 #: Keys of the sft/dpo sections that only the data step reads (where y- is cut into a prefix):
 #: the trainers are not given them, so a change rebuilds the examples and nothing else directly.
-DATA_KEYS = ("prefix_min_fraction", "prefix_max_fraction")
+DATA_KEYS = ("prefix_min_fraction", "prefix_max_fraction", "helpful_pairs")
 
 
 def trainer_params(config: Mapping[str, Any], stage: str) -> dict[str, Any]:

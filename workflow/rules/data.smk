@@ -103,6 +103,7 @@ rule build_dpo_data:
         kind=get_dpo_kind,
         prefix_min_fraction=config["dpo"]["prefix_min_fraction"],
         prefix_max_fraction=config["dpo"]["prefix_max_fraction"],
+        helpful_pairs=config["dpo"].get("helpful_pairs"),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],

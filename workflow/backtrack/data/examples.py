@@ -15,6 +15,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from backtrack.data.refusals import make_refusal
 from backtrack.models.chat import prompt_ids, render_prompt, text_ids
 
 IGNORE = -100
@@ -26,6 +27,8 @@ PREFIX_RULES = ("fraction", "qi")
 #: ``randint(1, min(QI_MAX_TOKENS, len))`` tokens (their ``finetuning_buckets`` defaults).
 QI_PROBABILITY = 0.5
 QI_MAX_TOKENS = 100
+#: Helpfulness pairs on benign prompts (``dpo.helpful_pairs``): off unless configured.
+NO_HELPFUL_PAIRS: dict[str, Any] = {"fraction": 0.0, "over_refusal": False, "over_reset": False}
 
 
 def prefix_length(
@@ -154,18 +157,37 @@ def build_dpo_pairs(
     max_fraction: float,
     seed: int,
     system: str | None = None,
+    helpful_pairs: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """DPO preference pairs (string ``prompt``/``chosen``/``rejected``) on harmful prompts.
+    """DPO preference pairs (string ``prompt``/``chosen``/``rejected``).
+
+    On harmful prompts:
 
     - baseline: ``y+ ≻ y-``.
     - backtrack: ``prefix(y-) ⊕ [RESET] ⊕ y+ ≻ y-`` and ``y+ ≻ prefix(y+) ⊕ [RESET] ⊕ y-``.
-    Prefixes are cut on token ids and decoded back to text.
+
+    On benign prompts (``helpful_pairs``, see :func:`helpfulness_pairs`): ``helpful ≻ refusal``
+    and, for backtracking, ``helpful ≻ prefix(helpful) ⊕ [RESET] ⊕ refusal``. Prefixes are cut
+    on token ids and decoded back to text.
     """
     if method not in DPO_KINDS:
         raise ValueError(f"unknown DPO pair kind {method!r}; known: {DPO_KINDS}")
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     counts = {"safe_over_unsafe": 0, "backtrack_over_unsafe": 0, "safe_over_backtrack": 0}
+    helpful, helpful_counts = helpfulness_pairs(
+        pool,
+        tok,
+        method,
+        reset_token,
+        helpful_pairs or NO_HELPFUL_PAIRS,
+        min_fraction=min_fraction,
+        max_fraction=max_fraction,
+        seed=seed,
+        system=system,
+    )
+    out += helpful
+    counts |= helpful_counts
     for rec in pool:
         if not rec["harmful"]:
             continue
@@ -200,4 +222,63 @@ def build_dpo_pairs(
         counts["backtrack_over_unsafe"] += 1
         counts["safe_over_backtrack"] += 1
     rng.shuffle(out)
+    return out, counts
+
+
+def helpfulness_pairs(
+    pool: list[dict[str, Any]],
+    tok: PreTrainedTokenizerBase,
+    method: str,
+    reset_token: str,
+    mix: dict[str, Any],
+    *,
+    min_fraction: float,
+    max_fraction: float,
+    seed: int,
+    system: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Preference pairs that keep DPO helpful on benign prompts (``dpo.helpful_pairs``).
+
+    Why: pairs on harmful prompts alone teach "refuse (or reset) more" and nothing pulls the
+    other way, so benign over-refusal grows after DPO; the paper's DPO optimises helpfulness and
+    harmlessness together. A ``fraction`` of the pool's benign prompts (drawn by ``seed``) give
+    ``helpful ≻ refusal`` (``over_refusal``) and, for backtracking, ``helpful ≻
+    prefix(helpful) ⊕ [RESET] ⊕ refusal`` (``over_reset``: the benign counterpart of the
+    ``y+ ≻ prefix(y+) ⊕ [RESET] ⊕ y-`` pair, against needless resets). The refusals come from the
+    same generator as ``y+``. A stream of its own keeps the harmful pairs unchanged.
+    """
+    fraction = float(mix["fraction"])
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"dpo.helpful_pairs.fraction must be in [0, 1], got {fraction}")
+    counts = {"helpful_over_refusal": 0, "helpful_over_reset": 0}
+    benign = [r for r in pool if not r["harmful"]]
+    rng = random.Random(f"{seed}:helpful_pairs")
+    chosen = rng.sample(benign, round(fraction * len(benign)))
+    out: list[dict[str, Any]] = []
+    for rec in sorted(chosen, key=lambda r: r["id"]):
+        prompt = render_prompt(tok, rec["prompt"], system)
+        helpful = rec["helpful"]
+        if mix["over_refusal"]:
+            out.append(
+                {
+                    "id": f"{rec['id']}:h>r",
+                    "prompt": prompt,
+                    "chosen": helpful,
+                    "rejected": make_refusal(rng),
+                }
+            )
+            counts["helpful_over_refusal"] += 1
+        if mix["over_reset"] and method == "backtrack":
+            h_ids = text_ids(tok, helpful)
+            k = prefix_length(len(h_ids), min_fraction, max_fraction, rng)
+            h_prefix = tok.decode(h_ids[:k])
+            out.append(
+                {
+                    "id": f"{rec['id']}:h>b",
+                    "prompt": prompt,
+                    "chosen": helpful,
+                    "rejected": f"{h_prefix}{reset_token}{make_refusal(rng)}",
+                }
+            )
+            counts["helpful_over_reset"] += 1
     return out, counts

@@ -15,6 +15,7 @@ pairs, counts = build_dpo_pairs(
     max_fraction=snakemake.params.prefix_max_fraction,
     seed=snakemake.params.seed,
     system=snakemake.params.system,
+    helpful_pairs=snakemake.params.helpful_pairs,
 )
 write_jsonl(snakemake.output.pairs, pairs)
 log.info("dpo %s: %s", snakemake.wildcards.method, json.dumps(counts))
