@@ -207,11 +207,39 @@ def test_worst_of_k_rows_and_figure(run):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
+def test_claims_table_reads_the_run_s_tables(run):
+    """rule all builds results/claims.csv from the run's own tables: every claim has a row for
+    the run's model, its numbers are Table 1's and Table 2's, and every verdict is a known one."""
+    work, _, _ = run
+    claims = pd.read_csv(work / "results/claims.csv")
+    t1 = pd.read_csv(work / "results/table1.csv").set_index(["method", "stage"])
+    t2 = pd.read_csv(work / "results/table2.csv")
+    tiny = claims[claims.model == "tiny"].set_index("claim")
+    for claim in ("four_times_safer", "no_helpfulness_regression", "resists_gcg", "worst_of_k"):
+        assert claim in tiny.index, claim
+    assert set(claims.verdict) <= {"reproduced", "not reproduced", "inconclusive", "not measured"}
+    four = tiny.loc["four_times_safer"]
+    assert four.ours == pytest.approx(t1.loc[("backtrack", "dpo"), "overall_unsafe"], abs=1e-4)
+    assert four.compared_with == pytest.approx(
+        t1.loc[("baseline", "dpo"), "overall_unsafe"], abs=1e-4
+    )
+    gcg = t2[(t2.attack == "gcg") & (t2.method == "baseline") & (t2.stage == "dpo")].iloc[0]
+    assert tiny.loc["resists_gcg"].compared_with == pytest.approx(gcg.asr, abs=1e-4)
+    assert tiny.loc["resists_prefill:foreign"].verdict == "not measured"
+
+
 def test_report_gathers_tables_and_figures(run):
     work, _, _ = run
     smk(work, "--report", "results/report.html")
     html = (work / "results/report.html").read_text()
-    for name in ("table1.csv", "table2.csv", "logit_bias.png", "worst_of_k.png", "helpfulness.csv"):
+    for name in (
+        "claims.csv",
+        "table1.csv",
+        "table2.csv",
+        "logit_bias.png",
+        "worst_of_k.png",
+        "helpfulness.csv",
+    ):
         assert name in html, name
     assert "Backtracking Improves Generation Safety" in html  # the workflow description
     assert "answers sampled per prompt" in html  # a caption, rendered from the config

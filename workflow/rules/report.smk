@@ -53,3 +53,29 @@ rule table2:
         judge=config["judge"]["name"],
     script:
         "../scripts/report/table2.py"
+
+
+rule claims:
+    input:
+        table1="results/table1.csv",
+        table2="results/table2.csv",
+        logit_bias="results/logit_bias.csv",
+        worst_of_k="results/worst_of_k.csv",
+    output:
+        table=report(
+            "results/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/claims/claims.log",
+    benchmark:
+        "benchmarks/claims/claims.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        datasets=as_json(EVAL_SETS),
+        ci_level=config["report"]["ci_level"],
+        judge=config["judge"]["name"],
+    script:
+        "../scripts/report/claims.py"
