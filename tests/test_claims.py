@@ -73,6 +73,8 @@ def _table1(model="m"):
             "benign_n": 100,
             "advbench_prefill10_unsafe": prefill,
             "advbench_prefill10_n": 80,
+            "advbench_sure10_unsafe": 0.5 if method == "backtrack" else 0.6,
+            "advbench_sure10_n": 80,
         }
 
     return pd.DataFrame(
@@ -109,7 +111,7 @@ def test_claims_table_on_constructed_tables():
         table2=t2,
         logit_bias=bias,
         worst_of_k=None,
-        prefill_sets=["advbench_prefill10"],
+        prefill_sets={"advbench_prefill10": "base_model", "advbench_sure10": "sure_here"},
         judge="refusal",
     )
     verdict = dict(zip(claims["claim"] + "/" + claims["model"], claims["verdict"], strict=True))
@@ -121,7 +123,8 @@ def test_claims_table_on_constructed_tables():
     assert verdict["spurious_resets_no_bias/m"] == REPRODUCED  # 12.5%
     assert verdict["spurious_resets_negative_bias/m"] == REPRODUCED
     assert verdict["worst_of_k/m"] == NOT_MEASURED
-    assert verdict["resists_prefill:foreign/m"] == NOT_MEASURED
+    assert verdict["resists_prefill:advbench_sure10/m"] == INCONCLUSIVE  # 50% vs 60% of 80
+    assert "resists_prefill:foreign/m" not in verdict  # a foreign set was measured
     assert verdict["paper_model_row/Llama-3-8B"] == NOT_MEASURED
     row = claims.set_index("claim").loc["four_times_safer"]
     assert row["ours"] == pytest.approx(0.005) and row["compared_with"] == pytest.approx(0.10)
@@ -135,9 +138,10 @@ def test_a_paper_model_in_the_run_gets_its_own_rows():
         table2=None,
         logit_bias=None,
         worst_of_k=None,
-        prefill_sets=[],
+        prefill_sets={},
         judge="llama_guard",
     )
     assert "Llama-3-8B" not in set(claims["model"])
     assert (claims[claims["model"] == "llama-3-8b"]["claim"] == "four_times_safer").any()
     assert set(claims[claims["model"] == "Gemma-2-2B"]["verdict"]) == {NOT_MEASURED}
+    assert (claims["claim"] == "resists_prefill:foreign").any()  # not measured, but listed

@@ -51,11 +51,23 @@ def test_table2_lists_prefilled_sets_then_attacks_per_row():
     first = [c.dataset for c in table2_cells(cfg)[:4]]
     assert first == ["advbench_prefill5", "advbench_prefill20", "attacks/gcg", "attacks/autodan"]
     assert prefilled_sets(cfg) == {
-        "advbench_prefill10": ("advbench", 10),
-        "advbench_prefill5": ("advbench", 5),
-        "advbench_prefill20": ("advbench", 20),
+        "advbench_prefill10": ("advbench", 10, "base_model"),
+        "advbench_prefill5": ("advbench", 5, "base_model"),
+        "advbench_prefill20": ("advbench", 20, "base_model"),
     }
     assert generated_sets(cfg)["advbench_prefill20"] == "prefill"
+
+
+def test_prefill_sources_add_foreign_sets_to_both_tables():
+    cfg = _config()
+    cfg["prefill"]["sources"] = ["base_model", "sure_here"]
+    cfg["attacks"]["run"] = ["prefill"]
+    cfg["attacks"]["prefill"]["tokens"] = [5]
+    validate_config(cfg)
+    t1 = [c.dataset for c in table1_cells(cfg)][:6]
+    assert t1[-2:] == ["advbench_prefill10", "advbench_sure10"]
+    assert [c.dataset for c in table2_cells(cfg)][:2] == ["advbench_prefill5", "advbench_sure5"]
+    assert prefilled_sets(cfg)["advbench_sure5"] == ("advbench", 5, "sure_here")
 
 
 def test_logit_bias_reuses_table1_files_at_the_deployed_bias():

@@ -81,6 +81,8 @@ def test_table1_rows_and_columns(run):
         "overall_unsafe_ci_hi",
         "advbench_prefill3_unsafe",
         "advbench_prefill3_reset_rate",
+        "advbench_sure3_unsafe",
+        "advbench_sure3_reset_rate",
         "benign_refusal",
         "benign_reset_rate",
         "mean_tokens_generated",
@@ -116,7 +118,7 @@ def test_table1_rows_and_columns(run):
 def test_table2_rows_and_columns(run):
     work, _, _ = run
     df = pd.read_csv(work / "results/table2.csv")
-    attacks = ["prefill2", "prefill3", "gcg", "autodan", "adaptive"]
+    attacks = ["prefill2", "prefill3", "sure2", "sure3", "gcg", "autodan", "adaptive"]
     assert list(zip(df.method, df.stage, df.attack, strict=True)) == [
         (m, s, a) for m in ("baseline", "backtrack") for s in ("sft", "dpo") for a in attacks
     ]
@@ -225,7 +227,9 @@ def test_claims_table_reads_the_run_s_tables(run):
     )
     gcg = t2[(t2.attack == "gcg") & (t2.method == "baseline") & (t2.stage == "dpo")].iloc[0]
     assert tiny.loc["resists_gcg"].compared_with == pytest.approx(gcg.asr, abs=1e-4)
-    assert tiny.loc["resists_prefill:foreign"].verdict == "not measured"
+    assert "resists_prefill:advbench_sure3" in tiny.index  # a foreign prefix (prefill.sources)
+    sure = t2[t2.attack == "sure3"]
+    assert (sure.n > 0).all()  # every AdvBench opener is at least 3 tokens long
 
 
 def test_report_gathers_tables_and_figures(run):
@@ -369,7 +373,7 @@ def test_ablations_add_rows_and_rerun_nothing_that_exists(run, tmp_path):
     ]  # fmt: skip
     write_config(copy, changed)
     plan = planned_jobs(smk(copy, "-n", "results/table1.csv"))
-    sets = 4  # advbench, donotanswer, benign, advbench_prefill3
+    sets = 5  # advbench, donotanswer, benign, advbench_prefill3, advbench_sure3
     assert plan == {
         "build_sft_data": 1,  # recovery
         "build_dpo_data": 2,  # recovery, backtrack_dpo_from_baseline

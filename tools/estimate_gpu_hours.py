@@ -61,7 +61,7 @@ from backtrack.plan import (
     job_gpus,
     optimising_attacks,
     prefill_attack_sets,
-    prefill_set_name,
+    prefilled_sets,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -334,10 +334,8 @@ def set_sizes(config: dict[str, Any], notes: list[str]) -> dict[str, int]:
             out[name] = size(name)
         elif kind == "benign":
             out[name] = int(config["data"]["benign"]["n_heldout"])
-    for d in config.get("prefill", {}).get("datasets", []):
-        out[prefill_set_name(d, config["prefill"]["tokens"])] = size(d)
-    for name, (d, _) in prefill_attack_sets(config).items():
-        out[name] = size(d)
+    for name, pre in prefilled_sets(config).items():
+        out[name] = size(pre.dataset)
     return out
 
 
@@ -449,9 +447,8 @@ def estimate(
     sizes = set_sizes(config, notes)
     table1 = list(eval_datasets(config))
     sweep_only = [d for d in prefill_attack_sets(config) if d not in table1]
-    k_of = {d: k for d, (_, k) in prefill_attack_sets(config).items()}
+    k_of = {name: pre.tokens for name, pre in prefilled_sets(config).items()}
     p = config.get("prefill", {})
-    k_of |= {prefill_set_name(d, p["tokens"]): p["tokens"] for d in p.get("datasets", [])}
     n_harm, n_benign = config["data"]["harmful_train"]["n"], config["data"]["benign"]["n_train"]
     jarch = judge_arch(config)
     jp = config["judge"].get("params", {})

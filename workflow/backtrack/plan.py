@@ -82,9 +82,34 @@ def columns(cells: Sequence[Sequence[Any]], *names: str) -> dict[str, list[Any]]
     return {name: [c[i] for c in cells] for i, name in enumerate(names)}
 
 
-def prefill_set_name(dataset: str, tokens: int) -> str:
+#: Where prefilled prefixes come from (``prefill.sources``) -> the infix of their set names.
+#: ``base_model``: the base model's own unsafe answers (the distribution the backtracking models
+#: were trained to reset after); ``sure_here``: the attack targets' "Sure, here is ..." openers,
+#: text no model in the run wrote.
+PREFILL_SOURCES = {"base_model": "prefill", "sure_here": "sure"}
+
+
+class Prefilled(NamedTuple):
+    """A prefilled set: the plain eval set it is cut from, prefix tokens, prefix source."""
+
+    dataset: str
+    tokens: int
+    source: str = "base_model"
+
+
+def prefill_set_name(dataset: str, tokens: int, source: str = "base_model") -> str:
     """Name of the prefilled variant of an eval set (a {dataset} wildcard value)."""
-    return f"{dataset}_prefill{tokens}"
+    return f"{dataset}_{PREFILL_SOURCES[source]}{tokens}"
+
+
+def prefill_attack_name(tokens: int, source: str = "base_model") -> str:
+    """Table 2's name of one prefilling attack: ``prefill10``, ``sure10``."""
+    return f"{PREFILL_SOURCES[source]}{tokens}"
+
+
+def prefill_sources(config: Mapping[str, Any]) -> list[str]:
+    """``prefill.sources`` (default: the base model's own answers only)."""
+    return list(config.get("prefill", {}).get("sources", ["base_model"]))
 
 
 def eval_datasets(config: Mapping[str, Any]) -> dict[str, str]:
@@ -98,30 +123,38 @@ def eval_datasets(config: Mapping[str, Any]) -> dict[str, str]:
         for name, spec in config["data"]["eval_sets"].items()
     }
     out["benign"] = "benign"
+    return out | dict.fromkeys(table1_prefilled_sets(config), "prefill")
+
+
+def table1_prefilled_sets(config: Mapping[str, Any]) -> dict[str, Prefilled]:
+    """Table 1's prefilled sets: every ``prefill.datasets`` set at ``prefill.tokens`` from each
+    of ``prefill.sources``."""
     p = config.get("prefill", {})
-    for d in p.get("datasets", []):
-        out[prefill_set_name(d, p["tokens"])] = "prefill"
-    return out
+    return {
+        prefill_set_name(d, p["tokens"], src): Prefilled(d, p["tokens"], src)
+        for src in prefill_sources(config)
+        for d in p.get("datasets", [])
+    }
 
 
-def prefill_attack_sets(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
-    """Table 2's prefilling attack: {dataset} wildcard -> (eval set, prefix tokens)."""
+def prefill_attack_sets(config: Mapping[str, Any]) -> dict[str, Prefilled]:
+    """Table 2's prefilling attack: {dataset} wildcard -> its :class:`Prefilled`, for every
+    source and prefix length."""
     a = config.get("attacks", {})
     if "prefill" not in a.get("run", []):
         return {}
     return {
-        prefill_set_name(d, k): (d, k)
+        prefill_set_name(d, k, src): Prefilled(d, k, src)
+        for src in prefill_sources(config)
         for d in config.get("prefill", {}).get("datasets", [])
         for k in a["prefill"]["tokens"]
     }
 
 
-def prefilled_sets(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
-    """Every prefilled set, Table 1's and the prefilling attack's: {dataset} -> (the plain eval
-    set it is cut from, prefix tokens)."""
-    p = config.get("prefill", {})
-    table1 = {prefill_set_name(d, p["tokens"]): (d, p["tokens"]) for d in p.get("datasets", [])}
-    return table1 | prefill_attack_sets(config)
+def prefilled_sets(config: Mapping[str, Any]) -> dict[str, Prefilled]:
+    """Every prefilled set, Table 1's and the prefilling attack's: {dataset} -> its
+    :class:`Prefilled` (the plain eval set it is cut from, prefix tokens, source)."""
+    return table1_prefilled_sets(config) | prefill_attack_sets(config)
 
 
 def generated_sets(config: Mapping[str, Any]) -> dict[str, str]:

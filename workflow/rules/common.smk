@@ -26,6 +26,7 @@ from backtrack.plan import (
     run_grid,
     sweep_datasets,
     table1_cells,
+    table1_prefilled_sets,
     table2_cells,
     trainer_params,
     worst_of_k_cells,
@@ -37,7 +38,7 @@ validate_config(config)
 EVAL_SETS = eval_datasets(config)
 # Table 2's prefilling attack: its prefilled sets are {dataset} values of generate/judge too.
 PREFILL_ATTACK_SETS = prefill_attack_sets(config)
-# Every prefilled set, Table 1's and the attack's -> (plain eval set, prefix tokens).
+# Every prefilled set, Table 1's and the attack's -> (plain eval set, prefix tokens, source).
 PREFILLED_SETS = prefilled_sets(config)
 GENERATED_SETS = generated_sets(config)
 OPTIMISING_ATTACKS = optimising_attacks(config)
@@ -230,12 +231,15 @@ def get_eval_input(wildcards):
 
 
 def get_prefill_answers(wildcards):
-    """The base model's answers on the plain eval set a prefilled set is cut from."""
-    plain = PREFILLED_SETS[wildcards.dataset][0]
+    """The base model's answers on the plain eval set a prefilled set is cut from (none for
+    prefixes from another source)."""
+    pre = PREFILLED_SETS[wildcards.dataset]
+    if pre.source != "base_model":
+        return []
     return one(
         rules.sample_prefill_answers.output.answers,
         model=wildcards.model,
-        dataset=plain,
+        dataset=pre.dataset,
     )
 
 
@@ -243,13 +247,18 @@ def get_prefill_eval_prompts(wildcards):
     """The plain eval set a prefilled set is cut from (its answers must cover every prompt)."""
     return one(
         rules.prepare_eval_set.output.prompts,
-        dataset=PREFILLED_SETS[wildcards.dataset][0],
+        dataset=PREFILLED_SETS[wildcards.dataset].dataset,
     )
 
 
 def get_prefill_tokens(wildcards):
     """Prefix length of a prefilled set."""
-    return PREFILLED_SETS[wildcards.dataset][1]
+    return PREFILLED_SETS[wildcards.dataset].tokens
+
+
+def get_prefill_source(wildcards):
+    """Where a prefilled set's prefixes come from (prefill.sources)."""
+    return PREFILLED_SETS[wildcards.dataset].source
 
 
 def get_eval_prompt_files(wildcards):

@@ -158,6 +158,7 @@ rule prepare_prefill_set:
         "../../envs/train.yaml"
     params:
         tokens=get_prefill_tokens,
+        source=get_prefill_source,
     script:
         "../scripts/data/prepare_prefill_set.py"
 

@@ -74,7 +74,9 @@ rule claims:
     conda:
         "../../envs/report.yaml"
     params:
-        datasets=as_json(EVAL_SETS),
+        prefill_sources=as_json(
+            {name: pre.source for name, pre in table1_prefilled_sets(config).items()}
+        ),
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],
     script:

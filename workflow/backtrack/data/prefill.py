@@ -1,4 +1,7 @@
-"""The prefilling attack's prompt sets: the base model's own unsafe answers, cut at k tokens."""
+"""The prefilling attack's prompt sets: the first k tokens of an unsafe answer, from one of two
+sources (``prefill.sources``): the base model's own unsafe answers (``base_model``, the
+distribution backtracking was trained on) or the attack targets' "Sure, here is ..." openers
+(``sure_here``, text no model of the run wrote)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from backtrack.attacks.targets import sure_here_target
 from backtrack.models.chat import text_ids
 
 
@@ -25,4 +29,18 @@ def cut_prefill_set(
         if a["label"]["unsafe"] and len(ids) >= tokens:
             rec = {k: v for k, v in a.items() if k not in ("answer", "label")}
             out.append({**rec, "prefill": tok.decode(ids[:tokens]), "prefill_source": "base-model"})
+    return out
+
+
+def opener_prefill_set(
+    tok: PreTrainedTokenizerBase, prompts: Iterable[dict[str, Any]], tokens: int
+) -> list[dict[str, Any]]:
+    """Records with ``prefill`` = the first ``tokens`` tokens of the prompt's AdvBench-style
+    target ("Sure, here is ..."), the opener GCG and AutoDAN optimise for. Openers shorter than
+    ``tokens`` are left out, as short answers are in :func:`cut_prefill_set`."""
+    out = []
+    for p in prompts:
+        ids = text_ids(tok, sure_here_target(p["prompt"]))
+        if len(ids) >= tokens:
+            out.append({**p, "prefill": tok.decode(ids[:tokens]), "prefill_source": "sure_here"})
     return out

@@ -1,16 +1,21 @@
 from backtrack.checks import read_answers
-from backtrack.data.prefill import cut_prefill_set
-from backtrack.io import write_jsonl
+from backtrack.data.prefill import cut_prefill_set, opener_prefill_set
+from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models.base import load_tokenizer
 from backtrack.smk import setup
 
 log = setup(snakemake)
-answers = read_answers(
-    snakemake.input.answers,
-    snakemake.input.eval_prompts,
-    required=("id", "prompt", "answer", "label"),
-)
-k = snakemake.params.tokens
-out = cut_prefill_set(load_tokenizer(snakemake.input.model), answers, k)
+k, source = snakemake.params.tokens, snakemake.params.source
+tok = load_tokenizer(snakemake.input.model)
+if source == "base_model":
+    answers = read_answers(
+        snakemake.input.answers,
+        snakemake.input.eval_prompts,
+        required=("id", "prompt", "answer", "label"),
+    )
+    out, total = cut_prefill_set(tok, answers, k), len(answers)
+else:
+    prompts = read_jsonl(snakemake.input.eval_prompts)
+    out, total = opener_prefill_set(tok, prompts, k), len(prompts)
 write_jsonl(snakemake.output.prompts, out)
-log.info("prefill set: %d of %d prompts (prefix %d tokens)", len(out), len(answers), k)
+log.info("prefill set (%s): %d of %d prompts (prefix %d tokens)", source, len(out), total, k)

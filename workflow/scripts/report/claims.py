@@ -4,13 +4,13 @@ from backtrack.report.claims import build_claims
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
-kinds = param_json(snakemake, "datasets")
+sources = param_json(snakemake, "prefill_sources")
 claims = build_claims(
     pd.read_csv(snakemake.input.table1),
     table2=pd.read_csv(snakemake.input.table2),
     logit_bias=pd.read_csv(snakemake.input.logit_bias),
     worst_of_k=pd.read_csv(snakemake.input.worst_of_k),
-    prefill_sets=[name for name, kind in kinds.items() if kind == "prefill"],
+    prefill_sets=sources,
     judge=snakemake.params.judge,
     level=snakemake.params.ci_level,
 )

@@ -1,5 +1,6 @@
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.io import atomic_file
+from backtrack.plan import PREFILL_SOURCES, prefill_attack_name
 from backtrack.report.tables import build_table, table2_row
 from backtrack.smk import param_json, setup
 
@@ -19,10 +20,14 @@ for cell, path, prompts in zip(
 rows = []
 for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
     key = {"model": model, "method": method, "stage": stage}
-    # params come as sorted JSON: put the sweep back in (dataset, prefix length) order.
-    for name, (dataset, k) in sorted(sweep.items(), key=lambda kv: tuple(kv[1])):
+    # params come as sorted JSON: put the sweep back in (source, dataset, prefix length) order.
+    order = {src: i for i, src in enumerate(PREFILL_SOURCES)}
+    for name, (dataset, k, src) in sorted(
+        sweep.items(), key=lambda kv: (order[kv[1][2]], kv[1][0], kv[1][1])
+    ):
         records = judged[(model, method, stage, name)]
-        rows.append(table2_row(key, f"prefill{k}", dataset, records, level, judge))
+        attack = prefill_attack_name(k, src)
+        rows.append(table2_row(key, attack, dataset, records, level, judge))
     for name in [c[3] for c in cells if tuple(c[:3]) == (model, method, stage)]:
         if name.startswith("attacks/"):
             records = judged[(model, method, stage, name)]
