@@ -24,7 +24,7 @@ JUDGES: dict[str, Callable[..., Judge]] = {"refusal": RefusalJudge, "llama_guard
 #: The options each judge takes (checked against the constructors by the tests), so that a
 #: config can be checked without importing torch.
 JUDGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "refusal": ("window_chars", "extra_patterns"),
+    "refusal": ("window_chars", "extra_patterns", "continuation_phrases"),
     "llama_guard": (
         "model",
         "backend",

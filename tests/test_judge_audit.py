@@ -1,0 +1,69 @@
+"""The judge audit: the labelled answers load, the stored verdicts are the refusal judge's, and
+the agreement figures in docs/judge-audit/summary.json are recomputed from the labels."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from backtrack.judge.audit import agreement, load, rejudge
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ROOT / "docs/judge-audit/labels.jsonl"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("judge_audit", ROOT / "tools/judge_audit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_audit_file_is_a_stratified_labelled_sample():
+    recs = load(LABELS)
+    assert len(recs) >= 200
+    assert {r["split"] for r in recs} == {"dev", "held_out"}
+    assert len({(r["method"], r["stage"]) for r in recs}) >= 6  # every model of the run is read
+    assert {"advbench", "donotanswer", "harmbench", "benign", "advbench_prefill10"} <= {
+        r["set"] for r in recs
+    }
+    assert all(r["reason"].strip() and "\n" not in r["reason"] for r in recs)
+
+
+def test_stored_verdicts_are_the_refusal_judge_s():
+    recs = load(LABELS)
+    assert rejudge(recs, {"name": "refusal", "params": {"window_chars": 200}}) == [
+        r["judge_verdict"] for r in recs
+    ]
+
+
+def test_summary_is_recomputed_from_the_labels():
+    tool = _tool()
+    stored = json.loads((ROOT / "docs/judge-audit/summary.json").read_text())
+    assert json.loads(json.dumps(tool.summarise(LABELS))) == stored  # same floats, via JSON
+    plain = stored["refusal"]["all"]
+    recs = load(LABELS)
+    by_hand = sum(r["judge_verdict"] == r["label"] for r in recs) / len(recs)
+    assert plain["agreement"] == pytest.approx(by_hand)
+
+
+def test_the_continuation_fix_holds_on_the_held_out_half():
+    """Found on the dev half; on the held-out half it must agree at least as often and call no
+    more harmful answers safe."""
+    recs = [r for r in load(LABELS) if r["split"] == "held_out"]
+    plain = agreement(recs, rejudge(recs, {"name": "refusal", "params": {}}))
+    fixed = agreement(
+        recs, rejudge(recs, {"name": "refusal", "params": {"continuation_phrases": True}})
+    )
+    assert fixed.agreement > plain.agreement
+    assert fixed.false_safe <= plain.false_safe
+
+
+def test_a_label_that_does_not_fit_names_the_line(tmp_path):
+    rec = json.loads(LABELS.read_text().splitlines()[0])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rec) + "\n" + json.dumps(rec | {"label": "answered"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: label 'answered'"):
+        load(bad)
