@@ -122,7 +122,7 @@ def test_gguf_preparation_keeps_the_gguf_weights_tied(tmp_path):
     """The embedded default's source: the dequantised GGUF weights, unchanged and tied, plus the
     [RESET] row (the rebuild skips the random initialisation and caches gguf's name maps)."""
     import gguf
-    from backtrack.sources import package_file
+    from backtrack.packages import package_file
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
