@@ -436,3 +436,37 @@ def test_scoring_hands_the_lm_head_a_contiguous_input(model_tok):
     finally:
         spy.remove()
     assert len(seen) == 4 and all(seen)  # the prefix cache's forward, then the three scorings
+
+
+def test_scoring_from_the_first_changed_position_gives_the_same_losses(model_tok, banned):
+    """Candidates scored on the cache of prefix + the suffix tokens they share with the current
+    suffix: same losses as scoring each whole suffix, and fewer tokens through the model.
+    """
+    from backtrack import jobstats
+    from backtrack.attacks.gcg import SHARE_GROUPS, first_change
+
+    m, tok, _ = model_tok
+    slots = chat_slots(tok, f"{PROMPT} {SLOT}", text_ids(tok, TARGET))
+    gcg = GCG(m, tok, small_cfg(search_width=32), banned)
+    cur = gcg.encode_suffix("! ! ! ! ! ! ! !")
+    grad = gcg.gradient(slots, cur, target_ce, None)
+    cands = sample_candidates(cur, grad, banned, 32, 16, 1, torch.Generator().manual_seed(1))
+    cands[0] = cur  # an unchanged row is scored too
+    first = first_change(cands, cur)
+    assert first[0] == cur.numel() and (first[1:] < cur.numel()).all()
+    assert ((cands != cur).sum(dim=1)[1:] == 1).all()
+    cache = prefix_cache(m, slots.before)
+    before = [layer.keys.clone() for layer in cache.layers]
+    jobstats.COUNTER, saved = jobstats.TokenCounts(), jobstats.COUNTER
+    try:
+        plain = gcg.losses(slots, cands, target_ce, cache)
+        plain_tokens = jobstats.COUNTER.total()
+        shared = gcg.losses(slots, cands, target_ce, cache, current=cur)
+        shared_tokens = jobstats.COUNTER.total() - plain_tokens
+    finally:
+        jobstats.COUNTER = saved
+    torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-5)
+    assert shared_tokens < plain_tokens  # prefix extensions included
+    assert len({int(first[i]) for i in range(32)}) >= SHARE_GROUPS  # the test can skip tokens
+    for k, layer in zip(before, cache.layers, strict=True):
+        assert torch.equal(k, layer.keys)  # the prompt's prefix cache was never written to

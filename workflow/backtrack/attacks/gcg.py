@@ -20,7 +20,14 @@ import torch
 from accelerate.utils import find_executable_batch_size
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
-from backtrack.attacks.scoring import ChatSlots, LossFn, prefix_cache, segment_logits, target_ce
+from backtrack.attacks.scoring import (
+    ChatSlots,
+    LossFn,
+    extend_cache,
+    prefix_cache,
+    segment_logits,
+    target_ce,
+)
 
 
 def derived_seed(seed: int, key: str) -> int:
@@ -89,6 +96,18 @@ def sample_candidates(
     return cands
 
 
+#: Candidate scoring with a shared suffix prefix uses at least this many batches (sorted by the
+#: first changed position, each batch skips the tokens all its candidates share): more batches
+#: skip more tokens but multiply smaller matrices. Four skip about 3/8 of the suffix.
+SHARE_GROUPS = 4
+
+
+def first_change(cands: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Per candidate, the first position where it differs from ``current`` (its length if none)."""
+    diff = cands != current[None]
+    return torch.where(diff.any(dim=1), diff.int().argmax(dim=1), cands.shape[1])
+
+
 def retokenizes(tok: PreTrainedTokenizerBase, cands: torch.Tensor) -> torch.Tensor:
     """Mask of candidates whose ids come back unchanged from decode then encode: the attack is
     delivered as text, so a suffix that re-tokenises differently is not the one optimised.
@@ -147,9 +166,29 @@ class GCG:
 
     @torch.no_grad()
     def losses(
-        self, slots: ChatSlots, cands: torch.Tensor, loss_fn: LossFn, cache: DynamicCache | None
+        self,
+        slots: ChatSlots,
+        cands: torch.Tensor,
+        loss_fn: LossFn,
+        cache: DynamicCache | None,
+        current: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Exact loss of every candidate, in batches that halve when memory runs out."""
+        """Exact loss of every candidate, in batches that halve when memory runs out.
+
+        With a prefix ``cache`` and ``current`` (the suffix the candidates were drawn from), the
+        candidates are sorted by the first position where they differ from ``current`` and
+        scored in at least :data:`SHARE_GROUPS` batches; each batch starts at the first position
+        any of its candidates changes, on the cache of prefix + the suffix tokens before it
+        (:func:`extend_cache`). Same losses up to rounding, fewer tokens: a single-token swap
+        leaves on average half the suffix unchanged.
+        """
+        n = cands.shape[0]
+        share = cache is not None and current is not None
+        if share:
+            first = first_change(cands, current)
+            order = torch.argsort(first, stable=True)
+        else:
+            order = torch.arange(n, device=cands.device)
 
         # Halve on out-of-memory as HarmBench does (accelerate's default shrinks by 10%).
         @find_executable_batch_size(
@@ -157,15 +196,18 @@ class GCG:
         )
         def run(batch_size: int) -> torch.Tensor:
             self._batch = batch_size
-            out = []
-            for i in range(0, cands.shape[0], batch_size):
-                chunk = cands[i : i + batch_size]
-                out.append(
-                    loss_fn(
-                        segment_logits(self.model, slots, self.embed(chunk), cache), slots.segment
-                    )
-                )
-            return torch.cat(out)
+            size = min(batch_size, -(-n // SHARE_GROUPS)) if share else batch_size
+            out = torch.empty(n, dtype=torch.float32, device=cands.device)
+            for i in range(0, n, size):
+                idx = order[i : i + size]
+                chunk, part, part_cache = cands[idx], slots, cache
+                k = int(first[idx].min()) if share else 0
+                if k:
+                    part = slots.with_before(torch.cat([slots.before, current[:k]]))
+                    part_cache = extend_cache(self.model, cache, current[:k], slots.before.numel())
+                logits = segment_logits(self.model, part, self.embed(chunk[:, k:]), part_cache)
+                out[idx] = loss_fn(logits, slots.segment).float()
+            return out
 
         return run()
 
@@ -207,7 +249,7 @@ class GCG:
             if cands.shape[0] == 0:
                 result.stopped = "no_candidates"
                 break
-            losses = self.losses(slots, cands, loss_fn, cache)
+            losses = self.losses(slots, cands, loss_fn, cache, current=cur)
             i = int(losses.argmin())
             cur, cur_loss = cands[i], float(losses[i])
             result.losses.append(cur_loss)

@@ -40,6 +40,9 @@ class ChatSlots:
     def with_segment(self, segment: torch.Tensor) -> ChatSlots:
         return ChatSlots(self.before, self.after, segment)
 
+    def with_before(self, before: torch.Tensor) -> ChatSlots:
+        return ChatSlots(before, self.after, self.segment)
+
 
 def chat_slots(
     tok: PreTrainedTokenizerBase,
@@ -116,6 +119,26 @@ def prefix_cache(model: PreTrainedModel, before: torch.Tensor) -> DynamicCache:
     """
     jobstats.count("forward", before.numel(), 1)
     return model(input_ids=before[None], use_cache=True, logits_to_keep=1).past_key_values
+
+
+@torch.no_grad()
+def extend_cache(
+    model: PreTrainedModel, cache: DynamicCache, ids: torch.Tensor, start: int
+) -> DynamicCache:
+    """A new one-row cache: ``cache`` (left untouched) followed by ``ids`` at positions
+    ``start`` onward. GCG scores a batch of candidates on it when they share those ids.
+    """
+    out = expand_cache(model, cache, 1)
+    jobstats.count("forward", ids.numel(), 1)
+    positions = torch.arange(start, start + ids.numel(), device=ids.device)[None]
+    model(
+        input_ids=ids[None],
+        past_key_values=out,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out
 
 
 def expand_cache(model: PreTrainedModel, cache: DynamicCache, batch: int) -> DynamicCache:
