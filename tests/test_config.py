@@ -110,8 +110,10 @@ def test_eval_datasets(cfg):
 def test_attack_sets(cfg):
     validate_config(cfg)
     sweep = prefill_attack_sets(cfg)
-    assert sweep["advbench_prefill40"] == ("advbench", 40)
-    assert len(sweep) == len(cfg["attacks"]["prefill"]["tokens"])
+    assert sweep["advbench_prefill40"] == ("advbench", 40, "base_model")
+    assert sweep["advbench_sure40"] == ("advbench", 40, "sure_here")
+    sources = cfg["prefill"]["sources"]
+    assert len(sweep) == len(cfg["attacks"]["prefill"]["tokens"]) * len(sources)
     assert optimising_attacks(cfg) == ["gcg", "autodan", "adaptive"]
     cfg["attacks"]["run"] = ["gcg"]
     assert prefill_attack_sets(cfg) == {}

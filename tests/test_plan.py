@@ -37,7 +37,14 @@ def test_table1_has_every_row_on_every_set_in_order():
     cfg = _config()
     cells = table1_cells(cfg)
     rows = run_grid(cfg)
-    sets = ["advbench", "donotanswer", "harmbench", "benign", "advbench_prefill10"]
+    sets = [
+        "advbench",
+        "donotanswer",
+        "harmbench",
+        "benign",
+        "advbench_prefill10",
+        "advbench_sure10",
+    ]
     assert [c.dataset for c in cells[: len(sets)]] == sets
     assert len(cells) == len(rows) * len(sets)
     assert [c[:3] for c in cells[:: len(sets)]] == rows
@@ -46,6 +53,7 @@ def test_table1_has_every_row_on_every_set_in_order():
 
 def test_table2_lists_prefilled_sets_then_attacks_per_row():
     cfg = _config()
+    cfg["prefill"]["sources"] = ["base_model"]
     cfg["attacks"]["run"] = ["prefill", "gcg", "autodan"]
     cfg["attacks"]["prefill"]["tokens"] = [5, 20]
     first = [c.dataset for c in table2_cells(cfg)[:4]]

@@ -142,7 +142,7 @@ def test_sweep_datasets_default_to_table1_sets():
     del cfg["sweeps"]
     validate_config(cfg)
     assert sweep_datasets(cfg, "logit_bias") == [
-        "advbench", "donotanswer", "harmbench", "benign", "advbench_prefill10",
+        "advbench", "donotanswer", "harmbench", "benign", "advbench_prefill10", "advbench_sure10",
     ]  # fmt: skip
     assert sweep_datasets(cfg, "worst_of_k") == ["advbench", "donotanswer", "harmbench"]
 
