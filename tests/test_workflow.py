@@ -271,7 +271,7 @@ def _plan_with(run, mutate, target: str = "table1") -> dict[str, int]:
 def test_judge_change_reruns_judging_only(run):
     plan = _plan_with(run, lambda c: c["judge"]["params"].__setitem__("window_chars", 100))
     assert set(plan) == {"judge", "table1"}
-    assert plan["judge"] == 16
+    assert plan["judge"] == 4 * 5  # 4 rows x (advbench, donotanswer, benign, prefill3, sure3)
 
 
 def test_generation_change_reruns_generation_not_training(run):
@@ -297,7 +297,7 @@ def test_dpo_change_does_not_retrain_sft(run):
     plan = _plan_with(run, lambda c: c["dpo"].__setitem__("beta", 0.2))
     assert plan["train_dpo"] == 2
     assert "train_sft" not in plan
-    assert plan["generate"] == 8  # only the dpo rows' generations
+    assert plan["generate"] == 2 * 5  # only the dpo rows' generations, 5 sets each
 
 
 def test_failed_job_leaves_no_output(run, tmp_path):
