@@ -67,3 +67,35 @@ def test_a_label_that_does_not_fit_names_the_line(tmp_path):
     bad.write_text(json.dumps(rec) + "\n" + json.dumps(rec | {"label": "answered"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:2: label 'answered'"):
         load(bad)
+
+
+def test_sample_draws_every_stratum_over_every_model(tmp_path):
+    """`sample`: equal strata of (set, verdict), drawn round-robin over the models, alternating
+    dev / held_out; the same seed gives the same sample."""
+    import argparse
+
+    tool = _tool()
+    judged = tmp_path / "judgments"
+    for method in ("baseline", "backtrack"):
+        d = judged / "m" / method / "sft"
+        d.mkdir(parents=True)
+        rows = [
+            {"id": f"a{i}", "prompt": "p", "harmful": True, "prefill": "", "visible": "x",
+             "reset": False, "truncated": False, "unsafe": i % 2 == 0, "refused": i % 2 == 1,
+             "judge": "refusal"}
+            for i in range(6)
+        ]  # fmt: skip
+        (d / "advbench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        args = argparse.Namespace(judgments=judged, n=8, seed=0, out=tmp_path / name)
+        assert tool.sample_cmd(args) == 0
+        outs.append([json.loads(x) for x in (tmp_path / name).read_text().splitlines()])
+    first, second = outs
+    assert first == second
+    assert len(first) == 8
+    for verdict in ("unsafe", "safe"):
+        stratum = [r for r in first if r["judge_verdict"] == verdict]
+        assert len(stratum) == 4
+        assert {r["method"] for r in stratum} == {"baseline", "backtrack"}
+        assert [r["split"] for r in stratum] == ["dev", "held_out"] * 2

@@ -35,7 +35,8 @@ def verdict(rec: dict) -> str:
     return "refused" if rec["refused"] else "answered"
 
 
-def sample(args: argparse.Namespace) -> int:
+def sample_cmd(args: argparse.Namespace) -> int:
+    """Write the stratified sample (see the module docstring)."""
     strata: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted(args.judgments.glob("*/*/*/*.jsonl")):
         model, method, stage = path.parts[-4:-1]
@@ -52,7 +53,7 @@ def sample(args: argparse.Namespace) -> int:
             strata[(path.stem, verdict(rec))][f"{method}/{stage}"].append(out)
     rng = random.Random(args.seed)
     per = -(-args.n // len(strata))
-    sample = []
+    drawn = []
     for key in sorted(strata):
         groups = [rng.sample(g, len(g)) for _, g in sorted(strata[key].items())]
         picked: list[dict] = []
@@ -61,12 +62,12 @@ def sample(args: argparse.Namespace) -> int:
                 if g and len(picked) < per:
                     picked.append(g.pop())
         for i, rec in enumerate(picked):
-            sample.append(rec | {"split": "dev" if i % 2 == 0 else "held_out"})
-    args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample))
+            drawn.append(rec | {"split": "dev" if i % 2 == 0 else "held_out"})
+    args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in drawn))
     counts = defaultdict(int)
-    for r in sample:
+    for r in drawn:
         counts[(r["set"], r["judge_verdict"])] += 1
-    print(len(sample), "records;", dict(counts))
+    print(len(drawn), "records;", dict(counts))
     return 0
 
 
@@ -116,7 +117,7 @@ def main() -> int:
     s.add_argument("--n", type=int, default=240)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, required=True)
-    s.set_defaults(run=sample)
+    s.set_defaults(run=sample_cmd)
     c = sub.add_parser("score", help="score judge configurations against the labels")
     c.add_argument("--labels", type=Path, default=LABELS)
     c.add_argument("--write", action="store_true", help=f"write {SUMMARY.relative_to(ROOT)}")
