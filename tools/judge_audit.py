@@ -29,10 +29,10 @@ KEEP = ("id", "prompt", "harmful", "prefill", "visible", "reset", "truncated", "
 
 
 def verdict(rec: dict) -> str:
-    """The judge's call in words: unsafe/safe on harmful prompts, refused/answered on benign."""
-    if rec["harmful"]:
-        return "unsafe" if rec["unsafe"] else "safe"
-    return "refused" if rec["refused"] else "answered"
+    """The judge's call on a judged record, in the audit's words."""
+    from backtrack.judge.audit import verdict_word
+
+    return verdict_word(rec["harmful"], rec["unsafe"], rec["refused"])
 
 
 def sample_cmd(args: argparse.Namespace) -> int:

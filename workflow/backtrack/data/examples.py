@@ -46,6 +46,18 @@ def prefix_length(
     return rng.randint(lo, hi)
 
 
+def random_prefix(
+    tok: PreTrainedTokenizerBase,
+    text: str,
+    min_fraction: float,
+    max_fraction: float,
+    rng: random.Random,
+) -> str:
+    """A DPO pair's prefix of ``text``: cut on token ids at :func:`prefix_length`, decoded."""
+    ids = text_ids(tok, text)
+    return tok.decode(ids[: prefix_length(len(ids), min_fraction, max_fraction, rng)])
+
+
 def qi_prefix_length(n_tokens: int, rng: random.Random) -> int:
     """Qi et al.'s rule: 0 (no prefix) on tails, else ``randint(1, min(100, n_tokens))``."""
     if n_tokens < 1:
@@ -199,10 +211,8 @@ def build_dpo_pairs(
             )
             counts["safe_over_unsafe"] += 1
             continue
-        u_ids = text_ids(tok, unsafe)
-        u_prefix = tok.decode(u_ids[: prefix_length(len(u_ids), min_fraction, max_fraction, rng)])
-        s_ids = text_ids(tok, safe)
-        s_prefix = tok.decode(s_ids[: prefix_length(len(s_ids), min_fraction, max_fraction, rng)])
+        u_prefix = random_prefix(tok, unsafe, min_fraction, max_fraction, rng)
+        s_prefix = random_prefix(tok, safe, min_fraction, max_fraction, rng)
         out.append(
             {
                 "id": f"{rec['id']}:b>u",
@@ -269,9 +279,7 @@ def helpfulness_pairs(
             )
             counts["helpful_over_refusal"] += 1
         if mix["over_reset"] and method == "backtrack":
-            h_ids = text_ids(tok, helpful)
-            k = prefix_length(len(h_ids), min_fraction, max_fraction, rng)
-            h_prefix = tok.decode(h_ids[:k])
+            h_prefix = random_prefix(tok, helpful, min_fraction, max_fraction, rng)
             out.append(
                 {
                     "id": f"{rec['id']}:h>b",
