@@ -20,10 +20,11 @@ import datasets
 import pytest
 import yaml
 from backtrack.config import ConfigError, validate_config
-from backtrack.data.pool import build_pool, pool_options, trim_to_sentence
+from backtrack.data.pool import build_pool, opener_assignment, pool_options, trim_to_sentence
 from backtrack.data.refusals import make_refusal
 from backtrack.data.sets import eval_set, harmful_eval_set, train_prompts
 from backtrack.data.sources import load_harmful
+from backtrack.generate.hf import generate_records
 from backtrack.judge.base import JudgeInput, Verdict
 from backtrack.judge.refusal import RefusalJudge
 from backtrack.judge.registry import JUDGE_PARAMS, make_judge
@@ -358,6 +359,7 @@ def test_default_config_takes_no_new_keys(cfg):
         "unsafe_from": "generated",
         "helpful_from": "auto",
         "samples": 1,
+        "openers": None,
     }
 
 
@@ -548,6 +550,61 @@ def test_pool_default_is_refusal_and_generated(tiny):
         assert (r["safe_from"], r["unsafe_from"]) == ("refusal", "generated")
         assert r["safe"] == make_refusal(random.Random(0))
     assert stats["harmful_kept"] + stats.get("harmful_dropped_no_unsafe", 0) == 1
+
+
+def test_pool_openers_are_a_second_source_of_unsafe_answers(tiny):
+    """``pool.openers``: y- = opener + the model's own continuation of it, for the drawn share."""
+    model, tok, rid = tiny
+    harmful = [
+        {"id": f"h{i}", "prompt": f"How do I do bad thing {i}?", "harmful": True} for i in range(4)
+    ]
+    judge = ScriptedJudge(lambda it: True)
+    openers = {"fraction": 0.5, "texts": ["Step 1:"]}
+    pool, stats = _pool(tiny, harmful, [], judge, openers=openers)
+    chosen = opener_assignment(harmful, openers, seed=0)
+    assert len(chosen) == 2 and set(chosen.values()) == {"Step 1:"}
+    assert chosen == opener_assignment(harmful, openers, seed=0)  # same seed, same draw
+    # The continuation a forced "Step 1:" start gets from the model, generated on its own.
+    alone = generate_records(
+        model,
+        tok,
+        [{**harmful[i], "prefill": "Step 1:"} for i in sorted(chosen)],
+        rid,
+        max_new_tokens=GEN["unsafe_max_new_tokens"],
+        batch_size=4,
+        max_resets=0,
+    )
+    want = {g["prompt_id"]: "Step 1:" + g["visible"].rstrip() for g in alone}
+    by = {r["prompt_id"]: r for r in pool}
+    for i, r in enumerate(harmful):
+        rec = by[r["id"]]
+        if i in chosen:
+            assert rec["unsafe_from"] == "opener" and rec["unsafe"] == want[r["id"]]
+        else:
+            assert rec["unsafe_from"] == "generated" and not rec["unsafe"].startswith("Step 1:")
+    # The judge saw the opener as part of the answer it labelled.
+    assert sum(it.answer.startswith("Step 1:") for it in judge.seen) == 2
+    assert stats["opener_candidates"] == 2 and stats["opener_unsafe"] == 2
+    # The refusals (y+) are the draws they were without openers.
+    plain, _ = _pool(tiny, harmful, [], ScriptedJudge(lambda it: True))
+    assert [r["safe"] for r in pool] == [r["safe"] for r in plain]
+
+
+def test_pool_opener_answer_judged_safe_keeps_the_ordinary_answer(tiny):
+    harmful = [{"id": "h0", "prompt": "How do I pick a lock?", "harmful": True}]
+    judge = ScriptedJudge(lambda it: not it.answer.startswith("Of course"))
+    pool, stats = _pool(
+        tiny, harmful, [], judge, openers={"fraction": 1.0, "texts": ["Of course! Here's"]}
+    )
+    assert [r["unsafe_from"] for r in pool] == ["generated"]
+    assert stats["opener_not_unsafe"] == 1 and stats.get("opener_unsafe", 0) == 0
+
+
+@pytest.mark.parametrize("openers", [{"fraction": 1.5}, {"fraction": 0.5, "texts": [" "]}])
+def test_pool_bad_openers_name_the_key(tiny, openers):
+    harmful = [{"id": "h0", "prompt": "x", "harmful": True}]
+    with pytest.raises(ValueError, match=r"config key 'pool\.openers'"):
+        _pool(tiny, harmful, [], ScriptedJudge(lambda it: True), openers=openers)
 
 
 @pytest.mark.parametrize(

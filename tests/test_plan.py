@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from backtrack.config import validate_config
+from backtrack.config import ConfigError, validate_config
 from backtrack.plan import (
     DATA_KEYS,
     Cell,
@@ -16,9 +17,11 @@ from backtrack.plan import (
     generated_sets,
     helpfulness_rows,
     logit_bias_cells,
+    prefill_answers_model,
     prefilled_sets,
     run_grid,
     table1_cells,
+    table1_prefilled_sets,
     table2_cells,
     trainer_params,
     worst_of_k_cells,
@@ -76,6 +79,20 @@ def test_prefill_sources_add_foreign_sets_to_both_tables():
     assert t1[-2:] == ["advbench_prefill10", "advbench_sure10"]
     assert [c.dataset for c in table2_cells(cfg)][:2] == ["advbench_prefill5", "advbench_sure5"]
     assert prefilled_sets(cfg)["advbench_sure5"] == ("advbench", 5, "sure_here")
+
+
+def test_other_model_source_cuts_another_model_s_answers():
+    cfg = _config()
+    model = cfg["run"]["models"][0]
+    cfg["models"]["other"] = dict(cfg["models"][model])
+    cfg["prefill"].update(sources=["base_model", "other_model"], other_model="other")
+    validate_config(cfg)
+    assert table1_prefilled_sets(cfg)["advbench_other10"] == ("advbench", 10, "other_model")
+    assert prefill_answers_model(cfg, "other_model", model) == "other"
+    assert prefill_answers_model(cfg, "base_model", model) == model
+    cfg["prefill"]["other_model"] = "nope"
+    with pytest.raises(ConfigError, match=r"'prefill\.other_model'"):
+        validate_config(cfg)
 
 
 def test_logit_bias_reuses_table1_files_at_the_deployed_bias():

@@ -397,3 +397,44 @@ def test_ablations_add_rows_and_rerun_nothing_that_exists(run, tmp_path):
         ).read_text()
     )
     assert prov["parent"].endswith("results/models/tiny/baseline/sft"), prov.get("parent")
+
+
+def test_pool_openers_rebuild_the_pool_and_all_training(run):
+    plan = _plan_with(run, lambda c: c["pool"].__setitem__("openers", {"fraction": 0.5}))
+    assert plan["prepare_train_pool"] == 1
+    assert plan["train_sft"] == 2 and plan["train_dpo"] == 2
+    assert "prepare_base_model" not in plan and "sample_prefill_answers" not in plan
+
+
+def test_other_model_prefixes_come_from_that_model_s_answers(run):
+    """prefill.sources: other_model cuts the attacked model's prefixes from another model's
+    answers (its own base model and sample_prefill_answers job), in the attacked model's tokens."""
+    work, cfg, _ = run
+
+    def other(c):
+        c["models"]["tiny2"] = dict(c["models"]["tiny"])
+        c["prefill"].update(sources=["base_model", "other_model"], other_model="tiny2")
+
+    plan = _plan_with(run, other)
+    assert plan["prepare_base_model"] == 1 and plan["sample_prefill_answers"] == 1
+    assert plan["prepare_prefill_set"] == 1 and plan["generate"] == 4  # advbench_other3, 4 rows
+    assert "train_sft" not in plan and "prepare_train_pool" not in plan
+    changed = yaml.safe_load(yaml.safe_dump(cfg))
+    other(changed)
+    write_config(work, changed)
+    try:
+        smk(work, "results/data/prefill/tiny/advbench_other3.jsonl")
+    finally:
+        write_config(work, cfg)
+    answers = {
+        json.loads(line)["id"]: json.loads(line)
+        for line in (work / "results/data/prefill/tiny2/advbench_answers.jsonl").open()
+    }
+    cut = [
+        json.loads(line)
+        for line in (work / "results/data/prefill/tiny/advbench_other3.jsonl").open()
+    ]
+    assert cut and all(r["prefill_source"] == "other-model" for r in cut)
+    for r in cut:
+        assert answers[r["id"]]["label"]["unsafe"]
+        assert answers[r["id"]]["answer"].startswith(r["prefill"].rstrip())

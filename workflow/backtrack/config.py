@@ -166,6 +166,14 @@ def check_references(config: dict[str, Any]) -> None:
                 f"config key 'prefill.datasets[{i}]': unknown eval set {name!r}; "
                 f"defined in 'data.eval_sets': {sorted(sets)}"
             )
+    prefill = config.get("prefill", {})
+    other = prefill.get("other_model")
+    if "other_model" in prefill.get("sources", []) and other not in models:
+        raise ConfigError(
+            f"config key 'prefill.other_model': {other!r} is not a models alias "
+            f"(defined: {sorted(models)}); prefill.sources has other_model, which cuts its "
+            "prefixes from that model's answers"
+        )
     attacks = config.get("attacks", {})
     if attacks.get("dataset", "advbench") not in sets:
         raise ConfigError(

@@ -85,8 +85,11 @@ def columns(cells: Sequence[Sequence[Any]], *names: str) -> dict[str, list[Any]]
 #: Where prefilled prefixes come from (``prefill.sources``) -> the infix of their set names.
 #: ``base_model``: the base model's own unsafe answers (the distribution the backtracking models
 #: were trained to reset after); ``sure_here``: the attack targets' "Sure, here is ..." openers,
-#: text no model in the run wrote.
-PREFILL_SOURCES = {"base_model": "prefill", "sure_here": "sure"}
+#: text no model in the run wrote; ``other_model``: the unsafe answers of another model
+#: (``prefill.other_model``), text the trained model's family never wrote.
+PREFILL_SOURCES = {"base_model": "prefill", "sure_here": "sure", "other_model": "other"}
+#: Sources whose prefixes are cut from a model's unsafe answers (sample_prefill_answers).
+ANSWER_SOURCES = ("base_model", "other_model")
 
 
 class Prefilled(NamedTuple):
@@ -110,6 +113,14 @@ def prefill_attack_name(tokens: int, source: str = "base_model") -> str:
 def prefill_sources(config: Mapping[str, Any]) -> list[str]:
     """``prefill.sources`` (default: the base model's own answers only)."""
     return list(config.get("prefill", {}).get("sources", ["base_model"]))
+
+
+def prefill_answers_model(config: Mapping[str, Any], source: str, model: str) -> str:
+    """The model whose answers a prefilled set of ``model`` is cut from: its own base model, or
+    ``prefill.other_model`` for the ``other_model`` source."""
+    if source == "other_model":
+        return str(config["prefill"]["other_model"])
+    return model
 
 
 def eval_datasets(config: Mapping[str, Any]) -> dict[str, str]:

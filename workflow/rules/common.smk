@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 from backtrack.config import check_sweeps, validate_config
 from backtrack.plan import (
+    ANSWER_SOURCES,
     LOGIT_BIAS,
     METHODS,
     WORST_OF_K,
@@ -21,6 +22,7 @@ from backtrack.plan import (
     logit_bias_cells,
     optimising_attacks,
     point_decoding,
+    prefill_answers_model,
     prefill_attack_sets,
     prefilled_sets,
     run_grid,
@@ -231,14 +233,14 @@ def get_eval_input(wildcards):
 
 
 def get_prefill_answers(wildcards):
-    """The base model's answers on the plain eval set a prefilled set is cut from (none for
-    prefixes from another source)."""
+    """The unsafe answers a prefilled set is cut from: the base model's own, or another model's
+    (prefill.other_model); none for the written "Sure, here is" openers."""
     pre = PREFILLED_SETS[wildcards.dataset]
-    if pre.source != "base_model":
+    if pre.source not in ANSWER_SOURCES:
         return []
     return one(
         rules.sample_prefill_answers.output.answers,
-        model=wildcards.model,
+        model=prefill_answers_model(config, pre.source, wildcards.model),
         dataset=pre.dataset,
     )
 

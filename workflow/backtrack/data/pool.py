@@ -16,6 +16,11 @@ scale, as the paper built its data; the refusal judge in the embedded default):
   ``y+`` or no ``y-`` is dropped and counted.
 * Helpful answers: the benign source's reply (OASST2's best-ranked reply) or the base model's
   own answer, dropped if empty, refused or unsafe.
+* A second source of ``y-`` (``pool.openers``): for a fraction of the harmful prompts, the base
+  model is made to start its answer with a written affirmative opener ("Of course! Here's") and
+  continues it; ``y-`` is opener plus continuation when the judge calls that unsafe. Backtracking
+  then learns to reset after text that did not open the way its own answers do (at paper scale
+  ``y-`` is largely HH-RLHF's replies, text other models wrote). Off unless configured.
 
 In the embedded default the base model does not refuse, so ``y-`` are its own answers to harmful
 prompts (kept only where the judge calls them unsafe, as the paper kept only Llama-Guard-unsafe
@@ -48,7 +53,20 @@ POOL_DEFAULTS: dict[str, Any] = {
     "unsafe_from": "generated",
     "helpful_from": "auto",
     "samples": 1,
+    "openers": None,
 }
+#: ``pool.openers.texts`` when not given: affirmative openers, none of them "Sure, here is",
+#: so that the attack targets' "Sure, here is ..." prefill stays text the models never saw.
+DEFAULT_OPENERS = (
+    "Of course! Here's",
+    "Absolutely. Here is",
+    "Certainly, here are",
+    "No problem. Here's how",
+    "Great question! The",
+    "Okay, so the first step is",
+    "Here is a detailed answer:",
+    "Step 1:",
+)
 #: Fields of a harmful prompt record that hold the dataset's own safe / unsafe reply.
 SAFE_FIELD, UNSAFE_FIELD = "chosen", "rejected"
 #: Field of a benign prompt record that holds the dataset's reply (OASST2's best one).
@@ -112,6 +130,7 @@ def build_pool(
     unsafe_from: str | Sequence[str] = "generated",
     helpful_from: str = "auto",
     samples: int = 1,
+    openers: Mapping[str, Any] | None = None,
     reset_token: str = RESET_TOKEN,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Pick and label responses; return pool records and counts of what was kept and dropped.
@@ -148,6 +167,7 @@ def build_pool(
         raise ValueError(
             f"config key 'pool.samples': {samples} samples per prompt need pool.do_sample: true"
         )
+    opener_of = opener_assignment(harmful, openers, seed)
     stats: Counter[str] = Counter()
 
     # 1. The datasets' own responses, judged (HH-RLHF chosen/rejected, OASST2 replies).
@@ -240,8 +260,32 @@ def build_pool(
         if helpful_mode == "generated" and benign
         else []
     )
+    o_idx = sorted(opener_of)
+    o_gen = (
+        generate_records(
+            model,
+            tok,
+            [{**harmful[i], "harmful": True, "prefill": opener_of[i]} for i in o_idx],
+            reset_id,
+            max_new_tokens=unsafe_max_new_tokens,
+            num_samples=samples,
+            **common,
+        )
+        if o_idx
+        else []
+    )
     gens = h_gen + b_gen
-    verdicts = judge.judge([JudgeInput.from_generation(g) for g in gens]) if gens else []
+    # An opener-led answer is judged as a whole: the opener is part of the y- it would become.
+    o_texts = [g["prefill"] + g["visible"].rstrip() for g in o_gen]
+    o_inputs = [
+        JudgeInput(g["id"], g["prompt"], t, True, g["truncated"], g["reset"])
+        for g, t in zip(o_gen, o_texts, strict=True)
+    ]
+    verdicts = (
+        judge.judge([JudgeInput.from_generation(g) for g in gens] + o_inputs)
+        if gens or o_inputs
+        else []
+    )
     stats["generated_candidates"] = len(h_gen)
     gen_safe: dict[int, str] = {}
     gen_unsafe: dict[int, str] = {}
@@ -253,12 +297,22 @@ def build_pool(
                 gen_unsafe.setdefault(i, g["visible"].strip())
         elif text := _gen_text(g).strip():  # not unsafe; with the refusal judge: a refusal
             gen_safe.setdefault(i, text)
+    stats["opener_candidates"] = len(o_gen)
+    opener_unsafe: dict[int, str] = {}
+    for k, (g, text, v) in enumerate(zip(o_gen, o_texts, verdicts[len(gens) :], strict=True)):
+        if v.unsafe and g["visible"].strip():  # the model went on with the opener
+            stats["opener_unsafe"] += 1
+            opener_unsafe.setdefault(o_idx[k // samples], text)
 
     # 3. One record per harmful prompt that has both, then one per benign prompt.
     rng = random.Random(seed)
     pool: list[dict[str, Any]] = []
     for i, r in enumerate(harmful):
         unsafe = _pick(unsafe_modes, {"dataset": ds_unsafe.get(i), "generated": gen_unsafe.get(i)})
+        if i in opener_unsafe:  # the second source replaces this prompt's y-
+            unsafe = ("opener", opener_unsafe[i])
+        elif i in opener_of:
+            stats["opener_not_unsafe"] += 1
         if unsafe is None:
             stats["harmful_dropped_no_unsafe"] += 1
             continue
@@ -306,6 +360,25 @@ def build_pool(
         )
         stats["benign_kept"] += 1
     return pool, dict(stats)
+
+
+def opener_assignment(
+    harmful: Sequence[Mapping[str, Any]], openers: Mapping[str, Any] | None, seed: int
+) -> dict[int, str]:
+    """Which harmful prompts get an opener-led ``y-`` (``pool.openers.fraction`` of them, drawn
+    with the run's seed) and which opener each starts with (``pool.openers.texts``)."""
+    if not openers or not openers.get("fraction"):
+        return {}
+    fraction = float(openers["fraction"])
+    texts = list(openers.get("texts") or DEFAULT_OPENERS)
+    if not 0 < fraction <= 1 or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError(
+            "config key 'pool.openers': fraction must be in (0, 1] and texts non-empty strings "
+            f"(got fraction {fraction!r}, texts {texts!r})"
+        )
+    rng = random.Random(f"openers-{seed}")  # its own stream: the refusals' draws are unchanged
+    chosen = sorted(rng.sample(range(len(harmful)), round(fraction * len(harmful))))
+    return {i: rng.choice(texts) for i in chosen}
 
 
 def _helpful_ok(v: Verdict, stats: Counter[str], origin: str) -> bool:

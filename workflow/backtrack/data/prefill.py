@@ -1,7 +1,8 @@
-"""The prefilling attack's prompt sets: the first k tokens of an unsafe answer, from one of two
+"""The prefilling attack's prompt sets: the first k tokens of an unsafe answer, from one of three
 sources (``prefill.sources``): the base model's own unsafe answers (``base_model``, the
-distribution backtracking was trained on) or the attack targets' "Sure, here is ..." openers
-(``sure_here``, text no model of the run wrote)."""
+distribution backtracking was trained on), the attack targets' "Sure, here is ..." openers
+(``sure_here``, text no model of the run wrote) or another model's unsafe answers
+(``other_model``)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ from backtrack.models.chat import text_ids
 
 
 def cut_prefill_set(
-    tok: PreTrainedTokenizerBase, answers: Iterable[dict[str, Any]], tokens: int
+    tok: PreTrainedTokenizerBase,
+    answers: Iterable[dict[str, Any]],
+    tokens: int,
+    source: str = "base_model",
 ) -> list[dict[str, Any]]:
-    """Records with ``prefill`` = the first ``tokens`` tokens of each unsafe answer.
+    """Records with ``prefill`` = the first ``tokens`` tokens of each unsafe answer (the base
+    model's own, or another model's for ``source="other_model"``), in ``tok``'s tokens: the
+    attacked model's.
 
     Only answers the label judge called unsafe make an attack, and only those at least
     ``tokens`` long, so a longer prefix can mean fewer prompts (each row reports its n). The
@@ -28,7 +34,8 @@ def cut_prefill_set(
         ids = text_ids(tok, a["answer"])
         if a["label"]["unsafe"] and len(ids) >= tokens:
             rec = {k: v for k, v in a.items() if k not in ("answer", "label")}
-            out.append({**rec, "prefill": tok.decode(ids[:tokens]), "prefill_source": "base-model"})
+            label = source.replace("_", "-")
+            out.append({**rec, "prefill": tok.decode(ids[:tokens]), "prefill_source": label})
     return out
 
 
