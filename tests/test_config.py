@@ -75,7 +75,10 @@ def test_defaults_are_filled(cfg):
             "sweeps.logit_bias.values.6",
         ),
         (lambda c: c.__setitem__("reset_token", ""), "reset_token"),
-        (lambda c: c["attacks"].__setitem__("n", 81), "attacks.n"),
+        (
+            lambda c: c["attacks"].__setitem__("n", c["data"]["eval_sets"]["advbench"]["n"] + 1),
+            "attacks.n",
+        ),
         (lambda c: c.__setitem__("reset_token", "[RE SET]"), "reset_token"),
         (
             lambda c: c["models"]["smollm2-135m"].__setitem__(

@@ -359,7 +359,7 @@ def test_default_config_takes_no_new_keys(cfg):
         "unsafe_from": "generated",
         "helpful_from": "auto",
         "samples": 1,
-        "openers": None,
+        "openers": {"fraction": 0.5},  # the default's own key (config.yaml), not a schema default
     }
 
 
