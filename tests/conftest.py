@@ -3,9 +3,11 @@ Gemma-3-270M's real tokenizer on a tiny random Gemma-3 (the CPU rehearsal's base
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -28,6 +30,16 @@ GEMMA_SOURCE = {
     "file": "gemma-3-270m-q4_k_m.gguf",
     "assemble": True,
 }
+
+
+def load_tool(name: str) -> ModuleType:
+    """A script of tools/ as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parents[1] / f"tools/{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def make_tiny_model_dir(path: Path, head_dim: int | None = None) -> Path:

@@ -3,7 +3,6 @@ model laid out as a workflow run (results/models/..., results/data/eval/...)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,16 +13,13 @@ import pandas as pd
 import yaml
 from backtrack.models.base import add_reset_token
 
-from tests.conftest import RESET
+from tests.conftest import RESET, load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("attack_budget", ROOT / "tools/attack_budget.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("attack_budget")
 
 
 def test_curve_counts_a_success_from_its_step_on():

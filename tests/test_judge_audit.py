@@ -3,22 +3,20 @@ the agreement figures in docs/judge-audit/summary.json are recomputed from the l
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from backtrack.judge.audit import agreement, load, rejudge
 
+from tests.conftest import load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "docs/judge-audit/labels.jsonl"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("judge_audit", ROOT / "tools/judge_audit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("judge_audit")
 
 
 def test_audit_file_is_a_stratified_labelled_sample():

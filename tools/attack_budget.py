@@ -43,12 +43,13 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     from backtrack.judge.registry import make_judge
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id
     from backtrack.plan import decoding_kwargs
+    from snakemake.utils import update_config
 
     torch.set_num_threads(args.threads)
     run = Path(args.run_dir)
     config = yaml.safe_load((run / args.config).read_text())
-    for extra in args.configfile:
-        config = _merge(config, yaml.safe_load(Path(extra).read_text()))
+    for extra in args.configfile:  # merged key by key, as snakemake merges --configfile
+        update_config(config, yaml.safe_load(Path(extra).read_text()))
     validate_config(config)
     a = config["attacks"]
     params = dict(
@@ -96,13 +97,6 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
         )
         print(json.dumps(rows[-1]), flush=True)
     return pd.DataFrame(rows)
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
 
 
 def curve(df: pd.DataFrame) -> pd.Series:
