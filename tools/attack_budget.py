@@ -42,7 +42,7 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     from backtrack.io import read_jsonl
     from backtrack.judge.registry import make_judge
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id
-    from backtrack.plan import decoding_kwargs
+    from backtrack.plan import attack_params, decoding_kwargs
     from snakemake.utils import update_config
 
     torch.set_num_threads(args.threads)
@@ -51,10 +51,7 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     for extra in args.configfile:  # merged key by key, as snakemake merges --configfile
         update_config(config, yaml.safe_load(Path(extra).read_text()))
     validate_config(config)
-    a = config["attacks"]
-    params = dict(
-        a["gcg"] | {"adaptive": a["adaptive"]} if args.attack == "adaptive" else a[args.attack]
-    )
+    params = attack_params(config, args.attack)  # as the workflow's attack jobs get them
     params.update(steps=args.steps, eval_every=1, max_seconds=None)
     if args.attack == "adaptive":
         rounds = -(-args.steps // params["adaptive"]["steps_per_round"])
@@ -75,7 +72,7 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     for p in model.parameters():
         p.requires_grad_(False)
     attacker = ATTACKS[args.attack](params, ev, config["seed"])
-    prompts = read_jsonl(run / "results/data/eval" / f"{a['dataset']}.jsonl")
+    prompts = read_jsonl(run / "results/data/eval" / f"{config['attacks']['dataset']}.jsonl")
     chosen = prompts[args.skip : args.skip + args.n]  # the attack's targets are the first n
     records = [{**p, "target": sure_here_target(p["prompt"])} for p in chosen]
     rows = []

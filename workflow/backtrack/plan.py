@@ -115,6 +115,15 @@ def prefill_sources(config: Mapping[str, Any]) -> list[str]:
     return list(config.get("prefill", {}).get("sources", ["base_model"]))
 
 
+def attack_params(config: Mapping[str, Any], attack: str) -> dict[str, Any]:
+    """An attack's settings (``attacks.<attack>``); the adaptive attack runs GCG inside, so it
+    takes the GCG section with its own as ``adaptive``."""
+    a = config["attacks"]
+    if attack == "adaptive":
+        return a["gcg"] | {"adaptive": a["adaptive"]}
+    return dict(a[attack])
+
+
 def prefill_answers_model(config: Mapping[str, Any], source: str, model: str) -> str:
     """The model whose answers a prefilled set of ``model`` is cut from: its own base model, or
     ``prefill.other_model`` for the ``other_model`` source."""

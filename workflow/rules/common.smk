@@ -13,6 +13,7 @@ from backtrack.plan import (
     LOGIT_BIAS,
     METHODS,
     WORST_OF_K,
+    attack_params,
     attack_shards,
     decoding_kwargs,
     eval_datasets,
@@ -312,11 +313,8 @@ def get_table2_prompts(wildcards):
 
 
 def get_attack_params(wildcards):
-    """An attack's settings; the adaptive attack runs GCG inside, so it takes both sections."""
-    a = config["attacks"]
-    if wildcards.attack == "adaptive":
-        return as_json(a["gcg"] | {"adaptive": a["adaptive"]})
-    return as_json(a[wildcards.attack])
+    """An attack's settings (the adaptive attack's include GCG's)."""
+    return as_json(attack_params(config, wildcards.attack))
 
 
 def get_attack_shards(wildcards):

@@ -29,12 +29,12 @@ def cut_prefill_set(
     ``tokens`` long, so a longer prefix can mean fewer prompts (each row reports its n). The
     cut is on token ids, so every prefix of a sweep is a prefix of the longer ones.
     """
+    label = source.replace("_", "-")
     out = []
     for a in answers:
         ids = text_ids(tok, a["answer"])
         if a["label"]["unsafe"] and len(ids) >= tokens:
             rec = {k: v for k, v in a.items() if k not in ("answer", "label")}
-            label = source.replace("_", "-")
             out.append({**rec, "prefill": tok.decode(ids[:tokens]), "prefill_source": label})
     return out
 
