@@ -71,8 +71,8 @@ def test_defaults_are_filled(cfg):
             "generation.reset_logit_bias",
         ),
         (
-            lambda c: c["sweeps"]["logit_bias"]["values"].append(float("inf")),
-            "sweeps.logit_bias.values.6",
+            lambda c: c["sweeps"]["logit_bias"]["values"].insert(0, float("inf")),
+            "sweeps.logit_bias.values.0",
         ),
         (lambda c: c.__setitem__("reset_token", ""), "reset_token"),
         (
