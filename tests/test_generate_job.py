@@ -17,15 +17,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from backtrack import jobstats
-from backtrack.generate import job as generate_job
+from backtrack import jobstats, vllm_env
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models.base import load_model, load_tokenizer, prepare_base_model
 
 from tests.conftest import RESET
 
-SCRIPT = generate_job.REPO / "workflow" / "scripts" / "generate" / "generate.py"
+SCRIPT = vllm_env.REPO / "workflow" / "scripts" / "generate" / "generate.py"
 GENERATION = {
     "max_new_tokens": 6,
     "batch_size": 4,
@@ -123,8 +122,8 @@ def _stand_in(tmp: Path, rc: int) -> Path:
 def test_script_hands_vllm_jobs_to_the_vllm_python(
     prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(generate_job, "has_vllm", lambda: False)
-    monkeypatch.setenv(generate_job.VLLM_PYTHON_VAR, str(_stand_in(tmp_path, 0)))
+    monkeypatch.setattr(vllm_env, "has_vllm", lambda: False)
+    monkeypatch.setenv(vllm_env.VLLM_PYTHON_VAR, str(_stand_in(tmp_path, 0)))
     # The stand-in writes no records, so the job's token count (read from them) is skipped.
     monkeypatch.setattr(jobstats, "write_job_stats", lambda *a, **k: None)
     monkeypatch.setattr(jobstats, "generation_counts", lambda *a, **k: (None, None))
@@ -134,7 +133,7 @@ def test_script_hands_vllm_jobs_to_the_vllm_python(
     seen = json.loads((tmp_path / "seen.json").read_text())
     assert seen["argv"][:2] == ["-m", "backtrack.generate.job"]
     assert not Path(seen["argv"][2]).exists()  # the jobs file is removed afterwards
-    assert seen["path"].split(os.pathsep)[0] == str(generate_job.PACKAGE_ROOT)
+    assert seen["path"].split(os.pathsep)[0] == str(vllm_env.PACKAGE_ROOT)
     (job,) = seen["jobs"]
     assert job["backend"] == "vllm" and job["output"] == str(out) and job["threads"] == 1
     assert job["decoding"]["max_resets"] == 1 and job["decoding"]["num_samples"] == 1
@@ -143,4 +142,4 @@ def test_script_hands_vllm_jobs_to_the_vllm_python(
 def test_vllm_env_failure_fails_the_job(tmp_path: Path) -> None:
     job = {"backend": "vllm"}
     with pytest.raises(RuntimeError, match="exit 3"):
-        generate_job.run_in_vllm_env([job], _stand_in(tmp_path, 3))
+        vllm_env.run_in_vllm_env([job], _stand_in(tmp_path, 3))

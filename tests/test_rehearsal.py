@@ -24,9 +24,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from backtrack import packages
+from backtrack import packages, vllm_env
 from backtrack.config import ConfigError, validate_config
-from backtrack.generate import job as generate_job
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.judge import job as judge_job
@@ -190,7 +189,7 @@ def test_judge_job_writes_judgments_in_process(fake_guard: Path, tmp_path: Path)
 
 def _vllm_env_or_skip() -> None:
     try:
-        generate_job.vllm_python() if not generate_job.has_vllm() else None
+        vllm_env.vllm_python() if not vllm_env.has_vllm() else None
     except FileNotFoundError as e:
         if os.environ.get("BACKTRACK_REQUIRE_VLLM") == "1":
             pytest.fail(f"BACKTRACK_REQUIRE_VLLM=1 but the vLLM environment is missing: {e}")

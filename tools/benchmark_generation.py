@@ -91,9 +91,9 @@ def measure(model: str | None, n_prompts: int, tokens: int, repeats: int, thread
     import torch
     from backtrack.data.benign import benign_prompts
     from backtrack.generate.hf import generate_records
-    from backtrack.generate.job import has_vllm, vllm_python
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id
     from backtrack.models.chat import prompt_ids
+    from backtrack.vllm_env import has_vllm, vllm_python
 
     torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-gen-"))

@@ -5,7 +5,7 @@ job: the judge's config, the precision setting and the paths. The refusal judge 
 on transformers run in this interpreter. Llama Guard with ``backend: vllm`` runs here too when
 this interpreter has ``vllm`` (the GPU conda env ``envs/vllm.yaml``); on a CPU machine vLLM lives
 in ``.venv-vllm`` (``tools/setup.sh``), so the job is handed to that interpreter exactly as a
-generate job is (:func:`backtrack.generate.job.run_in_vllm_env`, ``python -m
+generate job is (:func:`backtrack.vllm_env.run_in_vllm_env`, ``python -m
 backtrack.judge.job JOBS.json``, this package first on its path). The judgments come back
 through the output file, the log through the job's stderr.
 """
@@ -84,7 +84,7 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
 
 def run(jobs: list[dict[str, Any]]) -> None:
     """Run jobs here, or in the vLLM environment when they need vLLM and this Python has none."""
-    from backtrack.generate.job import run_here_or_in_vllm_env
+    from backtrack.vllm_env import run_here_or_in_vllm_env
 
     run_here_or_in_vllm_env(
         jobs, needs_vllm=needs_vllm, run_jobs=run_jobs, module="backtrack.judge.job"
@@ -93,7 +93,7 @@ def run(jobs: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m backtrack.judge.job JOBS.json``: the vLLM environment's side."""
-    from backtrack.generate.job import job_main
+    from backtrack.vllm_env import job_main
 
     return job_main(argv, run_jobs)
 

@@ -405,7 +405,7 @@ class LlamaGuardJudge:
     def close(self) -> None:
         """Stop a vLLM engine's processes now, not when the object is collected."""
         if self.backend == "vllm" and self._engine is not None:
-            from backtrack.generate.job import close_llm
+            from backtrack.vllm_env import close_llm
 
             close_llm(self._engine)
         self._engine = None
@@ -414,7 +414,7 @@ class LlamaGuardJudge:
         if self._engine is None:
             from vllm import LLM  # imported on use: a GPU env, or the CPU .venv-vllm
 
-            from backtrack.generate.job import engine_kwargs
+            from backtrack.vllm_env import engine_kwargs
 
             self._engine = LLM(
                 model=self.model,

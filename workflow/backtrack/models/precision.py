@@ -14,6 +14,7 @@ not the GPU node that runs it. Each job logs the choice and records it with its 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,42 @@ def resolve_precision(
     chosen = "bf16" if ok else "fp32"
     log.info("precision: %s (precision: %s; %s)", chosen, setting, what)
     return chosen
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision (``bf16`` or ``fp32``) and the ``precision`` setting it came from:
+    the setting names a policy (``auto``), this names what the job runs in."""
+
+    name: str
+    setting: str
+
+    @classmethod
+    def resolve(
+        cls, setting: str, *, cuda: bool | None = None, flags: set[str] | None = None
+    ) -> Precision:
+        """The precision ``setting`` gives on this machine (logged once, here)."""
+        return cls(resolve_precision(setting, cuda=cuda, flags=flags), setting)
+
+    @classmethod
+    def fixed(cls, name: str) -> Precision:
+        """A precision named outright (``bf16``/``fp32``), e.g. as a checkpoint recorded it."""
+        if name not in DTYPE_NAMES:
+            raise PrecisionError(f"precision {name!r} is not one of {tuple(DTYPE_NAMES)}")
+        return cls(name, name)
+
+    @property
+    def dtype(self) -> Any:
+        """The torch dtype."""
+        return torch_dtype(self.name)
+
+    @property
+    def dtype_name(self) -> str:
+        """transformers' and vLLM's name of the dtype (``bfloat16``, ``float32``)."""
+        return DTYPE_NAMES[self.name]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def torch_dtype(precision: str) -> Any:
