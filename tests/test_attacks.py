@@ -21,7 +21,7 @@ from backtrack.attacks.scoring import (
     segment_logits,
     target_ce,
 )
-from backtrack.attacks.targets import sure_here_target
+from backtrack.data.targets import sure_here_target
 from backtrack.judge.refusal import RefusalJudge
 from backtrack.models.chat import prompt_ids, text_ids
 from transformers import GenerationConfig

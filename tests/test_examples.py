@@ -198,8 +198,8 @@ def test_prefill_sweep_cuts_the_same_answer(tiny):
 def test_opener_prefill_cuts_the_attack_target(tiny):
     """sure_here prefixes are the first k tokens of the prompt's "Sure, here is" target; openers
     shorter than k are left out, as short answers are."""
-    from backtrack.attacks.targets import sure_here_target
     from backtrack.data.prefill import opener_prefill_set
+    from backtrack.data.targets import sure_here_target
 
     tok = tiny[1]
     prompts = [

@@ -21,9 +21,9 @@ from backtrack.attacks.shards import (
     shard_bounds,
     shard_records,
 )
-from backtrack.attacks.targets import sure_here_target
 from backtrack.checks import IncompleteError
 from backtrack.config import ConfigError, validate_config
+from backtrack.data.targets import sure_here_target
 from backtrack.io import write_jsonl
 from backtrack.judge.refusal import RefusalJudge
 from backtrack.plan import attack_shards

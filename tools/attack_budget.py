@@ -37,8 +37,8 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     them ("Sure, here is ..."), and time each prompt."""
     import torch
     from backtrack.attacks.runner import ATTACKS, Evaluator, attack_one
-    from backtrack.attacks.targets import sure_here_target
     from backtrack.config import validate_config
+    from backtrack.data.targets import sure_here_target
     from backtrack.io import read_jsonl
     from backtrack.judge.registry import make_judge
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id

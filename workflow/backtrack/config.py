@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from backtrack.data import sets as data_sources
-from backtrack.judge.registry import JUDGE_PARAMS
+from backtrack import catalog
+from backtrack.catalog import JUDGE_PARAMS
 from backtrack.plan import (
     TRAIN_RULES,
     attack_shards,
@@ -277,22 +277,22 @@ def _check_harmful_spec(spec: dict[str, Any], key: str) -> None:
     """Source, ``hub`` and ``single_turn`` of a harmful prompt set (eval or training)."""
     source = spec["source"]
     if spec.get("hub") is not None:
-        if source not in data_sources.HUB_SOURCES:
+        if source not in catalog.HUB_SOURCES:
             raise ConfigError(
                 f"config key '{key}.hub': source {source!r} has no hub loader (hub sources: "
-                f"{sorted(data_sources.HUB_SOURCES)}); remove `hub` to read it offline"
+                f"{sorted(catalog.HUB_SOURCES)}); remove `hub` to read it offline"
             )
-        allowed = data_sources.HUB_SOURCES[source]
+        allowed = catalog.HUB_SOURCES[source]
         for k in spec["hub"] or {}:
             if k not in allowed:
                 raise ConfigError(
                     f"config key '{key}.hub.{k}': not an option of the {source} loader "
                     f"(it takes {list(allowed)})"
                 )
-    if spec.get("single_turn") and source not in data_sources.MULTI_TURN_SOURCES:
+    if spec.get("single_turn") and source not in catalog.MULTI_TURN_SOURCES:
         raise ConfigError(
             f"config key '{key}.single_turn': only dialogue sources "
-            f"{list(data_sources.MULTI_TURN_SOURCES)} have turns to filter, not {source!r}"
+            f"{list(catalog.MULTI_TURN_SOURCES)} have turns to filter, not {source!r}"
         )
 
 
@@ -307,8 +307,8 @@ def check_data(config: dict[str, Any]) -> None:
     harmful = data["harmful_train"]
     _check_harmful_spec(harmful, "data.harmful_train")
     benign = data["benign"]
-    bsource = data_sources.benign_source(benign)
-    if bsource == data_sources.BENIGN_BUILTIN:
+    bsource = catalog.benign_source(benign)
+    if bsource == catalog.BENIGN_BUILTIN:
         if benign.get("hub") is not None:
             raise ConfigError(
                 "config key 'data.benign.hub': the builtin benign prompts are offline; "
@@ -321,7 +321,7 @@ def check_data(config: dict[str, Any]) -> None:
                     "(null = all is for hub sources)"
                 )
     else:
-        allowed = data_sources.BENIGN_SOURCES[bsource]
+        allowed = catalog.BENIGN_SOURCES[bsource]
         for k in benign.get("hub") or {}:
             if k not in allowed:
                 raise ConfigError(
@@ -333,16 +333,16 @@ def check_data(config: dict[str, Any]) -> None:
         modes = _as_list(pool.get(field, []))
         if len(set(modes)) != len(modes):
             raise ConfigError(f"config key 'pool.{field}': {modes} names a mode twice")
-        if "dataset" in modes and not data_sources.has_responses(harmful):
+        if "dataset" in modes and not catalog.has_responses(harmful):
             raise ConfigError(
                 f"config key 'pool.{field}': 'dataset' needs a data.harmful_train source with "
-                f"its own responses ({sorted(data_sources.RESPONSE_FIELDS)}, from the hub); "
+                f"its own responses ({sorted(catalog.RESPONSE_FIELDS)}, from the hub); "
                 f"data.harmful_train.source is {harmful['source']!r}"
             )
-    if pool.get("helpful_from") == "dataset" and bsource not in data_sources.BENIGN_WITH_RESPONSES:
+    if pool.get("helpful_from") == "dataset" and bsource not in catalog.BENIGN_WITH_RESPONSES:
         raise ConfigError(
             "config key 'pool.helpful_from': 'dataset' needs a benign source with replies "
-            f"({list(data_sources.BENIGN_WITH_RESPONSES)}); data.benign.source is {bsource!r}"
+            f"({list(catalog.BENIGN_WITH_RESPONSES)}); data.benign.source is {bsource!r}"
         )
     generates = "generated" in _as_list(pool.get("safe_from", [])) + _as_list(
         pool.get("unsafe_from", "generated")

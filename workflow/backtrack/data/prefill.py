@@ -11,7 +11,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from backtrack.attacks.targets import sure_here_target
+from backtrack.data.targets import sure_here_target
 from backtrack.models.chat import text_ids
 
 

@@ -24,9 +24,15 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from backtrack.catalog import (
+    BENIGN_BUILTIN,
+    HUB_SOURCES,
+    MULTI_TURN_SOURCES,
+    benign_source,
+    uses_hub,
+)
 from backtrack.data.benign import benign_prompts, split_benign
 from backtrack.data.sources import (
-    HARMFUL_SOURCES,
     check_no_overlap,
     find_overlap,
     load_harmful,
@@ -34,46 +40,6 @@ from backtrack.data.sources import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Harmful prompt sets read from PyPI packages (no network).
-OFFLINE_SOURCES: tuple[str, ...] = tuple(HARMFUL_SOURCES)
-#: Harmful prompt sets on the hub -> the ``hub`` keys their loader takes.
-HUB_SOURCES: dict[str, tuple[str, ...]] = {
-    "advbench": ("path", "split", "revision"),
-    "malicious_instructions": ("path", "name", "split", "revision"),
-    "simple_safety_tests": ("path", "split", "revision"),
-    "strongreject": ("path", "split", "revision"),
-    "hh_harmless": ("path", "data_dir", "split", "revision"),
-}
-HARMFUL_SOURCE_NAMES: tuple[str, ...] = tuple(dict.fromkeys([*OFFLINE_SOURCES, *HUB_SOURCES]))
-#: Harmful sources whose records carry responses: source -> (safe field, unsafe field).
-RESPONSE_FIELDS: dict[str, tuple[str, str]] = {"hh_harmless": ("chosen", "rejected")}
-#: Sources whose records are dialogues (``messages`` = the turns before the final reply).
-MULTI_TURN_SOURCES: tuple[str, ...] = ("hh_harmless",)
-
-#: Benign sources: the project's own prompts (offline) or OASST2 (with best-ranked replies).
-BENIGN_BUILTIN = "builtin"
-BENIGN_SOURCES: dict[str, tuple[str, ...]] = {
-    BENIGN_BUILTIN: (),
-    "oasst2": ("path", "split", "heldout_split", "revision"),
-}
-#: Benign sources whose records carry a reply (``response`` in training records).
-BENIGN_WITH_RESPONSES: tuple[str, ...] = ("oasst2",)
-
-
-def uses_hub(spec: Mapping[str, Any]) -> bool:
-    """A harmful spec is loaded from the hub if it has a ``hub`` block (null = none) or no
-    offline source."""
-    return spec.get("hub") is not None or spec["source"] not in OFFLINE_SOURCES
-
-
-def benign_source(spec: Mapping[str, Any]) -> str:
-    return spec.get("source", BENIGN_BUILTIN)
-
-
-def has_responses(spec: Mapping[str, Any]) -> bool:
-    """Whether a harmful spec's records carry the dataset's own safe/unsafe responses."""
-    return uses_hub(spec) and spec["source"] in RESPONSE_FIELDS
 
 
 def _hub_kwargs(spec: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:

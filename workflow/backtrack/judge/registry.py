@@ -1,7 +1,8 @@
 """Judges by name, as the config names them (``judge.name``, ``pool.label_judge.name``).
 
-Kept apart from the judges themselves so that the config can be checked, and the pattern judge
-built, without importing torch.
+Kept apart from the judges themselves so that the pattern judge is built without importing
+torch; the options each judge takes are in :mod:`backtrack.catalog` (config validation reads
+them there).
 """
 
 from __future__ import annotations
@@ -21,21 +22,6 @@ def _llama_guard(**params: Any) -> Judge:
 
 
 JUDGES: dict[str, Callable[..., Judge]] = {"refusal": RefusalJudge, "llama_guard": _llama_guard}
-#: The options each judge takes (checked against the constructors by the tests), so that a
-#: config can be checked without importing torch.
-JUDGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "refusal": ("window_chars", "extra_patterns", "continuation_phrases"),
-    "llama_guard": (
-        "model",
-        "backend",
-        "dtype",
-        "batch_size",
-        "max_response_tokens",
-        "threshold",
-        "max_new_tokens",
-        "device",
-    ),
-}
 
 
 def make_judge(name: str, params: Mapping[str, Any], precision: str | None = None) -> Judge:

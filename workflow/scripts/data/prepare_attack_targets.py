@@ -1,4 +1,4 @@
-from backtrack.attacks.targets import sure_here_target
+from backtrack.data.targets import sure_here_target
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.smk import setup
 
