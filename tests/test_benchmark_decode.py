@@ -52,3 +52,20 @@ def test_profile_pieces_times_each_piece(tiny):
         "model forward, one decode step",
     }
     assert all(v >= 0 for v in out.values())
+
+
+def test_the_shared_timing_harness():
+    """backtrack.bench, which every benchmark times with: turns, steps, medians, the fastest."""
+    from backtrack.bench import fastest, median_step, rotated, step_times, timed
+
+    assert [rotated(["a", "b", "c"], k) for k in (0, 1, 5)] == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+    ]
+    assert step_times([(0.0, 0.0), (1.0, 0.5), (3.0, 1.5)]) == ([1.0, 2.0], [0.5, 1.0])
+    assert median_step([9.0, 1.0, 2.0, 3.0]) == 2.0  # the warm-up step is left out
+    assert median_step([9.0, 1.0]) == 5.0  # too few steps to drop one
+    out, wall, cpu = timed(lambda: 7)
+    assert out == 7 and wall >= 0 and cpu >= 0
+    assert fastest(lambda: None, blocks=3, calls=2) >= 0

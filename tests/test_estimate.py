@@ -1,26 +1,18 @@
-"""The GPU-hours estimate (tools/estimate_gpu_hours.py): its arithmetic on constructed configs."""
+"""The GPU-hours estimate (backtrack.estimate, printed by tools/estimate_gpu_hours.py): its
+arithmetic on constructed configs."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from backtrack import estimate as est
+
+from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-est = _load("estimate_gpu_hours")
+cli = load_tool("estimate_gpu_hours")
 LLAMA = "meta-llama/Meta-Llama-3-8B"
 
 
@@ -111,7 +103,7 @@ def test_paper_config_covers_every_stage_and_caps_attacks():
 
 
 def test_cli_markdown_shows_the_arithmetic(capsys):
-    assert est.main(["--markdown"]) == 0
+    assert cli.main(["--markdown"]) == 0
     out = capsys.readouterr().out
     assert "| stage |" in out and "**total**" in out and "Arithmetic for `train_sft" in out
 
@@ -142,7 +134,7 @@ def test_attack_shards_split_the_attack_rows_into_jobs(config):
     per_prompt = gcg.gpu_hours / 7
     assert [round(h / per_prompt, 9) for h in gcg.each_job()] == [2, 2, 3]  # contiguous chunks
     assert math.isclose(sum(gcg.each_job()), gcg.gpu_hours)
-    jobs = est.plan_jobs(rows, config)
+    jobs = est.plan_jobs(rows)
     shard_jobs = [j for j in jobs if j.name.endswith("attack gcg")]
     assert len(shard_jobs) == 3 and all(j.after == ("llama/sft/baseline",) for j in shard_jobs)
 
@@ -150,7 +142,7 @@ def test_attack_shards_split_the_attack_rows_into_jobs(config):
 def test_paper_config_attack_jobs_are_a_few_gpu_hours_and_the_schedule_is_bounded():
     config = est.load_config([ROOT / "config.yaml", ROOT / "config/paper.yaml"])
     rows = est.estimate(config)
-    jobs = est.plan_jobs(rows, est.fill_null_sizes(config, []))
+    jobs = est.plan_jobs(rows)
     total = sum(r.gpu_hours for r in rows)
     assert len(jobs) == sum(r.jobs for r in rows if r.work.flops)
     assert math.isclose(sum(j.hours for j in jobs), total)
@@ -166,7 +158,7 @@ def test_paper_config_attack_jobs_are_a_few_gpu_hours_and_the_schedule_is_bounde
 
 
 def test_cli_prints_the_wall_clock_for_each_gpu_count(capsys):
-    assert est.main(["--gpus", "8", "64"]) == 0
+    assert cli.main(["--gpus", "8", "64"]) == 0
     out = capsys.readouterr().out
     assert "wall-clock on 8 GPUs:" in out and "wall-clock on 64 GPUs:" in out
     assert "GPU jobs; the largest:" in out
@@ -184,8 +176,8 @@ def test_ablations_are_estimated_as_their_method_specs(config):
     stages = [r.stage for r in est.estimate(config, L, startup_s=0)]
     assert "train_sft backtrack_dpo_from_baseline" not in stages
     assert "train_dpo backtrack_dpo_from_baseline" in stages
-    tokens = {m: est._sft_tokens(config, L, m) for m in ("baseline", "recovery", "backtrack")}
+    tokens = {m: est.sft_tokens(config, L, m) for m in ("baseline", "recovery", "backtrack")}
     assert tokens["baseline"] < tokens["recovery"] < tokens["backtrack"]
-    jobs = est.plan_jobs(est.estimate(config, L, startup_s=0), config)
+    jobs = est.plan_jobs(est.estimate(config, L, startup_s=0))
     (dpo_only,) = [j for j in jobs if j.group == "llama/dpo/backtrack_dpo_from_baseline"]
     assert dpo_only.after == ("llama/sft/baseline",)

@@ -42,7 +42,9 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     from backtrack.io import read_jsonl
     from backtrack.judge.registry import make_judge
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+    from backtrack.models.precision import Precision
     from backtrack.plan import attack_params, decoding_kwargs
+    from backtrack.settings import Decoding
     from snakemake.utils import update_config
 
     torch.set_num_threads(args.threads)
@@ -58,17 +60,16 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
         params["adaptive"] = dict(params["adaptive"], max_rounds=rounds)
     model_dir = run / "results/models" / args.model / args.method / args.stage
     tok = load_tokenizer(model_dir)
-    model = load_model(model_dir, config["precision"])
+    precision = Precision.resolve(config["precision"])
+    model = load_model(model_dir, precision)
     check = config["pool"]["label_judge"]
-    ev = Evaluator(
-        model,
-        tok,
-        reset_token_id(tok, config["reset_token"]),
-        decoding_kwargs(config["generation"]),
-        make_judge(check["name"], check["params"], config["precision"]),
-        config["system_prompt"],
-        config["seed"],
+    judge = make_judge(
+        check["name"], check["params"], reset_token=config["reset_token"], precision=precision
     )
+    decoding = Decoding.from_config(
+        decoding_kwargs(config["generation"]), system=config["system_prompt"], seed=config["seed"]
+    )
+    ev = Evaluator(model, tok, reset_token_id(tok, config["reset_token"]), decoding, judge)
     for p in model.parameters():
         p.requires_grad_(False)
     attacker = ATTACKS[args.attack](params, ev, config["seed"])

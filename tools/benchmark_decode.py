@@ -9,7 +9,7 @@
 Why: the backtracking decode (``backtrack.generate.hf.generate_records``: batched HF ``generate``
 with the ``[RESET]`` bias through ``sequence_bias``, the max-resets logits processor, the
 per-token clock, the split on token ids and the record) should cost at most 5% more per
-generated token than plain ``model.generate`` when no ``[RESET]`` is emitted (issue 5).
+generated token than plain ``model.generate`` when no ``[RESET]`` is emitted.
 
 What is measured, and how the two are made comparable:
 
@@ -47,7 +47,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,9 +55,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch
 import transformers
+from backtrack.bench import fastest, rotated, timed
 from backtrack.generate.hf import generate_records, generation_config, left_pad_batch
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.models.chat import prompt_ids
+from backtrack.models.precision import Precision
+from backtrack.settings import Decoding
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,12 +95,6 @@ def plain_generate(
 
 def _until_eos(ids: list[int], eos: int) -> list[int]:
     return ids[: ids.index(eos)] if eos in ids else ids
-
-
-def _timed(fn: Any) -> tuple[Any, float, float]:
-    w, c = time.perf_counter(), time.process_time()
-    res = fn()
-    return res, time.perf_counter() - w, time.process_time() - c
 
 
 def _batches(tok: Any, records: list[dict[str, Any]], batch_size: int) -> list[list[dict]]:
@@ -136,16 +132,10 @@ def measure(
         return plain_generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=len(recs))
 
     def backtrack(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return generate_records(
-            model,
-            tok,
-            recs,
-            reset_id,
-            max_new_tokens=max_new_tokens,
-            batch_size=len(recs),
-            reset_logit_bias=reset_logit_bias,
-            max_resets=max_resets,
+        decoding = Decoding(
+            max_new_tokens, len(recs), reset_logit_bias=reset_logit_bias, max_resets=max_resets
         )
+        return generate_records(model, tok, recs, reset_id, decoding)
 
     if warmup:
         plain(batches[0])
@@ -156,12 +146,12 @@ def measure(
         t = {"plain": [0.0, 0.0], "backtrack": [0.0, 0.0]}
         tokens = 0
         for recs in batches:
-            sides = ("plain", "backtrack") if k % 2 == 0 else ("backtrack", "plain")
+            sides = rotated(("plain", "backtrack"), k)
             k += 1
             outs: dict[str, Any] = {}
             for side in sides:
                 fn = plain if side == "plain" else backtrack
-                res, wall, cpu = _timed(functools.partial(fn, recs))
+                res, wall, cpu = timed(functools.partial(fn, recs))
                 outs[side] = res
                 t[side][0] += wall
                 t[side][1] += cpu
@@ -229,21 +219,11 @@ def profile_pieces(
         "sequence_bias": SequenceBiasLogitsProcessor({(reset_id,): reset_logit_bias}),
     }
     out: dict[str, float] = {}
-
-    def best(fn: Any, blocks: int = 5) -> float:
-        """Seconds per call: the fastest of ``blocks`` blocks (robust to other load)."""
-        times = []
-        for _ in range(blocks):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times.append((time.perf_counter() - t0) / calls)
-        return min(times)
-
-    clone = best(scores.clone)
+    clone = fastest(scores.clone, 5, calls)  # seconds per call, robust to other load
     for name, piece in pieces.items():
         piece(ids, scores.clone())  # the first call builds any cached tensors
-        out[name] = 1e6 * max(best(lambda p=piece: p(ids, scores.clone())) - clone, 0.0)
+        per_call = fastest(lambda p=piece: p(ids, scores.clone()), 5, calls)
+        out[name] = 1e6 * max(per_call - clone, 0.0)
     with torch.no_grad():
         cache = model(input_ids=ids, attention_mask=torch.ones_like(ids)).past_key_values
         step = {
@@ -252,9 +232,7 @@ def profile_pieces(
         }
         times = []
         for _ in range(5):
-            t0 = time.perf_counter()
-            model(**step, past_key_values=cache, use_cache=True)
-            times.append(time.perf_counter() - t0)
+            times.append(timed(lambda: model(**step, past_key_values=cache, use_cache=True))[1])
             cache.crop(-1)
     out["model forward, one decode step"] = 1e6 * min(times)
     return out
@@ -323,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model)
-    model = load_model(args.model, args.precision)
+    model = load_model(args.model, Precision.resolve(args.precision))
     rid = reset_token_id(tok, args.reset_token)
     records = load_prompts(args.source, args.prompts)
     print(

@@ -5,7 +5,7 @@
     python tools/benchmark_gcg.py --width 128 --steps 8
 
 Why: backtrack.attacks.gcg re-implements GCG instead of calling nanoGCG (see that module's
-docstring), so it has to be shown to be at least as good and cheaper. Target (issue): at most half
+docstring), so it has to be shown to be at least as good and cheaper. Target: at most half
 of nanoGCG's time per step at equal or better loss, on the same model, prompt, target, suffix
 initialisation, search width, top-k and seed.
 
@@ -47,7 +47,6 @@ import functools
 import itertools
 import json
 import platform
-import statistics
 import sys
 import time
 import types
@@ -60,8 +59,10 @@ import torch
 import transformers
 from backtrack.attacks.gcg import GCG, GCGConfig
 from backtrack.attacks.scoring import SLOT, ChatSlots, banned_token_ids, chat_slots, target_ce
+from backtrack.bench import median_step, now, step_times
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.models.chat import text_ids
+from backtrack.models.precision import Precision
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,24 +92,6 @@ class Run:
     total_s: float = 0.0
     dtype: str = "fp32"
     profile: dict[str, float] = field(default_factory=dict)  # median s per step, per piece
-
-
-def median_step(seconds: list[float]) -> float:
-    """Median seconds per step, without the first (warm-up) step when there are at least 3."""
-    if not seconds:
-        return float("nan")
-    return statistics.median(seconds[1:] if len(seconds) >= 3 else seconds)
-
-
-def now() -> tuple[float, float]:
-    """Wall-clock and process CPU time."""
-    return time.perf_counter(), time.process_time()
-
-
-def diffs(marks: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
-    """Per-step wall and CPU seconds between successive marks."""
-    pairs = list(itertools.pairwise(marks))
-    return [b[0] - a[0] for a, b in pairs], [b[1] - a[1] for a, b in pairs]
 
 
 def rescore(
@@ -176,7 +159,7 @@ def run_ours(
         for k, fn in saved.items():
             setattr(gcg_module, k, fn)
     spent["losses"] = spent["losses"][1:]  # the first call scores the initial suffix, before step 1
-    steps, cpu = diffs(marks)
+    steps, cpu = step_times(marks)
     return Run(
         name=f"backtrack GCG {dtype}",
         step_seconds=steps,
@@ -273,7 +256,7 @@ def run_nanogcg(
     finally:
         ngcg.GCG, ngcg.tqdm = saved[0], saved[1]
         torch.use_deterministic_algorithms(saved[2])
-    steps, cpu = diffs(marks)
+    steps, cpu = step_times(marks)
     return (
         Run(
             name=f"nanoGCG 0.3 {dtype}",
@@ -406,7 +389,7 @@ def main() -> int:
         model_dir = ROOT / model_dir
     tok = load_tokenizer(model_dir)
     wanted = set(args.precision) | (set() if ngcg is None else set(args.nanogcg_precision))
-    models = {p: load_model(model_dir, p) for p in sorted(wanted | {"fp32"})}
+    models = {p: load_model(model_dir, Precision.fixed(p)) for p in sorted(wanted | {"fp32"})}
     for m in models.values():
         for p in m.parameters():
             p.requires_grad_(False)  # gradients flow to the one-hot suffix only (both optimisers)

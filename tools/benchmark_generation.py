@@ -44,6 +44,8 @@ def worker(model: str, prompts_path: str, tokens: int, threads: int) -> None:
     from backtrack.generate.job import build_llm
     from backtrack.generate.vllm_engine import generate_records_vllm
     from backtrack.models.base import load_tokenizer, reset_token_id
+    from backtrack.models.precision import Precision
+    from backtrack.settings import Decoding
 
     # The answers get their own copy of stdout; fd 1 itself goes to stderr, for the logs and
     # progress bars of this process and of the engine's (which inherit it).
@@ -54,7 +56,7 @@ def worker(model: str, prompts_path: str, tokens: int, threads: int) -> None:
     prompts = json.loads(Path(prompts_path).read_text())
     t0 = time.perf_counter()
     job = {"model": model, "seed": 0, "threads": threads}
-    llm = build_llm(job | {"gpu_memory_utilization": 0.85}, "bf16")
+    llm = build_llm(job | {"gpu_memory_utilization": 0.85}, Precision.fixed("bf16"))
     start = time.perf_counter() - t0
     out.write(json.dumps({"start_s": start}) + "\n")
     out.flush()
@@ -62,7 +64,7 @@ def worker(model: str, prompts_path: str, tokens: int, threads: int) -> None:
         if line.strip() != "go":
             break
         t = time.perf_counter()
-        recs = generate_records_vllm(llm, tok, prompts, rid, **decoding(tokens))
+        recs = generate_records_vllm(llm, tok, prompts, rid, Decoding(**decoding(tokens)))
         wall = time.perf_counter() - t
         n = sum(r["tokens_generated"] for r in recs)
         raw = [r["raw"] for r in recs]
@@ -89,10 +91,13 @@ def measure(model: str | None, n_prompts: int, tokens: int, repeats: int, thread
     answers the same prompts).
     """
     import torch
+    from backtrack.bench import rotated
     from backtrack.data.benign import benign_prompts
     from backtrack.generate.hf import generate_records
     from backtrack.models.base import load_model, load_tokenizer, reset_token_id
     from backtrack.models.chat import prompt_ids
+    from backtrack.models.precision import Precision
+    from backtrack.settings import Decoding
     from backtrack.vllm_env import has_vllm, vllm_python
 
     torch.set_num_threads(threads)
@@ -102,15 +107,15 @@ def measure(model: str | None, n_prompts: int, tokens: int, repeats: int, thread
     (tmp / "prompts.json").write_text(json.dumps(prompts))
     tok = load_tokenizer(model_dir)
     rid = reset_token_id(tok, RESET)
-    # load_model takes the precision setting; the labels keep torch's dtype names.
-    models = {dt: load_model(model_dir, p) for dt, p in (("float32", "fp32"), ("bfloat16", "bf16"))}
+    # The labels keep torch's dtype names.
+    pairs = (("float32", "fp32"), ("bfloat16", "bf16"))
+    models = {dt: load_model(model_dir, Precision.fixed(p)) for dt, p in pairs}
     raws: dict[str, list[str]] = {}
 
     def hf(dtype: str) -> tuple[float, int]:
         t = time.perf_counter()
-        recs = generate_records(
-            models[dtype], tok, prompts, rid, batch_size=len(prompts), **decoding(tokens)
-        )
+        at = Decoding(batch_size=len(prompts), **decoding(tokens))
+        recs = generate_records(models[dtype], tok, prompts, rid, at)
         raws[f"HF {dtype}"] = [r["raw"] for r in recs]
         return time.perf_counter() - t, sum(r["tokens_generated"] for r in recs)
 
@@ -150,7 +155,7 @@ def measure(model: str | None, n_prompts: int, tokens: int, repeats: int, thread
         runs[name]()
     calls: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
     for rep in range(repeats):
-        for name in names[rep % 3 :] + names[: rep % 3]:
+        for name in rotated(names, rep):
             calls[name].append(runs[name]())
     load1 = os.getloadavg()
     proc.stdin.close()

@@ -91,6 +91,7 @@ def matmul_peak(
     threads (the fastest: a peak, and the call least disturbed by other load).
     """
     import torch
+    from backtrack.bench import fastest
 
     dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
     saved = torch.get_num_threads()
@@ -101,14 +102,10 @@ def matmul_peak(
         out = torch.empty(m, n, dtype=dt)
         for _ in range(3):
             torch.matmul(a, b, out=out)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            torch.matmul(a, b, out=out)
-            times.append(time.perf_counter() - t)
+        seconds = fastest(lambda: torch.matmul(a, b, out=out), repeats)
     finally:
         torch.set_num_threads(saved)
-    return matmul_flops(m, k, n) / min(times)
+    return matmul_flops(m, k, n) / seconds
 
 
 def with_stats(

@@ -29,7 +29,6 @@ import contextlib
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +53,11 @@ def main() -> None:
     import backtrack.train.trainers as training
     import torch
     import yaml
+    from backtrack.bench import rotated, timed
     from backtrack.io import read_jsonl
+    from backtrack.models.precision import Precision
     from backtrack.train.lm_head import compact_lm_head
+    from backtrack.train.spec import TrainSettings
 
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -72,8 +74,9 @@ def main() -> None:
     training._train_and_save = keep  # the trainer as built, not trained
     training.compact_lm_head = lambda m, autocast: m  # each variant switches the head itself
     run = training.run_sft if args.stage == "sft" else training.run_dpo
+    settings = TrainSettings(seed=0, dtype="float32", precision=Precision.resolve(args.precision))
     with contextlib.suppress(StopIteration):
-        run(str(model_dir), data, tempfile.mkdtemp(), params, seed=0)
+        run(str(model_dir), data, tempfile.mkdtemp(), params, settings)
     trainer = grabbed["trainer"]
     nets = [trainer.model] + ([trainer.ref_model] if args.stage == "dpo" else [])
     trl_forward = [m.forward for m in nets]
@@ -92,18 +95,20 @@ def main() -> None:
     model.train()
     times = {v: [] for v in args.variants}
     batches = iter(trainer.get_train_dataloader())
+
+    def step(batch: dict) -> None:
+        with autocast():  # what train() adds to the policy's forward (accelerate's prepare)
+            trainer.training_step(model, dict(batch))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
     for i in range(args.warmup + args.batches):
         batch = next(batches)
-        k = i % len(args.variants)
-        for v in args.variants[k:] + args.variants[:k]:
+        for v in rotated(args.variants, i):
             switch(v)
-            c0, t0 = time.process_time(), time.perf_counter()
-            with autocast():  # what train() adds to the policy's forward (accelerate's prepare)
-                trainer.training_step(model, dict(batch))
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            _, wall, cpu = timed(lambda b=batch: step(b))
             if i >= args.warmup:
-                times[v].append((time.perf_counter() - t0, time.process_time() - c0))
+                times[v].append((wall, cpu))
     shape = tuple(batch["input_ids"].shape)
     print(f"{args.stage} {args.method}, {args.threads} thread(s), last batch {shape}")
     base = times[args.variants[0]]
@@ -115,10 +120,7 @@ def main() -> None:
     for v in args.variants if args.profile else []:
         switch(v)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            with autocast():
-                trainer.training_step(model, dict(batch))
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            step(batch)
         print(f"\n{v}, one step:")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 

@@ -84,19 +84,30 @@ JUDGES = {
 }
 
 
-def summarise(path: Path = LABELS) -> dict:
+def default_reset_token() -> str:
+    """The config schema's default ``reset_token``: the one the audited run's answers used."""
+    from backtrack.config import load_schema
+
+    return load_schema()["properties"]["reset_token"]["default"]
+
+
+def summarise(path: Path = LABELS, reset_token: str | None = None) -> dict:
     """Per judge configuration and split, the agreement figures (what summary.json holds)."""
     from backtrack.judge.audit import load, rejudge, score
 
     records = load(path)
+    token = reset_token or default_reset_token()
     return {
-        name: {split: a.as_dict() for split, a in score(records, rejudge(records, j)).items()}
+        name: {
+            split: a.as_dict()
+            for split, a in score(records, rejudge(records, j, reset_token=token)).items()
+        }
         for name, j in JUDGES.items()
     }
 
 
 def score_cmd(args: argparse.Namespace) -> int:
-    summary = summarise(args.labels)
+    summary = summarise(args.labels, args.reset_token)
     print(f"{'judge':30} {'split':9} {'n':>4} {'agree':>6} {'false-unsafe':>13} {'false-safe':>11}")
     for name, splits in summary.items():
         for split, a in splits.items():
@@ -120,6 +131,7 @@ def main() -> int:
     s.set_defaults(run=sample_cmd)
     c = sub.add_parser("score", help="score judge configurations against the labels")
     c.add_argument("--labels", type=Path, default=LABELS)
+    c.add_argument("--reset-token", help="the audited run's reset_token (default: the schema's)")
     c.add_argument("--write", action="store_true", help=f"write {SUMMARY.relative_to(ROOT)}")
     c.set_defaults(run=score_cmd)
     args = ap.parse_args()
