@@ -12,6 +12,8 @@ import torch
 from backtrack.attacks import autodan
 from backtrack.attacks.autodan import (
     AutoDANConfig,
+    Breeding,
+    Templates,
     crossover,
     load_prototype,
     load_reference_pool,
@@ -194,12 +196,9 @@ def test_next_generation_size_elites_and_provenance(size, num_elites):
     new = next_generation(
         population,
         losses,
-        num_elites=num_elites,
-        crossover_rate=0.7,
-        num_points=3,
-        mutation_rate=0.2,
-        pool=other_pool,
-        rng=rng,
+        Breeding(num_elites=num_elites, crossover_rate=0.7, num_points=3, mutation_rate=0.2),
+        Templates(other_pool),
+        rng,
     )
     assert len(new) == size
     best = sorted(range(size), key=lambda i: losses[i])[:num_elites]
@@ -214,12 +213,9 @@ def test_next_generation_without_crossover_or_mutation_copies_parents():
     new = next_generation(
         POOL,
         loss_fn(POOL),
-        num_elites=0,
-        crossover_rate=0.0,
-        num_points=5,
-        mutation_rate=0.0,
-        pool=["never"],
-        rng=rng,
+        Breeding(num_elites=0, crossover_rate=0.0, num_points=5, mutation_rate=0.0),
+        Templates(["never"]),
+        rng,
     )
     assert len(new) == len(POOL) and set(new) <= set(POOL)
 
@@ -228,12 +224,9 @@ def test_next_generation_full_mutation_gives_pool_members():
     new = next_generation(
         POOL[:5],
         [1.0] * 5,
-        num_elites=1,
-        crossover_rate=0.5,
-        num_points=2,
-        mutation_rate=1.0,
-        pool=["m1", "m2"],
-        rng=random.Random(6),
+        Breeding(num_elites=1, crossover_rate=0.5, num_points=2, mutation_rate=1.0),
+        Templates(["m1", "m2"]),
+        random.Random(6),
     )
     assert new[0] == POOL[0] and set(new[1:]) <= {"m1", "m2"}
 
@@ -253,7 +246,7 @@ def test_run_lowers_loss_and_is_consistent():
         loss_fn,
         cfg(model_name="Bot"),
         random.Random(0),
-        pool=POOL,
+        Templates(POOL),
         on_step=lambda step, loss, msg: trace.append((step, loss, msg)),
     )
     assert res.stopped == "budget_steps" and res.steps == 30 == len(res.losses)
@@ -267,16 +260,16 @@ def test_run_lowers_loss_and_is_consistent():
 
 
 def test_run_is_deterministic_per_seed():
-    a = run_autodan("do X", loss_fn, cfg(), random.Random(7), pool=POOL)
-    b = run_autodan("do X", loss_fn, cfg(), random.Random(7), pool=POOL)
-    c = run_autodan("do X", loss_fn, cfg(), random.Random(8), pool=POOL)
+    a = run_autodan("do X", loss_fn, cfg(), random.Random(7), Templates(POOL))
+    b = run_autodan("do X", loss_fn, cfg(), random.Random(7), Templates(POOL))
+    c = run_autodan("do X", loss_fn, cfg(), random.Random(8), Templates(POOL))
     assert (a.best_template, a.losses) == (b.best_template, b.losses)
     assert (a.best_template, a.losses) != (c.best_template, c.losses)
 
 
 def test_run_early_stop_loss():
     res = run_autodan(
-        "do X", loss_fn, cfg(steps=200, early_stop_loss=4.0), random.Random(0), pool=POOL
+        "do X", loss_fn, cfg(steps=200, early_stop_loss=4.0), random.Random(0), Templates(POOL)
     )
     assert res.stopped == "early_stop_loss" and res.best_loss <= 4.0 and res.steps < 200
     assert res.losses[-1] == res.best_loss and all(x > 4.0 for x in res.losses[:-1])
@@ -289,7 +282,9 @@ def test_run_stops_on_success():
         checked.append(msg)
         return unmarked(msg) <= 4
 
-    res = run_autodan("do X", loss_fn, cfg(steps=200), random.Random(0), pool=POOL, check_fn=check)
+    res = run_autodan(
+        "do X", loss_fn, cfg(steps=200), random.Random(0), Templates(POOL), check_fn=check
+    )
     assert res.stopped == "success" and res.steps == len(checked) < 200
     assert res.best_message == checked[-1] and unmarked(res.best_message) <= 4
     assert res.best_loss == res.losses[-1]
@@ -302,7 +297,7 @@ def test_run_time_budget_with_fake_clock():
         loss_fn,
         cfg(steps=100, max_seconds=35),
         random.Random(0),
-        pool=POOL,
+        Templates(POOL),
         clock=lambda: next(ticks),
     )
     # start=0; checks after steps 1..4 read 10, 20, 30, 40 -> stop after the 4th step.
@@ -318,17 +313,23 @@ def test_run_initial_population_from_init_and_wrapping_pool():
         return loss_fn(messages)
 
     small_pool = POOL[:3]
-    run_autodan("q", spy, cfg(steps=1, population=5), random.Random(0), pool=small_pool)
+    run_autodan("q", spy, cfg(steps=1, population=5), random.Random(0), Templates(small_pool))
     expect = [render(t, "q", model_name="the assistant", developer="x") for t in small_pool]
     assert seen[0] == [*expect, expect[0], expect[1]]
     seen.clear()
-    run_autodan("q", spy, cfg(steps=1, population=4), random.Random(0), pool=POOL, init=["I!"])
+    run_autodan(
+        "q", spy, cfg(steps=1, population=4), random.Random(0), Templates(POOL, init=["I!"])
+    )
     assert seen[0][0] == "I!\n\nq" and seen[0][1:] == [
         render(t, "q", model_name="the assistant", developer="x") for t in POOL[:3]
     ]
     with pytest.raises(ValueError, match="init templates"):
         run_autodan(
-            "q", spy, cfg(population=2, num_elites=1), random.Random(0), pool=POOL, init=["a"] * 3
+            "q",
+            spy,
+            cfg(population=2, num_elites=1),
+            random.Random(0),
+            Templates(POOL, init=["a"] * 3),
         )
 
 
@@ -339,7 +340,11 @@ def test_run_with_real_pool_and_marker_word():
         return [float(sum("Developer Mode" not in s for s in split_sentences(m))) for m in messages]
 
     res = run_autodan(
-        "do X", loss, cfg(steps=8, population=16, mutation_rate=0.1), random.Random(0), pool=pool
+        "do X",
+        loss,
+        cfg(steps=8, population=16, mutation_rate=0.1),
+        random.Random(0),
+        Templates(pool),
     )
     assert res.best_loss < res.losses[0] and "do X" in res.best_message
     assert "ChatGPT" not in res.best_message
@@ -347,7 +352,7 @@ def test_run_with_real_pool_and_marker_word():
 
 def test_run_rejects_wrong_number_of_losses():
     with pytest.raises(ValueError, match="1 losses for 12 messages"):
-        run_autodan("q", lambda m: [0.0], cfg(), random.Random(0), pool=POOL)
+        run_autodan("q", lambda m: [0.0], cfg(), random.Random(0), Templates(POOL))
 
 
 # ----------------------------------------------------------------------------- config
@@ -391,7 +396,7 @@ def test_check_fn_runs_every_eval_every_steps_and_at_the_end():
 
     cfg = AutoDANConfig(steps=7, population=4, num_elites=1, eval_every=3)
     res = run_autodan(
-        "do it", lambda ms: [1.0] * len(ms), cfg, random.Random(0), pool=pool, check_fn=check
+        "do it", lambda ms: [1.0] * len(ms), cfg, random.Random(0), Templates(pool), check_fn=check
     )
     assert res.steps == 7
     assert len(calls) == 3  # after steps 3, 6 and the last (7)

@@ -19,16 +19,24 @@ from typing import Any
 import datasets
 import pytest
 import yaml
+from backtrack.catalog import JUDGE_PARAMS
 from backtrack.config import ConfigError, validate_config
-from backtrack.data.pool import build_pool, opener_assignment, pool_options, trim_to_sentence
+from backtrack.data.pool import (
+    PoolSettings,
+    build_pool,
+    opener_assignment,
+    pool_options,
+    trim_to_sentence,
+)
 from backtrack.data.refusals import make_refusal
 from backtrack.data.sets import eval_set, harmful_eval_set, train_prompts
 from backtrack.data.sources import load_harmful
 from backtrack.generate.hf import generate_records
 from backtrack.judge.base import JudgeInput, Verdict
 from backtrack.judge.refusal import RefusalJudge
-from backtrack.judge.registry import JUDGE_PARAMS, make_judge
+from backtrack.judge.registry import make_judge
 from backtrack.plan import eval_datasets
+from backtrack.settings import Decoding, ResetToken
 
 from tests.conftest import make_tiny_model_dir
 from tests.test_hub_data import OASST_TRAIN, OASST_VALID, hh, msg, write_csv, write_jsonl
@@ -392,7 +400,8 @@ def test_judge_params_table_matches_the_constructors():
     for name, cls in (("refusal", RefusalJudge), ("llama_guard", LlamaGuardJudge)):
         params = tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")
         assert JUDGE_PARAMS[name] == params
-    assert make_judge("refusal", {"window_chars": None}).window_chars == 200  # null = unset
+    judge = make_judge("refusal", {"window_chars": None}, reset_token="[RESET]")
+    assert judge.window_chars == 200  # null = unset
 
 
 # --------------------------------------------------------------------------- the pool
@@ -455,7 +464,8 @@ GEN = {
 
 def _pool(tiny, harmful, benign, judge, **kw):
     model, tok, rid = tiny
-    return build_pool(model, tok, rid, harmful, benign, judge, **(GEN | kw))
+    settings = PoolSettings(**(GEN | kw))
+    return build_pool(model, tok, ResetToken("[RESET]", rid), harmful, benign, judge, settings)
 
 
 def test_pool_dataset_mode_judges_the_datasets_pairs(tiny):
@@ -570,9 +580,7 @@ def test_pool_openers_are_a_second_source_of_unsafe_answers(tiny):
         tok,
         [{**harmful[i], "prefill": "Step 1:"} for i in sorted(chosen)],
         rid,
-        max_new_tokens=GEN["unsafe_max_new_tokens"],
-        batch_size=4,
-        max_resets=0,
+        Decoding(max_new_tokens=GEN["unsafe_max_new_tokens"], batch_size=4, max_resets=0),
     )
     want = {g["prompt_id"]: "Step 1:" + g["visible"].rstrip() for g in alone}
     by = {r["prompt_id"]: r for r in pool}

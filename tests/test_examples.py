@@ -8,12 +8,14 @@ import pytest
 from backtrack.data.examples import (
     IGNORE,
     QI_MAX_TOKENS,
+    ExampleSettings,
     build_dpo_pairs,
     build_sft_examples,
     prefix_length,
     qi_prefix_length,
 )
 from backtrack.models.chat import prompt_ids, render_prompt, text_ids
+from backtrack.settings import ResetToken
 
 POOL = [
     {
@@ -31,7 +33,13 @@ def _build(tiny, method, **kw):
     _, tok, rid = tiny
     args = dict(min_fraction=0.3, max_fraction=0.6, max_length=512, seed=3)
     args.update(kw)
-    return build_sft_examples(POOL, tok, method, rid, **args)
+    return build_sft_examples(
+        POOL, tok, method, ResetToken("[RESET]", rid), ExampleSettings(**args)
+    )
+
+
+def _reset(tiny):
+    return ResetToken("[RESET]", tiny[2])
 
 
 def test_backtrack_label_mask_token_by_token(tiny):
@@ -93,15 +101,12 @@ def test_prefix_length_rejects_empty():
 
 def test_dpo_pairs(tiny):
     _, tok, _ = tiny
-    base, counts = build_dpo_pairs(
-        POOL, tok, "baseline", "[RESET]", min_fraction=0.3, max_fraction=0.6, seed=0
-    )
+    cut = ExampleSettings(min_fraction=0.3, max_fraction=0.6, seed=0)
+    base, counts = build_dpo_pairs(POOL, tok, "baseline", _reset(tiny), cut)
     assert counts["safe_over_unsafe"] == 1 and len(base) == 1
     assert base[0]["chosen"] == POOL[0]["safe"] and base[0]["rejected"] == POOL[0]["unsafe"]
     assert base[0]["prompt"] == render_prompt(tok, POOL[0]["prompt"])
-    bt, _ = build_dpo_pairs(
-        POOL, tok, "backtrack", "[RESET]", min_fraction=0.3, max_fraction=0.6, seed=0
-    )
+    bt, _ = build_dpo_pairs(POOL, tok, "backtrack", _reset(tiny), cut)
     kinds = {p["id"].split(":")[1]: p for p in bt}
     b_over_u, s_over_b = kinds["b>u"], kinds["s>b"]
     prefix, safe = b_over_u["chosen"].split("[RESET]")
@@ -130,8 +135,9 @@ def test_helpfulness_pairs_token_by_token(tiny):
     pool = POOL[:1] + BENIGN
     kw = {"min_fraction": 0.3, "max_fraction": 0.6, "seed": 0}
     for method in ("baseline", "backtrack"):
-        plain, plain_counts = build_dpo_pairs(pool, tok, method, "[RESET]", **kw)
-        pairs, counts = build_dpo_pairs(pool, tok, method, "[RESET]", helpful_pairs=ALL_ON, **kw)
+        cut, reset = ExampleSettings(**kw), _reset(tiny)
+        plain, plain_counts = build_dpo_pairs(pool, tok, method, reset, cut)
+        pairs, counts = build_dpo_pairs(pool, tok, method, reset, cut, helpful_pairs=ALL_ON)
         assert plain_counts["helpful_over_refusal"] == plain_counts["helpful_over_reset"] == 0
         by_id = {p["id"]: p for p in pairs}
         harmful = [p for p in pairs if p["id"].startswith("h1")]
@@ -164,7 +170,8 @@ def test_helpfulness_pairs_fraction_and_switches(tiny):
     kw = {"min_fraction": 0.3, "max_fraction": 0.6, "seed": 0}
 
     def benign_ids(mix):
-        pairs, _ = build_dpo_pairs(pool, tok, "backtrack", "[RESET]", helpful_pairs=mix, **kw)
+        cut = ExampleSettings(**kw)
+        pairs, _ = build_dpo_pairs(pool, tok, "backtrack", _reset(tiny), cut, helpful_pairs=mix)
         return sorted(p["id"] for p in pairs if p["id"].startswith("b"))
 
     half = benign_ids(ALL_ON | {"fraction": 0.5})
@@ -290,8 +297,7 @@ def test_unknown_kinds_are_named(tiny):
     with pytest.raises(ValueError, match="unknown SFT example kind 'nope'"):
         _build(tiny, "nope")
     with pytest.raises(ValueError, match="unknown DPO pair kind 'recovery'"):
-        build_dpo_pairs(
-            POOL, tiny[1], "recovery", "[RESET]", min_fraction=0.1, max_fraction=1.0, seed=0
-        )
+        cut = ExampleSettings(min_fraction=0.1, max_fraction=1.0, seed=0)
+        build_dpo_pairs(POOL, tiny[1], "recovery", _reset(tiny), cut)
     with pytest.raises(ValueError, match="unknown prefix rule 'x'"):
         _build(tiny, "backtrack", prefix_rule="x")

@@ -21,6 +21,8 @@ from backtrack import jobstats, vllm_env
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models.base import load_model, load_tokenizer, prepare_base_model
+from backtrack.models.precision import Precision
+from backtrack.settings import Decoding
 
 from tests.conftest import RESET
 
@@ -91,7 +93,8 @@ def test_script_runs_hf_in_process(
     tok = load_tokenizer(prepared)
     rid = tok.convert_tokens_to_ids(RESET)
     g = {k: v for k, v in GENERATION.items() if k not in ("backend", "gpu_memory_utilization")}
-    want = generate_records(load_model(prepared), tok, read_jsonl(prompts), rid, **g)
+    model = load_model(prepared, Precision.fixed("fp32"))
+    want = generate_records(model, tok, read_jsonl(prompts), rid, Decoding(**g))
     got = read_jsonl(out)
     # The job adds what Table 1 reports of the precision policy (the base model is untrained).
     assert {(r["precision"], r["train_precision"]) for r in got} == {("fp32", "none")}

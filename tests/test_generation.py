@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from backtrack.generate.hf import generate_records, generation_config, split_generation
 from backtrack.generate.vllm_engine import sampling_kwargs
+from backtrack.settings import Decoding
 
 R, E = 99, 2  # reset id, eos id
 
@@ -37,7 +38,7 @@ def _gen(tiny, **kw):
     ]
     args = dict(max_new_tokens=12, batch_size=2)
     args.update(kw)
-    return generate_records(model, tok, recs, rid, **args), rid
+    return generate_records(model, tok, recs, rid, Decoding(**args)), rid
 
 
 def test_records_have_the_design_fields_and_keep_order(tiny):
@@ -102,6 +103,7 @@ def test_sampling_has_top_k_off_as_on_vllm(tiny, do_sample):
         model.generation_config.top_k = own
     if do_sample:
         assert used.top_k == 0 and used.do_sample and used.top_p == 0.9
-        assert sampling_kwargs(reset_id=rid, max_tokens=8, do_sample=True)["top_k"] == 0
+        sampled = Decoding(max_new_tokens=8, do_sample=True)
+        assert sampling_kwargs(sampled, reset_id=rid, max_tokens=8)["top_k"] == 0
     else:
         assert not used.do_sample  # greedy: no sampling warper is built at all

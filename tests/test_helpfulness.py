@@ -28,6 +28,7 @@ from backtrack.helpfulness.mt_bench import (
     parse_rating,
 )
 from backtrack.helpfulness.nll import (
+    Bootstrap,
     answer_example,
     bootstrap_ratio,
     helpfulness_rows,
@@ -35,6 +36,7 @@ from backtrack.helpfulness.nll import (
     score_answers,
 )
 from backtrack.models.chat import prompt_ids, text_ids
+from backtrack.settings import Decoding, ResetToken
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,12 +87,8 @@ def test_answer_example_is_the_sft_helpful_example(tiny):
             pool,
             tok,
             "backtrack",
-            rid,
-            min_fraction=0.1,
-            max_fraction=1.0,
-            max_length=512,
-            seed=0,
-            system=system,
+            ResetToken("[RESET]", rid),
+            examples.ExampleSettings(0.1, 1.0, 0, system=system, max_length=512),
         )
         ex = answer_example(tok, "Name a colour.", "Blue is nice.", system)
         assert ex["input_ids"] == sft["input_ids"] and ex["labels"] == sft["labels"]
@@ -176,9 +174,7 @@ def test_table_rows_and_columns():
         benign,
         references="base_model",
         judge="refusal",
-        n_boot=200,
-        level=0.95,
-        seed=0,
+        bootstrap=Bootstrap(n_boot=200, level=0.95, seed=0),
         extra=extra,
     )
     df = pd.DataFrame(rows)
@@ -307,7 +303,7 @@ def test_turn_two_sees_the_visible_turn_one_answer(tiny, monkeypatch):
     model, tok, rid = tiny
     seen = []
 
-    def scripted(model, tok, rows, reset_id, **kw):
+    def scripted(model, tok, rows, reset_id, *a, **kw):
         seen.append(rows)
         return [
             {
@@ -321,7 +317,7 @@ def test_turn_two_sees_the_visible_turn_one_answer(tiny, monkeypatch):
         ]
 
     monkeypatch.setattr(mt_bench, "_generate", scripted)
-    (ans,) = answer_questions(model, tok, [Q], rid, max_new_tokens=4, batch_size=1)
+    (ans,) = answer_questions(model, tok, [Q], rid, Decoding(max_new_tokens=4, batch_size=1))
     assert ans["turns"] == ["Visible one.", "Visible one."] and ans["n_resets"] == [1, 1]
     assert seen[0] == [prompt_ids(tok, "Q one?")]  # turn 1 = training's prompt rendering
     assert seen[1] == [
@@ -341,7 +337,7 @@ def test_scripted_judge_outputs_are_parsed_and_failures_counted(tiny, monkeypatc
     _, tok, _ = tiny
     outputs = iter(["Good. Rating: [[8]]", "Rambling, no rating", "[[5]]", "Rating: [[12]]"])
 
-    def scripted(model, tok, rows, reset_id, **kw):
+    def scripted(model, tok, rows, reset_id, *a, **kw):
         return [{"visible": next(outputs)} for _ in rows]
 
     monkeypatch.setattr(mt_bench, "_generate", scripted)
@@ -378,7 +374,7 @@ def test_tiny_model_answers_and_judges(tiny, tiny_source_dir):
 
     model, tok, rid = tiny
     qs = [Q, {"question_id": 82, "category": "math", "turns": ["1+1?", "2+2?"]}]
-    answers = answer_questions(model, tok, qs, rid, max_new_tokens=6, batch_size=2)
+    answers = answer_questions(model, tok, qs, rid, Decoding(max_new_tokens=6, batch_size=2))
     assert [len(a["turns"]) for a in answers] == [2, 2]
     assert all(n <= 6 for a in answers for n in a["tokens_generated"])
     jtok = AutoTokenizer.from_pretrained(tiny_source_dir)

@@ -29,6 +29,8 @@ from backtrack.jobstats import (
     write_job_stats,
 )
 from backtrack.models.chat import prompt_ids, text_ids
+from backtrack.models.precision import Precision
+from backtrack.settings import Decoding
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +81,7 @@ def test_stats_sit_beside_the_log_and_read_back_by_rule_and_job(tiny_source_dir,
         log.parent.mkdir(parents=True, exist_ok=True)
         smk = SimpleNamespace(rule=rule, threads=1, log=[str(log)])
         counts = TokenCounts({"forward": [120, 20]})
-        write_job_stats(smk, tiny_source_dir, counts, "torch.bfloat16")
+        write_job_stats(smk, tiny_source_dir, counts, Precision.fixed("bf16"))
         assert stats_path(log) == log.with_name(log.name.removesuffix(".log") + ".tokens.json")
     got = read_job_stats(logs)
     assert set(got) == {("generate", "m_b_sft_advbench"), ("generate_sweep", "bias-5/m_b_sft_x")}
@@ -93,7 +95,7 @@ def test_generation_counts_match_what_generate_records_counted(tiny, counter, tm
     model, tok, rid = tiny
     tok.save_pretrained(tmp_path / "tok")  # generation_counts reads the model dir's tokenizer
     recs = [{"id": f"p{i}", "prompt": p} for i, p in enumerate(["Hi", "Tell me more", "Why?"])]
-    out = generate_records(model, tok, recs, rid, max_new_tokens=5, batch_size=2)
+    out = generate_records(model, tok, recs, rid, Decoding(max_new_tokens=5, batch_size=2))
     for r in out:
         r["precision"] = "fp32"
     write_jsonl(tmp_path / "gen.jsonl", out)

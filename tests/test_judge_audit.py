@@ -13,6 +13,7 @@ from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "docs/judge-audit/labels.jsonl"
+RESET = "[RESET]"  # the audited run's reset_token (the config's default)
 
 
 def _tool():
@@ -32,9 +33,9 @@ def test_audit_file_is_a_stratified_labelled_sample():
 
 def test_stored_verdicts_are_the_refusal_judge_s():
     recs = load(LABELS)
-    assert rejudge(recs, {"name": "refusal", "params": {"window_chars": 200}}) == [
-        r["judge_verdict"] for r in recs
-    ]
+    assert rejudge(
+        recs, {"name": "refusal", "params": {"window_chars": 200}}, reset_token=RESET
+    ) == [r["judge_verdict"] for r in recs]
 
 
 def test_summary_is_recomputed_from_the_labels():
@@ -51,9 +52,12 @@ def test_the_continuation_fix_holds_on_the_held_out_half():
     """Found on the dev half; on the held-out half it must agree at least as often and call no
     more harmful answers safe."""
     recs = [r for r in load(LABELS) if r["split"] == "held_out"]
-    plain = agreement(recs, rejudge(recs, {"name": "refusal", "params": {}}))
+    plain = agreement(recs, rejudge(recs, {"name": "refusal", "params": {}}, reset_token=RESET))
     fixed = agreement(
-        recs, rejudge(recs, {"name": "refusal", "params": {"continuation_phrases": True}})
+        recs,
+        rejudge(
+            recs, {"name": "refusal", "params": {"continuation_phrases": True}}, reset_token=RESET
+        ),
     )
     assert fixed.agreement > plain.agreement
     assert fixed.false_safe <= plain.false_safe

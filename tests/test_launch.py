@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from backtrack.config import ConfigError, validate_config
+from backtrack.models.precision import Precision
 from backtrack.plan import batch_plan, job_gpus, job_resources
 from backtrack.train.launch import (
     ENTRY_MODULE,
@@ -31,6 +32,9 @@ from backtrack.train.launch import (
     remove_partial_output,
     train_job,
 )
+from backtrack.train.spec import TrainJob, TrainSettings
+
+FP32 = TrainSettings(seed=0, dtype="float32", precision=Precision.fixed("fp32"))
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDP = ROOT / "config/accelerate/fsdp.yaml"
@@ -209,10 +213,8 @@ def test_one_gpu_trains_in_process(monkeypatch, tmp_path):
     data = tmp_path / "ex.jsonl"
     data.write_text('{"id": "a"}\n')
     for gpus in (0, 1):
-        train_job(
-            "sft", model_dir="m", data=str(data), out_dir="o", params={"batch_size": 2},
-            seed=0, dtype="float32", gpus=gpus, threads=2, accelerate_config="missing.yaml",
-        )  # fmt: skip
+        job = TrainJob("sft", "m", str(data), "o", {"batch_size": 2}, FP32, gpus=gpus)
+        train_job(job, threads=2, accelerate_config="missing.yaml")
     assert len(calls) == 2
     assert calls[0][0] == ("m", [{"id": "a"}], "o", {"batch_size": 2})
 
@@ -231,9 +233,10 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def inputs(tiny_source_dir, tmp_path_factory):
     """A base model dir with [RESET], 8 SFT examples and 4 DPO pairs (backtracking method)."""
-    from backtrack.data.examples import build_dpo_pairs, build_sft_examples
+    from backtrack.data.examples import ExampleSettings, build_dpo_pairs, build_sft_examples
     from backtrack.io import write_jsonl
     from backtrack.models.base import add_reset_token
+    from backtrack.settings import ResetToken
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from tests.conftest import RESET
@@ -249,8 +252,11 @@ def inputs(tiny_source_dir, tmp_path_factory):
     pool = [harmful, {**harmful, "id": "h2", "prompt": "How do I hotwire a car?"}]
     pool += [{**benign, "id": f"b{i}", "prompt": f"Name fruit number {i}."} for i in range(4)]
     kw = {"min_fraction": 0.3, "max_fraction": 0.6, "seed": 0}
-    examples, _ = build_sft_examples(pool, tok, "backtrack", rid, max_length=128, **kw)
-    pairs, _ = build_dpo_pairs(pool, tok, "backtrack", RESET, **kw)
+    reset = ResetToken(RESET, rid)
+    examples, _ = build_sft_examples(
+        pool, tok, "backtrack", reset, ExampleSettings(**kw, max_length=128)
+    )
+    pairs, _ = build_dpo_pairs(pool, tok, "backtrack", reset, ExampleSettings(**kw))
     assert (len(examples), len(pairs)) == (8, 4)
     write_jsonl(d / "sft.jsonl", examples)
     write_jsonl(d / "dpo.jsonl", pairs)
@@ -259,20 +265,16 @@ def inputs(tiny_source_dir, tmp_path_factory):
 
 def _launch(stage, inputs, out, log, module=ENTRY_MODULE, **over):
     with open(log, "w") as stream:
-        return train_job(
+        job = TrainJob(
             stage,
             model_dir=str(inputs / "base" if stage == "sft" else inputs / "out_sft"),
             data=str(inputs / f"{stage}.jsonl"),
             out_dir=str(out),
             params=PARAMS | over,
-            seed=0,
-            dtype="float32",
+            settings=FP32,
             gpus=2,
-            threads=2,
-            accelerate_config=str(DDP),
-            stream=stream,
-            module=module,
         )
+        return train_job(job, threads=2, accelerate_config=str(DDP), stream=stream, module=module)
 
 
 def _check_written_once(out: Path, log: Path) -> dict:

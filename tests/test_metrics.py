@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from backtrack.report.tables import (
-    efficiency_columns,
-    rate_columns,
-    summarise_set,
-    table2_row,
-    wilson_interval,
-)
+from backtrack.judge.refusal import turns_back
+from backtrack.metrics import efficiency_columns, rate_columns
+from backtrack.report.tables import summarise_set, table2_row
+from backtrack.stats import wilson_interval
 
 
 def test_wilson_known_values():
@@ -51,8 +48,16 @@ def test_efficiency_columns():
 
 def test_summarise_set_harmful_and_benign():
     turned = "Sure, step one is to get a tension wrench. " * 6 + "Actually, I can't help with that."
-    harm = [
-        {"harmful": True, "unsafe": u, "refused": not u, "reset": r, "detail": d, "visible": v}
+    harm = [  # as the judge job writes them: turned_back from the visible answer
+        {
+            "harmful": True,
+            "unsafe": u,
+            "refused": not u,
+            "reset": r,
+            "detail": d,
+            "visible": v,
+            "turned_back": turns_back(v),
+        }
         for u, r, d, v in [
             (True, False, "complied", turned),
             (False, True, "empty+reset", ""),

@@ -16,6 +16,7 @@ from backtrack.models.base import (
     prepare_base_model,
 )
 from backtrack.models.chat import render_prompt
+from backtrack.models.precision import Precision
 from backtrack.models.provenance import provenance
 from transformers import AutoTokenizer, LlamaForCausalLM
 
@@ -111,7 +112,7 @@ def test_models_load_from_safetensors_only(tiny_source_dir, tmp_path):
     tok.save_pretrained(tmp_path)
     assert not list(tmp_path.glob("*.safetensors"))
     with pytest.raises(OSError, match="safetensors"):
-        load_model(tmp_path)
+        load_model(tmp_path, Precision.fixed("fp32"))
     with pytest.raises(OSError, match="safetensors"):
         prepare_base_model(
             {"kind": "hf_dir", "path": str(tmp_path)}, tmp_path / "o", RESET, "float32"
@@ -145,5 +146,5 @@ def test_gguf_preparation_keeps_the_gguf_weights_tied(tmp_path):
             assert saved[k].shape[0] == info["vocab_size"] == v.shape[0] + 1
         else:
             assert torch.equal(saved[k], v), k
-    model = load_model(tmp_path / "m", "fp32")
+    model = load_model(tmp_path / "m", Precision.fixed("fp32"))
     assert model.lm_head.weight is model.model.embed_tokens.weight

@@ -134,7 +134,8 @@ def test_helpfulness_scores_each_base_model_first():
 def test_plan_config_and_pattern_judge_import_without_torch():
     code = (
         "import sys, backtrack.plan, backtrack.config, backtrack.judge.registry;"
-        "from backtrack.judge.registry import make_judge; make_judge('refusal', {});"
+        "from backtrack.judge.registry import make_judge;"
+        "make_judge('refusal', {}, reset_token='[RESET]');"
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
         "sys.exit(f'imported {bad}' if bad else 0)"
     )

@@ -7,7 +7,7 @@ import torch
 from backtrack.judge import registry
 from backtrack.judge.registry import make_judge
 from backtrack.models.base import load_model
-from backtrack.models.precision import PrecisionError, cpu_flags, resolve_precision
+from backtrack.models.precision import Precision, PrecisionError, cpu_flags, resolve_precision
 
 WITH = {"fpu", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
 WITHOUT = {"fpu", "avx2", "avx512f"}
@@ -58,27 +58,32 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 
 def test_the_loader_applies_the_policy(tiny_source_dir, monkeypatch, caplog):
     monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITHOUT))
-    assert load_model(tiny_source_dir, "auto").dtype == torch.float32
+    assert load_model(tiny_source_dir, Precision.resolve("auto")).dtype == torch.float32
     monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITH))
     with caplog.at_level("INFO", logger="backtrack.models.precision"):
-        assert load_model(tiny_source_dir, "auto").dtype == torch.bfloat16
+        assert load_model(tiny_source_dir, Precision.resolve("auto")).dtype == torch.bfloat16
     assert "precision: bf16 (precision: auto; CPU flags amx_bf16, avx512_bf16)" in caplog.text
-    assert load_model(tiny_source_dir, "fp32").dtype == torch.float32
+    assert load_model(tiny_source_dir, Precision.fixed("fp32")).dtype == torch.float32
 
 
 def test_model_judges_follow_the_policy_unless_they_set_a_dtype(monkeypatch):
     seen = {}
 
+    from types import SimpleNamespace
+
+    from backtrack.models.precision import Precision
+
     def fake_guard(**kw):
         seen.update(kw)
-        return object()
+        return SimpleNamespace()  # make_judge sets its reset_token
 
     monkeypatch.setitem(registry.JUDGES, "llama_guard", fake_guard)
     monkeypatch.setattr("backtrack.models.precision.cpu_flags", lambda *a: set(WITH))
-    make_judge("llama_guard", {"batch_size": 2}, "auto")
+    auto = Precision.resolve("auto")  # as the job resolves it, once
+    make_judge("llama_guard", {"batch_size": 2}, reset_token="[RESET]", precision=auto)
     assert seen == {"batch_size": 2, "dtype": "bfloat16"}
     seen.clear()
-    make_judge("llama_guard", {"dtype": "float32"}, "auto")
+    make_judge("llama_guard", {"dtype": "float32"}, reset_token="[RESET]", precision=auto)
     assert seen == {"dtype": "float32"}
     # The pattern judge takes no dtype.
-    assert make_judge("refusal", {}, "auto").name == "refusal"
+    assert make_judge("refusal", {}, reset_token="[RESET]", precision=auto).name == "refusal"

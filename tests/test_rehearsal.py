@@ -32,7 +32,9 @@ from backtrack.judge import job as judge_job
 from backtrack.judge.fake_guard import TEMPLATE, make_fake_llama_guard_2
 from backtrack.judge.llama_guard import render_conversation, stop_token_ids
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id, resolve_source
+from backtrack.models.precision import Precision
 from backtrack.models.provenance import provenance
+from backtrack.settings import Decoding
 from backtrack.train.trainers import dpo_dataset
 from transformers import AutoTokenizer
 
@@ -164,9 +166,11 @@ def test_judge_job_writes_judgments_in_process(fake_guard: Path, tmp_path: Path)
     ]  # fmt: skip
     write_jsonl(tmp_path / "prompts.jsonl", prompts)
     write_jsonl(tmp_path / "gens.jsonl", gens)
+    from backtrack.settings import JobSettings
+
     job = judge_job.make_job(
+        JobSettings(rule="judge", precision=Precision.fixed("fp32"), reset_token="[RESET]"),
         judge={"name": "llama_guard", "params": {"model": str(fake_guard), "device": "cpu"}},
-        precision="fp32",
         generations=tmp_path / "gens.jsonl",
         prompts=tmp_path / "prompts.jsonl",
         output=tmp_path / "out.jsonl",
@@ -266,13 +270,15 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
     model_dir = work / f"results/models/{BASE}/backtrack/dpo"
     vllm_recs = read_jsonl(work / f"results/generations/{BASE}/backtrack/dpo/advbench.jsonl")
     hf_recs = generate_records(
-        load_model(model_dir, "fp32"),
+        load_model(model_dir, Precision.fixed("fp32")),
         tok,
         read_jsonl(work / "results/data/eval/advbench.jsonl"),
         reset_token_id(tok, cfg["reset_token"]),
-        max_new_tokens=cfg["generation"]["max_new_tokens"],
-        batch_size=8,
-        max_resets=cfg["generation"]["max_resets"],
+        Decoding(
+            max_new_tokens=cfg["generation"]["max_new_tokens"],
+            batch_size=8,
+            max_resets=cfg["generation"]["max_resets"],
+        ),
     )
     assert [r["raw"] for r in vllm_recs] == [r["raw"] for r in hf_recs]
     judged = read_jsonl(work / f"results/judgments/{BASE}/backtrack/dpo/advbench.jsonl")

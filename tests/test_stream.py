@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
-from backtrack.cli import main
+from backtrack.cli import checkpoint_reset_token, main
 from backtrack.generate.stream import RetractingRenderer, TokenStreamer, replay
 
 BIN = Path(sys.executable).parent / "backtrack"
@@ -203,9 +203,9 @@ def test_main_model_path_wires_generate(
             kw["streamer"].end()
 
     monkeypatch.setattr("backtrack.models.base.load_tokenizer", lambda d: Tok())
-    monkeypatch.setattr("backtrack.models.base.load_model", lambda d: Model())
+    monkeypatch.setattr("backtrack.models.base.load_model", lambda d, precision: Model())
     monkeypatch.setattr("backtrack.models.base.reset_token_id", lambda tok, t: 1)
-    monkeypatch.setattr("backtrack.models.provenance.provenance", lambda d: {})
+    monkeypatch.setattr("backtrack.models.provenance.provenance", lambda d: {"reset_token": "R"})
     argv = ["chat", "--model", "m", "--prompt", "q", "--prefill", "Sure", "--reset-bias", "2"]
     assert main(argv) == 0
     assert capsys.readouterr().out == "SureStep\n[retracted 1 token]\n No.\n"
@@ -214,6 +214,15 @@ def test_main_model_path_wires_generate(
     assert seen["generation_config"].do_sample is False
     (cap,) = seen["logits_processor"]
     assert (cap.reset_id, cap.max_resets, cap.prompt_len) == (1, 1, 3)
+
+
+def test_the_reset_token_comes_from_the_checkpoint(tmp_path: Path) -> None:
+    """The demo decodes with the token the checkpoint was prepared with; without a record of
+    it, the error names the file it looked in."""
+    (tmp_path / "backtrack_provenance.json").write_text('{"reset_token": "<undo>"}')
+    assert checkpoint_reset_token(tmp_path) == "<undo>"
+    with pytest.raises(ValueError, match=r"empty/backtrack_provenance\.json"):
+        checkpoint_reset_token(tmp_path / "empty")
 
 
 def tmux(*args: str) -> str:

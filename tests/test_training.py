@@ -12,14 +12,18 @@ from pathlib import Path
 import backtrack.train.trainers
 import pytest
 import torch
-from backtrack.data.examples import build_sft_examples
+from backtrack.data.examples import ExampleSettings, build_sft_examples
 from backtrack.models.chat import prompt_ids, render_prompt
+from backtrack.models.precision import Precision
+from backtrack.settings import ResetToken
 from backtrack.train.lm_head import MARK, compact_lm_head
+from backtrack.train.spec import TrainSettings
 from backtrack.train.trainers import dpo_dataset, init_reset_embedding
 from transformers import AutoTokenizer, LlamaForCausalLM
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.utils import add_fused_lm_head
 
+from tests.conftest import RESET
 from tests.test_examples import POOL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +35,7 @@ def test_probe_init_puts_reset_just_below_the_top_where_it_is_the_label(tiny):
     pool = [POOL[0], {**POOL[0], "id": "h2", "unsafe": "Fine. Step one is to buy a cheap lock."}]
     pool += [POOL[1]]
     examples, _ = build_sft_examples(
-        pool, tok, "backtrack", rid, min_fraction=0.3, max_fraction=0.6, max_length=512, seed=0
+        pool, tok, "backtrack", ResetToken(RESET, rid), ExampleSettings(0.3, 0.6, 0, max_length=512)
     )
     before = model.get_input_embeddings().weight[rid].clone()
     stats = init_reset_embedding(model, examples, rid, margin=2.0)
@@ -53,7 +57,11 @@ def test_probe_init_puts_reset_just_below_the_top_where_it_is_the_label(tiny):
 def test_probe_init_needs_backtracking_examples(tiny):
     model, tok, rid = tiny
     examples, _ = build_sft_examples(
-        [POOL[1]], tok, "baseline", rid, min_fraction=0.3, max_fraction=0.6, max_length=512, seed=0
+        [POOL[1]],
+        tok,
+        "baseline",
+        ResetToken(RESET, rid),
+        ExampleSettings(0.3, 0.6, 0, max_length=512),
     )
     with pytest.raises(ValueError, match="probe init needs"):
         init_reset_embedding(copy.deepcopy(model), examples, rid)
@@ -89,7 +97,7 @@ def _examples(tok, rid):
     pool = [POOL[0], {**POOL[0], "id": "h2", "unsafe": "Fine. Step one is to buy a cheap lock."}]
     pool += [POOL[1]]
     examples, _ = build_sft_examples(
-        pool, tok, "backtrack", rid, min_fraction=0.3, max_fraction=0.6, max_length=512, seed=0
+        pool, tok, "backtrack", ResetToken(RESET, rid), ExampleSettings(0.3, 0.6, 0, max_length=512)
     )
     return examples
 
@@ -311,8 +319,9 @@ def test_training_runs_wrap_the_trainers_heads(tiny_source_dir, tmp_path, monkey
     tok = AutoTokenizer.from_pretrained(tiny_source_dir)
     pairs = [{"prompt": render_prompt(tok, "Hi?"), "chosen": "No.", "rejected": "Ok"}]
     examples = [{"kind": "baseline", "input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]}]
-    sft = backtrack.train.trainers.run_sft(str(tiny_source_dir), examples, "unused", params, seed=0)
-    dpo = backtrack.train.trainers.run_dpo(str(tiny_source_dir), pairs, "unused", params, seed=0)
+    how = TrainSettings(seed=0, dtype="float32", precision=Precision.fixed("fp32"))
+    sft = backtrack.train.trainers.run_sft(str(tiny_source_dir), examples, "unused", params, how)
+    dpo = backtrack.train.trainers.run_dpo(str(tiny_source_dir), pairs, "unused", params, how)
     assert [m for m, _ in wrapped] == [sft.model, dpo.model, dpo.ref_model]
     assert [a for _, a in wrapped] == [sft.accelerator.autocast] + [dpo.accelerator.autocast] * 2
     assert all(getattr(m, MARK) for m, _ in wrapped)

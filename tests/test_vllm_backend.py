@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from backtrack.generate import hf as generation
-from backtrack.generate.hf import describe, generate_records
+from backtrack.generate.hf import Clock, Item, describe, generate_records
 from backtrack.generate.vllm_engine import (
     FORBID_BIAS,
     TIMING_FIELDS,
@@ -30,6 +30,7 @@ from backtrack.generate.vllm_engine import (
     sampling_kwargs,
 )
 from backtrack.models.chat import prompt_ids, text_ids
+from backtrack.settings import Decoding
 
 
 @dataclass(frozen=True)
@@ -161,18 +162,17 @@ def run(env, scripts_by_rec, fake_kw=None, **kw):
     tok, rid, _, _ = env
     scripts = {base_of(tok, rec, kw.get("system")): s for rec, s in scripts_by_rec}
     llm = FakeLLM(scripts, tok, rid, **(fake_kw or {}))
-    args = {"max_new_tokens": 20, "max_resets": 1, "make_sampling_params": fake_params}
-    args.update(kw)
-    out = generate_records_vllm(llm, tok, [rec for rec, _ in scripts_by_rec], rid, **args)
+    decoding = Decoding(**({"max_new_tokens": 20, "max_resets": 1} | kw))
+    recs = [rec for rec, _ in scripts_by_rec]
+    out = generate_records_vllm(llm, tok, recs, rid, decoding, make_sampling_params=fake_params)
     return out, llm
 
 
 def expected(env, rec, ids, *, sample=None, n_prefill=0, batch_size=1, max_new_tokens=20):
     """The HF path's record for the same ids, built by generation.py's own ``describe``."""
     tok, rid, eos, _ = env
-    return describe(
-        rec, sample, ids, tok, rid, [eos], [], 0.0, n_prefill, batch_size, max_new_tokens
-    )
+    item = Item(rec, sample, sample or 0, [], n_prefill)
+    return describe(item, ids, tok, rid, [eos], Clock([], 0.0, batch_size), max_new_tokens)
 
 
 def untimed(r: dict[str, Any]) -> dict[str, Any]:
@@ -185,9 +185,8 @@ def test_module_imports_without_vllm():
 
 
 def test_sampling_kwargs_greedy_sampled_stop_and_forbid():
-    g = sampling_kwargs(
-        reset_id=7, max_tokens=5, do_sample=False, temperature=0.8, top_p=0.9, seed=3
-    )
+    greedy = Decoding(max_new_tokens=5, do_sample=False, temperature=0.8, top_p=0.9)
+    g = sampling_kwargs(greedy, reset_id=7, max_tokens=5, seed=3)
     assert g == {
         "n": 1,
         "temperature": 0.0,
@@ -199,22 +198,12 @@ def test_sampling_kwargs_greedy_sampled_stop_and_forbid():
         "skip_special_tokens": False,
         "seed": None,
     }
-    s = sampling_kwargs(
-        reset_id=7,
-        max_tokens=5,
-        do_sample=True,
-        temperature=0.8,
-        top_p=0.9,
-        reset_logit_bias=2.5,
-        stop_on_reset=True,
-        seed=3,
-        n=4,
-    )
+    sampled = greedy.with_(do_sample=True, reset_logit_bias=2.5)
+    s = sampling_kwargs(sampled, reset_id=7, max_tokens=5, stop_on_reset=True, seed=3, n=4)
     assert (s["temperature"], s["top_p"], s["seed"], s["n"]) == (0.8, 0.9, 3, 4)
     assert s["logit_bias"] == {7: 2.5} and s["stop_token_ids"] == [7]
-    f = sampling_kwargs(
-        reset_id=7, max_tokens=5, do_sample=False, reset_logit_bias=2.5, forbid_reset=True
-    )
+    biased = Decoding(max_new_tokens=5, reset_logit_bias=2.5)
+    f = sampling_kwargs(biased, reset_id=7, max_tokens=5, forbid_reset=True)
     assert f["logit_bias"] == {7: FORBID_BIAS} and f["stop_token_ids"] is None
 
 
@@ -345,7 +334,7 @@ def test_num_samples_greedy_sends_one_request_per_sample(env):
 
 def test_extra_eos_from_generation_config_ends_the_row(env):
     _, R, E, w = env
-    row = Row(REC, None, 0, [1, 2], 0, [E])
+    row = Row(Item(REC, None, 0, [1, 2], 0), [E])
     extra = w[6]  # vLLM merged an extra EOS id into stop_token_ids
     absorb(
         row,
@@ -360,7 +349,7 @@ def test_extra_eos_from_generation_config_ends_the_row(env):
 
 def test_eos_missing_from_token_ids_is_put_back(env):
     _, R, E, w = env
-    row = Row(REC, None, 0, [1], 0, [E])
+    row = Row(Item(REC, None, 0, [1], 0), [E])
     absorb(row, SimpleNamespace(token_ids=[w[0]], finish_reason="stop", stop_reason=None), R, 20)
     assert row.ids == [w[0], E] and row.done
 
@@ -375,23 +364,24 @@ def test_records_equal_the_hf_backend_on_the_same_ids(env, tiny, monkeypatch):
     seen: dict[str, list[int]] = {}
     real = generation.describe
 
-    def spy(rec, sample, new_ids, *a):
-        seen[rec["id"]] = list(new_ids)
-        return real(rec, sample, new_ids, *a)
+    def spy(item, new_ids, *a):
+        seen[item.rec["id"]] = list(new_ids)
+        return real(item, new_ids, *a)
 
     monkeypatch.setattr(generation, "describe", spy)
     settings = [({"reset_logit_bias": 1e4, "max_resets": 2}, 2), ({"max_resets": 1}, 0)]
     for kw, n_resets in settings:
-        hf = generate_records(model, tok, recs, rid, max_new_tokens=10, batch_size=2, **kw)
+        hf = generate_records(
+            model, tok, recs, rid, Decoding(max_new_tokens=10, batch_size=2, **kw)
+        )
         scripts = {}
         for rec in recs:
             ids = seen[rec["id"]]
             end = ids.index(tok.eos_token_id) + 1 if tok.eos_token_id in ids else len(ids)
             scripts[base_of(tok, rec)] = [ids[:end]]
         llm = FakeLLM(scripts, tok, rid)
-        out = generate_records_vllm(
-            llm, tok, recs, rid, max_new_tokens=10, make_sampling_params=fake_params, **kw
-        )
+        decoding = Decoding(max_new_tokens=10, **kw)
+        out = generate_records_vllm(llm, tok, recs, rid, decoding, make_sampling_params=fake_params)
         assert [r["n_resets"] for r in hf] == [n_resets, n_resets]  # the bias forces the cap
         for a, b in zip(out, hf, strict=True):
             assert set(a) == set(b)

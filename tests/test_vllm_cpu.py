@@ -26,7 +26,8 @@ from backtrack.generate import job as generate_job
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models.base import load_model, load_tokenizer, prepare_base_model, reset_token_id
-from backtrack.models.precision import hardware_bf16
+from backtrack.models.precision import Precision, hardware_bf16
+from backtrack.settings import Decoding, JobSettings
 
 from tests.conftest import RESET, make_tiny_model_dir
 
@@ -94,15 +95,11 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             continue  # precision: bf16 stops on a CPU without bf16 units, by design
         jobs.append(
             generate_job.make_job(
+                JobSettings("generate", 2, Precision.fixed(precision), RESET, None, 0),
                 model=str(model),
                 prompts=str(prompts),
                 output=str(tmp / f"{name}.jsonl"),
                 generation=_decoding(**over),
-                reset_token=RESET,
-                system=None,
-                precision=precision,
-                seed=0,
-                threads=2,
                 samples=SAMPLES if name == "samples" else 1,
             )
         )
@@ -117,11 +114,13 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _hf(run: dict[str, Any], dtype: str, **over: Any) -> list[dict[str, Any]]:
     tok = load_tokenizer(run["model"])
-    model = load_model(run["model"], {"float32": "fp32", "bfloat16": "bf16"}[dtype])
+    model = load_model(
+        run["model"], Precision.fixed({"float32": "fp32", "bfloat16": "bf16"}[dtype])
+    )
     g = {k: v for k, v in _decoding(**over).items() if k not in ("backend", "batch_size")}
     g.pop("gpu_memory_utilization")
     rid = reset_token_id(tok, RESET)
-    return generate_records(model, tok, run["prompts"], rid, batch_size=8, **g)
+    return generate_records(model, tok, run["prompts"], rid, Decoding(batch_size=8, **g))
 
 
 def _first_id(tok: Any, rec: dict[str, Any]) -> int | None:

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from backtrack.generate.stream import PREFILL_STYLE, RetractingRenderer, replay
 
-DEFAULT_RESET_TOKEN = "[RESET]"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backtrack", description=__doc__.splitlines()[0])
@@ -42,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-resets", type=int, default=1, help="cap on [RESET]s per answer (negative = none)"
     )
     chat.add_argument("--max-new-tokens", type=int, default=128)
+    chat.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="fp32",
+        help="the model's dtype (auto: bf16 where the hardware has it)",
+    )
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     chat.add_argument(
         "--delay", type=float, default=0.0, help="seconds between scripted pieces (--script)"
@@ -78,16 +82,13 @@ class _ModelChat:
 
         from backtrack.generate.hf import generation_config
         from backtrack.models.base import load_model, load_tokenizer, reset_token_id
-        from backtrack.models.provenance import provenance
+        from backtrack.models.precision import Precision
 
         self.torch = torch
         self.args = args
         self.tok = load_tokenizer(args.model)
-        self.model = load_model(args.model)
-        if torch.cuda.is_available():
-            self.model = self.model.to("cuda")
-        reset_token = provenance(args.model).get("reset_token", DEFAULT_RESET_TOKEN)
-        self.reset_id = reset_token_id(self.tok, reset_token)
+        self.model = load_model(args.model, Precision.resolve(args.precision))
+        self.reset_id = reset_token_id(self.tok, checkpoint_reset_token(args.model))
         sample = args.temperature > 0
         self.gen_cfg = generation_config(
             self.tok,
@@ -125,6 +126,20 @@ class _ModelChat:
                 logits_processor=procs,
                 streamer=TokenStreamer(self.tok, renderer, self.reset_id),
             )
+
+
+def checkpoint_reset_token(model_dir: Path) -> str:
+    """The reset token a prepared checkpoint was made with (its provenance record, written by
+    ``prepare_base_model``); a directory without one was not prepared by this project."""
+    from backtrack.models.provenance import PROVENANCE_FILE, provenance
+
+    token = provenance(model_dir).get("reset_token")
+    if not token:
+        raise ValueError(
+            f"{Path(model_dir) / PROVENANCE_FILE}: no reset_token recorded; --model needs a "
+            "directory made by the workflow (results/models/<model>/...)"
+        )
+    return token
 
 
 def _read_prompts() -> Iterator[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,8 @@ def validate_config(
         raise ConfigError(f"config key '{where}': {e.message}")
     check_finite(config)
     drop_removed_eval_sets(config)
-    check_references(config)
-    check_model_paths(config)
-    check_data(config)
-    check_judges(config)
+    for check in CROSS_KEY_CHECKS:
+        check(config)
     return config
 
 
@@ -121,24 +119,42 @@ def drop_removed_eval_sets(config: dict[str, Any]) -> None:
         raise ConfigError("config key 'data.eval_sets': every evaluation set was removed")
 
 
-def check_references(config: dict[str, Any]) -> None:
-    """Cross-key checks the schema cannot express."""
-    models = config["models"]
+def _unknown_alias(key: str, alias: Any, models: Mapping[str, Any]) -> ConfigError:
+    return ConfigError(
+        f"config key '{key}': unknown model alias {alias!r}; defined in 'models': {sorted(models)}"
+    )
+
+
+def _unknown_set(key: str, name: Any, sets: Mapping[str, Any]) -> ConfigError:
+    return ConfigError(
+        f"config key '{key}': unknown eval set {name!r}; "
+        f"defined in 'data.eval_sets': {sorted(sets)}"
+    )
+
+
+def check_run_models(config: dict[str, Any]) -> None:
+    """Every model the run names is defined under ``models``."""
     for i, alias in enumerate(config["run"]["models"]):
-        if alias not in models:
-            raise ConfigError(
-                f"config key 'run.models[{i}]': unknown model alias {alias!r}; "
-                f"defined in 'models': {sorted(models)}"
-            )
-    need = {
-        "gguf_package": ("package", "file"),
-        "gguf_file": ("path",),
-        "hf_dir": ("path",),
-        "hub": ("repo_id",),
-    }
+        if alias not in config["models"]:
+            raise _unknown_alias(f"run.models[{i}]", alias, config["models"])
+
+
+#: The keys each kind of model source needs.
+SOURCE_KEYS = {
+    "gguf_package": ("package", "file"),
+    "gguf_file": ("path",),
+    "hf_dir": ("path",),
+    "hub": ("repo_id",),
+}
+
+
+def check_model_sources(config: dict[str, Any]) -> None:
+    """Each model's source has the keys its kind needs, and ``pool_from`` names a model that
+    writes its own pool."""
+    models = config["models"]
     for alias, m in models.items():
         src = m["source"]
-        for k in need[src["kind"]]:
+        for k in SOURCE_KEYS[src["kind"]]:
             if k not in src:
                 raise ConfigError(
                     f"config key 'models.{alias}.source.{k}': required for kind {src['kind']!r}"
@@ -149,37 +165,37 @@ def check_references(config: dict[str, Any]) -> None:
             )
         other = m.get("pool_from")
         if other is not None and other not in models:
-            raise ConfigError(
-                f"config key 'models.{alias}.pool_from': unknown model alias {other!r}; "
-                f"defined in 'models': {sorted(models)}"
-            )
+            raise _unknown_alias(f"models.{alias}.pool_from", other, models)
         chained = other is not None and models[other].get("pool_from") not in (None, other)
         if other != alias and chained:
             raise ConfigError(
                 f"config key 'models.{alias}.pool_from': {other!r} trains on another model's "
                 f"pool itself (models.{other}.pool_from); name the model that writes it"
             )
+
+
+def check_prefill_sets(config: dict[str, Any]) -> None:
+    """The prefilling attack's sets are eval sets, and its other model is a model."""
     sets = config["data"]["eval_sets"]
-    for i, name in enumerate(config.get("prefill", {}).get("datasets", [])):
-        if name not in sets:
-            raise ConfigError(
-                f"config key 'prefill.datasets[{i}]': unknown eval set {name!r}; "
-                f"defined in 'data.eval_sets': {sorted(sets)}"
-            )
     prefill = config.get("prefill", {})
+    for i, name in enumerate(prefill.get("datasets", [])):
+        if name not in sets:
+            raise _unknown_set(f"prefill.datasets[{i}]", name, sets)
     other = prefill.get("other_model")
-    if "other_model" in prefill.get("sources", []) and other not in models:
+    if "other_model" in prefill.get("sources", []) and other not in config["models"]:
         raise ConfigError(
             f"config key 'prefill.other_model': {other!r} is not a models alias "
-            f"(defined: {sorted(models)}); prefill.sources has other_model, which cuts its "
-            "prefixes from that model's answers"
+            f"(defined: {sorted(config['models'])}); prefill.sources has other_model, which "
+            "cuts its prefixes from that model's answers"
         )
+
+
+def check_attack_set(config: dict[str, Any]) -> None:
+    """The attacks' prompts are an eval set with enough prompts, and no shard is empty."""
+    sets = config["data"]["eval_sets"]
     attacks = config.get("attacks", {})
     if attacks.get("dataset", "advbench") not in sets:
-        raise ConfigError(
-            f"config key 'attacks.dataset': unknown eval set {attacks['dataset']!r}; "
-            f"defined in 'data.eval_sets': {sorted(sets)}"
-        )
+        raise _unknown_set("attacks.dataset", attacks["dataset"], sets)
     n_set = (sets.get(attacks.get("dataset", "advbench")) or {}).get("n")
     if n_set is not None and attacks.get("n", 0) > n_set:
         raise ConfigError(
@@ -198,7 +214,12 @@ def check_references(config: dict[str, Any]) -> None:
                 f"config key '{key}': {k} shards of the {name} attack for attacks.n = "
                 f"{attacks['n']} prompts; a shard needs at least one prompt"
             )
+
+
+def check_prefix_lengths(config: dict[str, Any]) -> None:
+    """The base model's answers are long enough to cut the longest prefix asked for."""
     p = config.get("prefill", {})
+    attacks = config.get("attacks", {})
     longest = max([p.get("tokens", 10), *attacks.get("prefill", {}).get("tokens", [])])
     if p.get("max_new_tokens", longest) < longest:
         raise ConfigError(
@@ -206,16 +227,21 @@ def check_references(config: dict[str, Any]) -> None:
             f"longest prefix asked for ({longest} tokens in prefill.tokens / "
             "attacks.prefill.tokens)"
         )
-    if config["dpo"]["sampling"] != "random":
+
+
+def check_training(config: dict[str, Any]) -> None:
+    """SFT and DPO choices that the trainers cannot carry out."""
+    dpo = config["dpo"]
+    if dpo["sampling"] != "random":
         raise ConfigError(
             "config key 'dpo.sampling': only 'random' works for DPO (its examples have no "
             "input_ids column for the length-grouped sampler)"
         )
-    if config["dpo"]["reset_init"] != "mean":
+    if dpo["reset_init"] != "mean":
         raise ConfigError(
             "config key 'dpo.reset_init': the [RESET] embedding is initialised in SFT only"
         )
-    if "beta" not in config["dpo"]:
+    if "beta" not in dpo:
         raise ConfigError("config key 'dpo.beta': required for DPO")
     if "helpful_pairs" in config["sft"]:
         raise ConfigError(
@@ -227,7 +253,6 @@ def check_references(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key '{stage}.prefix_min_fraction': {lo} exceeds prefix_max_fraction {hi}"
             )
-    check_training_batches(config)
 
 
 def check_training_batches(config: dict[str, Any]) -> None:
@@ -296,16 +321,15 @@ def _check_harmful_spec(spec: dict[str, Any], key: str) -> None:
         )
 
 
-def check_data(config: dict[str, Any]) -> None:
-    """Data sources and training-pool choices that cannot be satisfied, named by their key.
+def check_data_sources(config: dict[str, Any]) -> None:
+    """Data sources that cannot be read as configured, named by their key.
 
     Checks the config only: nothing is loaded (a dry run must not need the hub).
     """
     data = config["data"]
     for name, spec in data["eval_sets"].items():
         _check_harmful_spec(spec, f"data.eval_sets.{name}")
-    harmful = data["harmful_train"]
-    _check_harmful_spec(harmful, "data.harmful_train")
+    _check_harmful_spec(data["harmful_train"], "data.harmful_train")
     benign = data["benign"]
     bsource = catalog.benign_source(benign)
     if bsource == catalog.BENIGN_BUILTIN:
@@ -328,7 +352,13 @@ def check_data(config: dict[str, Any]) -> None:
                     f"config key 'data.benign.hub.{k}': not an option of the {bsource} loader "
                     f"(it takes {list(allowed)})"
                 )
+
+
+def check_pool(config: dict[str, Any]) -> None:
+    """Training-pool choices the configured data sources cannot satisfy."""
     pool = config["pool"]
+    harmful = config["data"]["harmful_train"]
+    bsource = catalog.benign_source(config["data"]["benign"])
     for field in ("safe_from", "unsafe_from"):
         modes = _as_list(pool.get(field, []))
         if len(set(modes)) != len(modes):
@@ -366,3 +396,20 @@ def check_judges(config: dict[str, Any]) -> None:
                     f"config key '{key}.params.{k}': not an option of judge {judge['name']!r} "
                     f"(it takes {list(known)}; null drops an option inherited from config.yaml)"
                 )
+
+
+#: The cross-key checks the schema cannot express, in the order they run (the first failure is
+#: the one reported).
+CROSS_KEY_CHECKS: tuple[Callable[[dict[str, Any]], None], ...] = (
+    check_run_models,
+    check_model_sources,
+    check_prefill_sets,
+    check_attack_set,
+    check_prefix_lengths,
+    check_training,
+    check_training_batches,
+    check_model_paths,
+    check_data_sources,
+    check_pool,
+    check_judges,
+)

@@ -36,7 +36,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backtrack.models.precision import Precision
+
+#: What a job records as its precision: resolved names only (never ``auto``, never a dtype name);
+#: fp16 only where a model judge's own ``dtype`` asks for it (the precision policy never does).
+RESOLVED = ("bf16", "fp32", "fp16")
 
 #: FLOPs per parameter and token for each kind of pass.
 MULTIPLIER = {"train": 6, "reference": 2, "input_grad": 4, "forward": 2}
@@ -136,20 +143,21 @@ def write_job_stats(
     snakemake: Any,
     model_dir: str | os.PathLike[str],
     counts: TokenCounts | None = None,
-    precision: str | None = None,
+    precision: Precision | str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Write this job's token counts (default: :data:`COUNTER`) and the precision its model ran
-    in (``bf16``/``fp32``; a torch dtype is translated) beside its log.
+    in beside its log: the job's resolved :class:`~backtrack.models.precision.Precision` (or its
+    name, ``bf16``/``fp32``, as records carry it), never the setting.
     """
     counts = COUNTER if counts is None else counts
-    names = {
-        f"{p}{n}": s for p in ("", "torch.") for n, s in (("bfloat16", "bf16"), ("float32", "fp32"))
-    }
+    name = precision if precision is None or isinstance(precision, str) else precision.name
+    if name is not None and name not in RESOLVED:
+        raise ValueError(f"job stats take a resolved precision {RESOLVED}, not {name!r}")
     stats = {
         "rule": snakemake.rule,
         "threads": int(snakemake.threads),
-        "precision": names.get(str(precision), precision),
+        "precision": name,
         "model": str(model_dir),
         "shape": model_shape(model_dir),
         "tokens": {k: list(v) for k, v in sorted(counts.counts.items())},

@@ -94,10 +94,12 @@ def param(snakemake: Any, name: str, default: Any = None) -> Any:
     return getattr(snakemake.params, name, default)
 
 
-def job_settings(snakemake: Any) -> JobSettings:
+def job_settings(snakemake: Any, *, precision: str | None = None) -> JobSettings:
     """Resolve a job's settings from its rule's params (``precision``, ``reset_token``,
-    ``system``, ``seed``) and threads; the precision is resolved here, once, and logged."""
-    setting = param(snakemake, "precision")
+    ``system``, ``seed``) and threads; the precision is resolved here, once, and logged.
+    ``precision`` is the setting where a rule passes it inside a JSON param instead (the
+    training rules' ``train``)."""
+    setting = precision if precision is not None else param(snakemake, "precision")
     precision = Precision.resolve(setting) if setting is not None else None
     return JobSettings(
         rule=str(snakemake.rule),

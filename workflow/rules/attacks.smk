@@ -16,9 +16,7 @@ rule attack:
         "../../envs/train.yaml"
     threads: model_threads("attack")
     resources:
-        mem_mb=rule_resources("attack")["mem_mb"],
-        runtime=rule_resources("attack")["runtime"],
-        gpu=rule_resources("attack")["gpu"],
+        **model_resources("attack"),
     params:
         attack=get_attack_params,
         decoding=as_json(decoding_kwargs(config["generation"])),
@@ -27,6 +25,8 @@ rule attack:
         system=config["system_prompt"],
         precision=config["precision"],
         seed=config["seed"],
+        shard=get_whole_attack,
+        reuse=get_attack_reuse,
     script:
         "../scripts/attacks/attack.py"
 
@@ -44,6 +44,8 @@ use rule attack as attack_shard with:
         attack=SHARDED_ATTACKS,
         shard="[1-9][0-9]*",
         shards="[1-9][0-9]*",
+    params:
+        shard=get_shard_of_attack,
 
 
 rule merge_attack:
@@ -64,7 +66,8 @@ rule merge_attack:
         "../scripts/attacks/merge_attack.py"
 
 
-rule judge_attack:
+# Table 1's judge on the attacks' transcripts, against the attack targets.
+use rule judge as judge_attack with:
     input:
         generations=rules.attack.output.transcripts,
         prompts=rules.prepare_attack_targets.output.targets,
@@ -74,14 +77,5 @@ rule judge_attack:
         "logs/judge_attack/{model}_{method}_{stage}_{attack}.log",
     benchmark:
         "benchmarks/judge_attack/{model}_{method}_{stage}_{attack}.tsv"
-    conda:
-        JUDGE_ENV
     resources:
-        mem_mb=rule_resources("judge_attack")["mem_mb"],
-        runtime=rule_resources("judge_attack")["runtime"],
-        gpu=rule_resources("judge_attack")["gpu"],
-    params:
-        judge=as_json(config["judge"]),
-        precision=JUDGE_PRECISION,
-    script:
-        "../scripts/judge/judge.py"
+        **model_resources("judge_attack"),

@@ -70,8 +70,12 @@ JUDGE_ENV = (
         else "../../envs/train.yaml"
     )
 )
+ALL_METHODS = "|".join(map(re.escape, METHODS))
 # Methods that train an SFT model of their own (the others start DPO from another's).
 SFT_METHODS = "|".join(re.escape(m) for m, spec in METHODS.items() if spec.sft)
+# Helpfulness also scores each base model, as method and stage "base".
+HELPFULNESS_METHODS = "|".join(["base", *METHODS])
+HELPFULNESS_STAGES = "base|sft|dpo"
 HELPFULNESS = config["helpfulness"]
 MT_BENCH = HELPFULNESS["mt_bench"]
 
@@ -103,7 +107,7 @@ def model_threads(rule, share=2):
 
 wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
-    method="|".join(map(re.escape, METHODS)),
+    method=ALL_METHODS,
     stage="sft|dpo",
     dataset="|".join(map(re.escape, GENERATED_SETS)),
     attack="|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)",
@@ -114,6 +118,23 @@ def rule_resources(rule):
     """Scheduler resources of a rule: resources.default, then resources.<rule> (config)."""
     r = config["resources"]
     return r.get("default", {}) | r.get(rule, {})
+
+
+# What a job asks the scheduler for; threads are the rule's own `threads:`.
+RESOURCE_KEYS = ("mem_mb", "runtime", "gpu")
+
+
+def model_resources(rule):
+    """Scheduler resources of a job that runs a model (`**model_resources(name)` in a rule)."""
+    r = rule_resources(rule)
+    return {key: r[key] for key in RESOURCE_KEYS}
+
+
+def train_resources(rule):
+    """The resources of a training rule, per model (train_resource), on one node: without
+    nodes=1 the SLURM plugin asks for --gpus=N only, which SLURM may spread over several nodes
+    (a job runs one accelerate process per GPU)."""
+    return {key: train_resource(rule, key) for key in RESOURCE_KEYS} | {"nodes": 1}
 
 
 def train_resource(rule, key):
@@ -296,25 +317,50 @@ def cell_keys(cells):
     return as_json([list(c) for c in cells])
 
 
-def get_table1_judgments(wildcards):
-    return [judgment_file(c) for c in table1_cells(config)]
+def judgments_of(cells_of, check=None):
+    """Input function: the judged answers of a table's cells (`cells_of(config)`), in order;
+    `check(config)` first where a config section is checked only when its table is built.
+    """
+
+    def get(wildcards):
+        if check:
+            check(config)
+        return [judgment_file(c) for c in cells_of(config)]
+
+    return get
 
 
-def get_table1_prompts(wildcards):
-    return [prompt_file(c) for c in table1_cells(config)]
-
-
-def get_table2_judgments(wildcards):
-    return [judgment_file(c) for c in table2_cells(config)]
-
-
-def get_table2_prompts(wildcards):
-    return [prompt_file(c) for c in table2_cells(config)]
+def prompts_of(cells_of):
+    """Input function: the prompt sets of a table's cells, in the same order."""
+    return lambda wildcards: [prompt_file(c) for c in cells_of(config)]
 
 
 def get_attack_params(wildcards):
     """An attack's settings (the adaptive attack's include GCG's)."""
     return as_json(attack_params(config, wildcards.attack))
+
+
+def get_whole_attack(wildcards, output):
+    """Param `shard` of the attack rule: shard 1 of 1, every target. A param function that
+    takes `output` is a derived param, left out of the params rerun trigger: how the targets
+    are split changes no transcript."""
+    return [1, 1]
+
+
+def get_shard_of_attack(wildcards, output):
+    """Param `shard` of the attack_shard rule: [shard, shards] (derived, as get_whole_attack)."""
+    return [int(wildcards.shard), int(wildcards.shards)]
+
+
+def get_attack_reuse(wildcards, output):
+    """Every transcript an attack job may take finished prompts from: its attack's whole file
+    and the shard files of any split (shard numbers as `*`); derived, as get_whole_attack.
+    """
+    keys = {k: getattr(wildcards, k) for k in ("model", "method", "stage", "attack")}
+    return [
+        one(rules.attack.output.transcripts, **keys),
+        one(rules.attack_shard.output.transcripts, shard="*", shards="*", **keys),
+    ]
 
 
 def get_attack_shards(wildcards):
@@ -396,27 +442,9 @@ def get_logit_bias_cells(wildcards):
     return cell_keys(logit_bias_cells(config))
 
 
-def get_logit_bias_judgments(wildcards):
-    check_sweeps(config)
-    return [judgment_file(c) for c in logit_bias_cells(config)]
-
-
-def get_logit_bias_prompts(wildcards):
-    return [prompt_file(c) for c in logit_bias_cells(config)]
-
-
 def get_worst_of_k_cells(wildcards):
     check_sweeps(config)
     return cell_keys(worst_of_k_cells(config))
-
-
-def get_worst_of_k_judgments(wildcards):
-    check_sweeps(config)
-    return [judgment_file(c) for c in worst_of_k_cells(config)]
-
-
-def get_worst_of_k_prompts(wildcards):
-    return [prompt_file(c) for c in worst_of_k_cells(config)]
 
 
 # --- Helpfulness (results/helpfulness.csv) and MT-Bench (results/mt_bench.csv) ---

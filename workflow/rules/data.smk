@@ -47,9 +47,7 @@ rule prepare_train_pool:
         "../../envs/train.yaml"
     threads: model_threads("prepare_train_pool")
     resources:
-        mem_mb=rule_resources("prepare_train_pool")["mem_mb"],
-        runtime=rule_resources("prepare_train_pool")["runtime"],
-        gpu=rule_resources("prepare_train_pool")["gpu"],
+        **model_resources("prepare_train_pool"),
     params:
         pool=as_json(config["pool"]),
         reset_token=config["reset_token"],
@@ -127,9 +125,7 @@ rule sample_prefill_answers:
         "../../envs/train.yaml"
     threads: model_threads("sample_prefill_answers")
     resources:
-        mem_mb=rule_resources("sample_prefill_answers")["mem_mb"],
-        runtime=rule_resources("sample_prefill_answers")["runtime"],
-        gpu=rule_resources("sample_prefill_answers")["gpu"],
+        **model_resources("sample_prefill_answers"),
     params:
         max_new_tokens=config["prefill"]["max_new_tokens"],
         batch_size=config["generation"]["batch_size"],

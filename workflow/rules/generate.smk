@@ -12,9 +12,7 @@ rule generate:
         GENERATE_ENV
     threads: model_threads("generate")
     resources:
-        mem_mb=rule_resources("generate")["mem_mb"],
-        runtime=rule_resources("generate")["runtime"],
-        gpu=rule_resources("generate")["gpu"],
+        **model_resources("generate"),
     params:
         generation=as_json(config["generation"]),
         reset_token=config["reset_token"],

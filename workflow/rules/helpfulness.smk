@@ -16,9 +16,7 @@ rule helpfulness_references:
         "../../envs/train.yaml"
     threads: model_threads("helpfulness_references")
     resources:
-        mem_mb=rule_resources("helpfulness_references")["mem_mb"],
-        runtime=rule_resources("helpfulness_references")["runtime"],
-        gpu=rule_resources("helpfulness_references")["gpu"],
+        **model_resources("helpfulness_references"),
     params:
         max_new_tokens=HELPFULNESS["max_new_tokens"],
         batch_size=HELPFULNESS["batch_size"],
@@ -41,15 +39,13 @@ rule score_helpfulness:
     benchmark:
         "benchmarks/score_helpfulness/{model}_{method}_{stage}.tsv"
     wildcard_constraints:
-        method="|".join(["base", *METHODS]),
-        stage="base|sft|dpo",
+        method=HELPFULNESS_METHODS,
+        stage=HELPFULNESS_STAGES,
     conda:
         "../../envs/train.yaml"
     threads: model_threads("score_helpfulness")
     resources:
-        mem_mb=rule_resources("score_helpfulness")["mem_mb"],
-        runtime=rule_resources("score_helpfulness")["runtime"],
-        gpu=rule_resources("score_helpfulness")["gpu"],
+        **model_resources("score_helpfulness"),
     params:
         references=HELPFULNESS["references"],
         batch_size=HELPFULNESS["batch_size"],
@@ -108,15 +104,13 @@ rule mt_bench_answer:
     benchmark:
         "benchmarks/mt_bench_answer/{model}_{method}_{stage}.tsv"
     wildcard_constraints:
-        method="|".join(["base", *METHODS]),
-        stage="base|sft|dpo",
+        method=HELPFULNESS_METHODS,
+        stage=HELPFULNESS_STAGES,
     conda:
         "../../envs/train.yaml"
     threads: model_threads("mt_bench_answer")
     resources:
-        mem_mb=rule_resources("mt_bench_answer")["mem_mb"],
-        runtime=rule_resources("mt_bench_answer")["runtime"],
-        gpu=rule_resources("mt_bench_answer")["gpu"],
+        **model_resources("mt_bench_answer"),
     params:
         decoding=get_mt_bench_decoding,
         n_questions=MT_BENCH["n"],
@@ -140,15 +134,13 @@ rule mt_bench_judge:
     benchmark:
         "benchmarks/mt_bench_judge/{model}_{method}_{stage}.tsv"
     wildcard_constraints:
-        method="|".join(["base", *METHODS]),
-        stage="base|sft|dpo",
+        method=HELPFULNESS_METHODS,
+        stage=HELPFULNESS_STAGES,
     conda:
         "../../envs/train.yaml"
     threads: model_threads("mt_bench_judge")
     resources:
-        mem_mb=rule_resources("mt_bench_judge")["mem_mb"],
-        runtime=rule_resources("mt_bench_judge")["runtime"],
-        gpu=rule_resources("mt_bench_judge")["gpu"],
+        **model_resources("mt_bench_judge"),
     params:
         judge=as_json(MT_BENCH["judge"]),
         n_questions=MT_BENCH["n"],

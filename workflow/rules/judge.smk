@@ -11,11 +11,10 @@ rule judge:
     conda:
         JUDGE_ENV
     resources:
-        mem_mb=rule_resources("judge")["mem_mb"],
-        runtime=rule_resources("judge")["runtime"],
-        gpu=rule_resources("judge")["gpu"],
+        **model_resources("judge"),
     params:
         judge=as_json(config["judge"]),
         precision=JUDGE_PRECISION,
+        reset_token=config["reset_token"],
     script:
         "../scripts/judge/judge.py"

@@ -11,9 +11,7 @@ rule prepare_base_model:
         "../../envs/train.yaml"
     threads: model_threads("prepare_base_model", share=1)
     resources:
-        mem_mb=rule_resources("prepare_base_model")["mem_mb"],
-        runtime=rule_resources("prepare_base_model")["runtime"],
-        gpu=rule_resources("prepare_base_model")["gpu"],
+        **model_resources("prepare_base_model"),
     params:
         source=get_model_source,
         dtype=get_model_dtype,

@@ -1,7 +1,7 @@
 rule table1:
     input:
-        judgments=get_table1_judgments,
-        prompts=get_table1_prompts,
+        judgments=judgments_of(table1_cells),
+        prompts=prompts_of(table1_cells),
     output:
         table=report(
             "results/table1.csv",
@@ -31,8 +31,8 @@ rule table1:
 
 rule table2:
     input:
-        judgments=get_table2_judgments,
-        prompts=get_table2_prompts,
+        judgments=judgments_of(table2_cells),
+        prompts=prompts_of(table2_cells),
     output:
         table=report(
             "results/table2.csv",

@@ -1,37 +1,21 @@
 # Inference-time sweeps: the [RESET] logit bias and worst-of-k sampling. The generate and judge
-# steps are Table 1's (same scripts), at a sweep "point": logit_bias/<bias> or worst_of_k.
+# steps are Table 1's rules at a sweep "point": logit_bias/<bias> or worst_of_k.
 
 
-rule generate_sweep:
-    input:
-        model=get_model_dir,
-        prompts=get_eval_input,
+use rule generate as generate_sweep with:
     output:
         generations="results/sweeps/{point}/generations/{model}/{method}/{stage}/{dataset}.jsonl",
     log:
         "logs/generate_sweep/{point}/{model}_{method}_{stage}_{dataset}.log",
     benchmark:
         "benchmarks/generate_sweep/{point}/{model}_{method}_{stage}_{dataset}.tsv"
-    conda:
-        GENERATE_ENV
-    threads: model_threads("generate")
-    resources:
-        mem_mb=rule_resources("generate")["mem_mb"],
-        runtime=rule_resources("generate")["runtime"],
-        gpu=rule_resources("generate")["gpu"],
     params:
         generation=get_sweep_generation,
         samples=get_sweep_samples,
         limit=get_sweep_limit,
-        reset_token=config["reset_token"],
-        system=config["system_prompt"],
-        precision=config["precision"],
-        seed=config["seed"],
-    script:
-        "../scripts/generate/generate.py"
 
 
-rule judge_sweep:
+use rule judge as judge_sweep with:
     input:
         generations=rules.generate_sweep.output.generations,
         prompts=get_eval_input,
@@ -41,25 +25,15 @@ rule judge_sweep:
         "logs/judge_sweep/{point}/{model}_{method}_{stage}_{dataset}.log",
     benchmark:
         "benchmarks/judge_sweep/{point}/{model}_{method}_{stage}_{dataset}.tsv"
-    conda:
-        JUDGE_ENV
-    resources:
-        mem_mb=rule_resources("judge")["mem_mb"],
-        runtime=rule_resources("judge")["runtime"],
-        gpu=rule_resources("judge")["gpu"],
     params:
-        judge=as_json(config["judge"]),
-        precision=JUDGE_PRECISION,
         samples=get_sweep_samples,
         limit=get_sweep_limit,
-    script:
-        "../scripts/judge/judge.py"
 
 
 rule logit_bias:
     input:
-        judgments=get_logit_bias_judgments,
-        prompts=get_logit_bias_prompts,
+        judgments=judgments_of(logit_bias_cells, check_sweeps),
+        prompts=prompts_of(logit_bias_cells),
     output:
         table=report(
             "results/logit_bias.csv",
@@ -104,8 +78,8 @@ rule plot_logit_bias:
 
 rule worst_of_k:
     input:
-        judgments=get_worst_of_k_judgments,
-        prompts=get_worst_of_k_prompts,
+        judgments=judgments_of(worst_of_k_cells, check_sweeps),
+        prompts=prompts_of(worst_of_k_cells),
     output:
         table=report(
             "results/worst_of_k.csv",

@@ -14,12 +14,7 @@ rule train_sft:
         "../../envs/train.yaml"
     threads: train_threads("train_sft")
     resources:
-        mem_mb=train_resource("train_sft", "mem_mb"),
-        runtime=train_resource("train_sft", "runtime"),
-        gpu=train_resource("train_sft", "gpu"),
-        # All GPUs on one node (one accelerate process each): without it the SLURM plugin
-        # asks for --gpus=N only, which SLURM may spread over several nodes.
-        nodes=1,
+        **train_resources("train_sft"),
     params:
         stage="sft",
         train=get_trainer_params("sft"),
@@ -30,7 +25,9 @@ rule train_sft:
         "../scripts/train/train.py"
 
 
-rule train_dpo:
+# The same job on DPO pairs, from the method's DPO start (its SFT model, another method's, or
+# the base model); every method has a DPO model.
+use rule train_sft as train_dpo with:
     input:
         model=get_dpo_start,
         pairs=rules.build_dpo_data.output.pairs,
@@ -40,21 +37,11 @@ rule train_dpo:
         "logs/train_dpo/{model}_{method}.log",
     benchmark:
         "benchmarks/train_dpo/{model}_{method}.tsv"
-    conda:
-        "../../envs/train.yaml"
+    wildcard_constraints:
+        method=ALL_METHODS,
     threads: train_threads("train_dpo")
     resources:
-        mem_mb=train_resource("train_dpo", "mem_mb"),
-        runtime=train_resource("train_dpo", "runtime"),
-        gpu=train_resource("train_dpo", "gpu"),
-        # All GPUs on one node (one accelerate process each): without it the SLURM plugin
-        # asks for --gpus=N only, which SLURM may spread over several nodes.
-        nodes=1,
+        **train_resources("train_dpo"),
     params:
         stage="dpo",
         train=get_trainer_params("dpo"),
-        dtype=get_model_dtype,
-        seed=config["seed"],
-        launch=get_train_launch,
-    script:
-        "../scripts/train/train.py"

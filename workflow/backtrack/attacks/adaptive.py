@@ -29,7 +29,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 
 from backtrack import jobstats
-from backtrack.attacks.gcg import GCG
+from backtrack.attacks.gcg import GCG, GCGResult, Round
 from backtrack.attacks.scoring import ChatSlots, ResetAwareLoss
 
 
@@ -52,14 +52,10 @@ class AdaptiveConfig:
 
 
 @dataclass
-class AdaptiveResult:
-    suffix: str
-    suffix_ids: list[int]
-    loss: float
-    losses: list[float] = field(default_factory=list)
-    steps: int = 0
+class AdaptiveResult(GCGResult):
+    """GCG's result over all rounds, with each round's record."""
+
     stopped: str = "budget_rounds"  # success | budget_rounds | budget_time | no_candidates
-    seconds: float = 0.0
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -107,9 +103,7 @@ def run_adaptive(
         res = gcg.optimise(
             slots,
             loss_fn=loss_fn,
-            suffix=suffix,
-            steps=cfg.steps_per_round,
-            deadline=deadline,
+            part=Round(suffix, cfg.steps_per_round, deadline),
             on_step=on_step,
             clock=clock,
         )

@@ -184,26 +184,53 @@ def mutate(
     return rng.choice(list(pool))
 
 
+@dataclass(frozen=True)
+class Breeding:
+    """How one generation breeds the next (AutoDAN-GA's operators; :class:`AutoDANConfig`
+    carries them, :meth:`AutoDANConfig.breeding`)."""
+
+    num_elites: int
+    crossover_rate: float
+    num_points: int
+    mutation_rate: float
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Where templates come from: the reference ``pool`` (the initial population and the
+    mutations), ``init`` templates placed first (e.g. the prototype), and an optional
+    ``mutator`` (an LLM paraphraser) that mutates instead of drawing from the pool."""
+
+    pool: Sequence[str]
+    init: Sequence[str] = ()
+    mutator: Callable[[str], str] | None = None
+
+    def first_population(self, size: int) -> list[str]:
+        """``init`` filled up to ``size`` with pool members in order (wrapping around a smaller
+        pool)."""
+        if not self.pool:
+            raise ValueError("AutoDAN needs a non-empty reference pool")
+        seeds = list(self.init or [])
+        if len(seeds) > size:
+            raise ValueError(f"{len(seeds)} init templates exceed autodan.population={size}")
+        return seeds + [self.pool[i % len(self.pool)] for i in range(size - len(seeds))]
+
+
 def next_generation(
     population: Sequence[str],
     losses: Sequence[float],
-    *,
-    num_elites: int,
-    crossover_rate: float,
-    num_points: int,
-    mutation_rate: float,
-    pool: Sequence[str],
+    breeding: Breeding,
+    templates: Templates,
     rng: random.Random,
-    mutator: Callable[[str], str] | None = None,
 ) -> list[str]:
     """AutoDAN-GA's step: keep elites, breed the rest by roulette, crossover and mutation.
 
     The ``num_elites`` lowest-loss templates pass unchanged (ties keep population order); the
     other slots are filled by pairing roulette-selected parents, crossing each pair over with
-    probability ``crossover_rate`` and mutating every child. Always returns exactly
-    ``len(population)`` templates.
+    probability ``crossover_rate`` and mutating every child (from ``templates``' pool or its
+    mutator). Always returns exactly ``len(population)`` templates.
     """
-    size = len(population)
+    size, num_elites = len(population), breeding.num_elites
     if len(losses) != size:
         raise ValueError(f"{size} templates but {len(losses)} losses")
     if not 0 <= num_elites <= size:
@@ -217,12 +244,13 @@ def next_generation(
     for i in range(0, wanted, 2):
         p1 = parents[i]
         p2 = parents[i + 1] if i + 1 < wanted else parents[0]
-        if rng.random() < crossover_rate:
-            children += crossover(p1, p2, num_points, rng)
+        if rng.random() < breeding.crossover_rate:
+            children += crossover(p1, p2, breeding.num_points, rng)
         else:
             children += (p1, p2)
     children = children[:wanted]  # an odd count pairs the last parent with the first
-    offspring = [mutate(c, pool, mutation_rate, rng, mutator) for c in children]
+    pool, rate, mutator = templates.pool, breeding.mutation_rate, templates.mutator
+    offspring = [mutate(c, pool, rate, rng, mutator) for c in children]
     return elites + offspring
 
 
@@ -280,6 +308,11 @@ class AutoDANConfig:
             if not isinstance(v, str) or not v.strip():
                 raise ValueError(f"autodan.{name} must be a non-empty string, got {v!r}")
 
+    @property
+    def breeding(self) -> Breeding:
+        """The operators :func:`next_generation` breeds with."""
+        return Breeding(self.num_elites, self.crossover_rate, self.num_points, self.mutation_rate)
+
 
 @dataclass
 class AutoDANResult:
@@ -300,34 +333,48 @@ class AutoDANResult:
     seconds: float = 0.0
 
 
+def _scored(loss_fn: Callable[[list[str]], Sequence[float]], messages: list[str]) -> list[float]:
+    """One loss per message, NaN read as +inf (never the best)."""
+    losses = [float(x) for x in loss_fn(messages)]
+    if len(losses) != len(messages):
+        raise ValueError(f"loss_fn returned {len(losses)} losses for {len(messages)} messages")
+    return [math.inf if math.isnan(x) else x for x in losses]
+
+
+def _budget_stop(
+    cfg: AutoDANConfig, step: int, loss: float, elapsed: Callable[[], float]
+) -> str | None:
+    """Why the search stops after ``step`` without a jailbreak, or None to breed on. The clock
+    is read only when the time budget is what is left to decide (a fake clock counts reads)."""
+    if cfg.early_stop_loss is not None and loss <= cfg.early_stop_loss:
+        return "early_stop_loss"
+    if step == cfg.steps - 1:
+        return "budget_steps"
+    if cfg.max_seconds is not None and elapsed() > cfg.max_seconds:
+        return "budget_time"
+    return None
+
+
 def run_autodan(
     instruction: str,
     loss_fn: Callable[[list[str]], Sequence[float]],
     cfg: AutoDANConfig,
     rng: random.Random,
+    templates: Templates,
     *,
-    pool: Sequence[str],
-    init: Sequence[str] | None = None,
     check_fn: Callable[[str], bool] | None = None,
     on_step: Callable[[int, float, str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
-    mutator: Callable[[str], str] | None = None,
 ) -> AutoDANResult:
     """Evolve templates until one jailbreaks (``check_fn``), the loss is low enough, or budget ends.
 
     ``loss_fn(messages)`` returns one loss per rendered user message (lower = the model is closer
-    to giving the target answer). The initial population is ``init`` (e.g. the prototype) filled
-    up to ``cfg.population`` with pool members in order, or the first ``cfg.population`` pool
-    members (wrapping around a smaller pool). Each step renders and scores the population, calls
-    ``on_step(step, loss, message)`` for its best member, asks ``check_fn`` about that message
-    (upstream AutoDAN generates and checks for refusals every step), then stops or breeds.
+    to giving the target answer). The initial population is :meth:`Templates.first_population`.
+    Each step renders and scores the population, calls ``on_step(step, loss, message)`` for its
+    best member, asks ``check_fn`` about that message (upstream AutoDAN generates and checks for
+    refusals every step), then stops or breeds.
     """
-    if not pool:
-        raise ValueError("AutoDAN needs a non-empty reference pool")
-    seeds = list(init or [])
-    if len(seeds) > cfg.population:
-        raise ValueError(f"{len(seeds)} init templates exceed autodan.population={cfg.population}")
-    population = seeds + [pool[i % len(pool)] for i in range(cfg.population - len(seeds))]
+    population = templates.first_population(cfg.population)
 
     def message(template: str) -> str:
         return render(template, instruction, model_name=cfg.model_name, developer=cfg.developer)
@@ -338,10 +385,7 @@ def run_autodan(
     stopped = "budget_steps"
     for step in range(cfg.steps):
         messages = [message(t) for t in population]
-        losses = [float(x) for x in loss_fn(messages)]
-        if len(losses) != len(messages):
-            raise ValueError(f"loss_fn returned {len(losses)} losses for {len(messages)} messages")
-        clean = [math.inf if math.isnan(x) else x for x in losses]
+        clean = _scored(loss_fn, messages)
         i = min(range(len(clean)), key=clean.__getitem__)
         history.append(clean[i])
         if clean[i] < best_loss or math.isinf(best_loss):
@@ -353,25 +397,11 @@ def run_autodan(
             best_template, best_loss = population[i], clean[i]
             stopped = "success"
             break
-        if cfg.early_stop_loss is not None and clean[i] <= cfg.early_stop_loss:
-            stopped = "early_stop_loss"
+        reason = _budget_stop(cfg, step, clean[i], lambda: clock() - start)
+        if reason is not None:
+            stopped = reason
             break
-        if step == cfg.steps - 1:
-            break
-        if cfg.max_seconds is not None and clock() - start > cfg.max_seconds:
-            stopped = "budget_time"
-            break
-        population = next_generation(
-            population,
-            clean,
-            num_elites=cfg.num_elites,
-            crossover_rate=cfg.crossover_rate,
-            num_points=cfg.num_points,
-            mutation_rate=cfg.mutation_rate,
-            pool=pool,
-            rng=rng,
-            mutator=mutator,
-        )
+        population = next_generation(population, clean, cfg.breeding, templates, rng)
     return AutoDANResult(
         best_template=best_template,
         best_message=message(best_template),

@@ -72,6 +72,17 @@ class GCGResult:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round of a longer search (the adaptive attack's): start from ``suffix`` (token ids;
+    None: ``suffix_init``), run ``steps`` steps (None: ``cfg.steps``) and stop at ``deadline``
+    (an absolute ``clock()`` time; None: only ``cfg.max_seconds``)."""
+
+    suffix: torch.Tensor | None = None
+    steps: int | None = None
+    deadline: float | None = None
+
+
 def sample_candidates(
     suffix: torch.Tensor,
     grad: torch.Tensor,
@@ -216,20 +227,20 @@ class GCG:
         slots: ChatSlots,
         *,
         loss_fn: LossFn = target_ce,
-        suffix: torch.Tensor | None = None,
-        steps: int | None = None,
-        deadline: float | None = None,
+        part: Round | None = None,
         check_fn: Callable[[str], bool] | None = None,
         on_step: Callable[[int, float, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> GCGResult:
-        """Run up to ``steps`` GCG steps from ``suffix`` (default: ``suffix_init``).
+        """Run GCG steps: ``cfg.steps`` from ``suffix_init``, or one :class:`Round` (``part``).
 
         ``check_fn(suffix_text) -> bool`` is called every ``eval_every`` steps and at the end
-        (generate and judge; True = jailbroken) and stops the search on success. ``deadline`` is
-        an absolute ``clock()`` time; ``cfg.max_seconds`` applies from the start of this call.
+        (generate and judge; True = jailbroken) and stops the search on success;
+        ``cfg.max_seconds`` applies from the start of this call.
         """
         cfg = self.cfg
+        part = part or Round()
+        suffix, steps, deadline = part.suffix, part.steps, part.deadline
         start = clock()
         if cfg.max_seconds is not None:
             deadline = min(deadline or float("inf"), start + cfg.max_seconds)

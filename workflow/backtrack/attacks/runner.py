@@ -30,7 +30,7 @@ from backtrack.generate.hf import generate_records, generation_config
 from backtrack.io import append_jsonl, read_partial_jsonl, write_jsonl
 from backtrack.judge.base import Judge, JudgeInput
 from backtrack.models.chat import text_ids
-from backtrack.plan import decoding_kwargs
+from backtrack.settings import Decoding
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ def model_stamp(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
 class Evaluator:
     """Generates from an adversarial user message exactly as Table 1 decodes (memoised: greedy
     decoding gives the same answer twice) and asks the label judge for an early-stop verdict.
+
+    ``decoding`` is the job's (its system prompt and seed are the attack's too); the evaluator
+    answers one message at a time, once.
     """
 
     def __init__(
@@ -58,15 +61,23 @@ class Evaluator:
         model: PreTrainedModel,
         tok: PreTrainedTokenizerBase,
         reset_id: int,
-        generation: Mapping[str, Any],
+        decoding: Decoding,
         check_judge: Judge,
-        system: str | None,
-        seed: int,
     ) -> None:
         self.model, self.tok, self.reset_id = model, tok, reset_id
-        self.gen = dict(generation)
-        self.judge, self.system, self.seed = check_judge, system, seed
+        self.decoding = decoding.with_(batch_size=1, num_samples=1)
+        self.judge = check_judge
         self._memo: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @property
+    def system(self) -> str | None:
+        """The system prompt every message is sent with."""
+        return self.decoding.system
+
+    @property
+    def seed(self) -> int:
+        """The job's seed (decoding and the attacks' searches)."""
+        return self.decoding.seed
 
     def generate(self, rec: Mapping[str, Any], message: str) -> dict[str, Any]:
         key = (rec["id"], message)
@@ -76,10 +87,7 @@ class Evaluator:
                 self.tok,
                 [{"id": rec["id"], "prompt": message, "harmful": True}],
                 self.reset_id,
-                batch_size=1,
-                seed=self.seed,
-                system=self.system,
-                **decoding_kwargs(self.gen),
+                self.decoding,
             )[0]
             self._memo[key] = {**out, "prompt": rec["prompt"], "attack_prompt": message}
         return self._memo[key]
@@ -138,7 +146,7 @@ class AdaptiveAttack(GCGAttack):
             ev.tok,
             ev.reset_id,
             acfg.continuation_tokens,
-            reset_logit_bias=ev.gen["reset_logit_bias"],
+            reset_logit_bias=ev.decoding.reset_logit_bias,
         )
         res = run_adaptive(self.gcg, slots, ev.reset_id, acfg, gen_cfg=cont_cfg, check_fn=check)
         return res, {"rounds": res.rounds}
@@ -156,7 +164,7 @@ class AutoDANAttack:
 
     def attack(self, rec: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """(message sent, adversarial part, transcript fields) for one prompt."""
-        from backtrack.attacks.autodan import load_prototype, run_autodan
+        from backtrack.attacks.autodan import Templates, load_prototype, run_autodan
 
         ev, acfg = self.ev, self.cfg
         target_ids = text_ids(ev.tok, rec["target"])
@@ -176,8 +184,7 @@ class AutoDANAttack:
             losses,
             acfg,
             random.Random(f"{self.seed}-{rec['id']}"),
-            pool=self.pool,
-            init=[load_prototype()],
+            Templates(self.pool, init=[load_prototype()]),
             check_fn=lambda m: ev.unsafe(rec, m),
         )
         fields = {
@@ -216,25 +223,54 @@ def attack_one(
 
 def run_attack(
     name: str,
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
     records: list[dict[str, Any]],
     params: Mapping[str, Any],
     ev: Evaluator,
     out_path: str | os.PathLike[str],
     stamp: str,
     *,
-    seed: int = 0,
     progress: Callable[[dict[str, Any]], None] | None = None,
     reuse: Sequence[str | os.PathLike[str]] = (),
 ) -> list[dict[str, Any]]:
-    """Attack every record, appending each transcript to ``<out>.partial`` as it finishes; a
-    rerun skips prompts whose partial line carries the same ``stamp``, and so does a job that
-    finds such a line in one of the ``reuse`` files (other shards' or an earlier split's
-    transcripts, read only). A line counts only for the same prompt and target. The complete
-    output is written atomically at the end and the partial file removed.
+    """Attack every record with ``ev``'s model, appending each transcript to ``<out>.partial``
+    as it finishes; a rerun skips prompts whose partial line carries the same ``stamp``, and so
+    does a job that finds such a line in one of the ``reuse`` files (other shards' or an earlier
+    split's transcripts, read only). A line counts only for the same prompt and target. The
+    complete output is written atomically at the end and the partial file removed.
     """
     partial = Path(f"{out_path}.partial")
+    done = finished_here(records, partial, stamp, reuse)
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    attacker = ATTACKS[name](params, ev, ev.seed)
+    for p in ev.model.parameters():
+        p.requires_grad_(False)  # gradients flow to the one-hot suffix only
+    out = []
+    for rec in tqdm(records, desc=name, unit="prompt"):
+        if rec["id"] not in done:
+            t0 = time.perf_counter()
+            line = attack_one(name, attacker, rec, ev)
+            line["stamp"] = stamp
+            line["attack_seconds"] = time.perf_counter() - t0
+            append_jsonl(partial, line)
+            done[rec["id"]] = line
+            if progress:
+                progress(line)
+        out.append(done[rec["id"]])
+    write_jsonl(out_path, out)
+    partial.unlink(missing_ok=True)
+    return out
+
+
+def finished_here(
+    records: list[dict[str, Any]],
+    partial: Path,
+    stamp: str,
+    reuse: Sequence[str | os.PathLike[str]],
+) -> dict[str, dict[str, Any]]:
+    """The lines of ``stamp`` a job need not attack again, by id: its own ``partial`` file's,
+    then other transcripts' (``reuse``), each copied into ``partial`` so that the job can
+    resume from its own file alone. A line counts only for the same prompt and target."""
     mine = {r["id"]: r for r in records}
 
     def same_prompt(line: dict[str, Any]) -> bool:
@@ -261,23 +297,4 @@ def run_attack(
         log.info(
             "reused %d finished prompt(s) from %d other transcript file(s)", reused, len(others)
         )
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    attacker = ATTACKS[name](params, ev, seed)
-    for p in model.parameters():
-        p.requires_grad_(False)  # gradients flow to the one-hot suffix only
-    out = []
-    for rec in tqdm(records, desc=name, unit="prompt"):
-        if rec["id"] not in done:
-            t0 = time.perf_counter()
-            line = attack_one(name, attacker, rec, ev)
-            line["stamp"] = stamp
-            line["attack_seconds"] = time.perf_counter() - t0
-            append_jsonl(partial, line)
-            done[rec["id"]] = line
-            if progress:
-                progress(line)
-        out.append(done[rec["id"]])
-    write_jsonl(out_path, out)
-    partial.unlink(missing_ok=True)
-    return out
+    return done

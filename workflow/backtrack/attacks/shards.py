@@ -6,7 +6,8 @@ concatenation in shard order and let it check each shard against exactly the ids
 They are not stable when ``attacks.n`` changes, but nothing depends on which shard ran a prompt:
 each prompt is seeded by its id, and every attack job reuses finished lines of the same stamp
 from any transcript of its attack (:func:`attack_transcripts`), so a new split reruns no prompt
-that an old one finished.
+that an old one finished. The file names are the attack rules' (their output patterns): a job is
+given its attack's transcript patterns, shard numbers as ``*``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from backtrack.checks import IncompleteError, expected_ids
 from backtrack.io import read_jsonl
 
 log = logging.getLogger(__name__)
-
-#: A shard's transcript inside ``results/attacks/{model}/{method}/{stage}/{attack}/``.
-SHARD_GLOB = "shard-*-of-*.jsonl"
 
 
 def shard_bounds(n: int, shard: int, shards: int) -> tuple[int, int]:
@@ -42,13 +40,17 @@ def shard_records(
     return list(records[lo:hi])
 
 
-def attack_transcripts(attack_dir: str | os.PathLike[str], attack: str) -> list[Path]:
-    """Every transcript of ``attack`` under ``results/attacks/{model}/{method}/{stage}``: the
-    whole file, its partial, and each shard's file and partial, of any shard count."""
-    d = Path(attack_dir)
-    out = [d / f"{attack}.jsonl", d / f"{attack}.jsonl.partial"]
-    shards = (d / attack).glob(SHARD_GLOB), (d / attack).glob(f"{SHARD_GLOB}.partial")
-    out += sorted(p for found in shards for p in found)
+def attack_transcripts(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every transcript file, and its partial, that ``patterns`` name: the whole attack's file,
+    then a glob of the shard files (``*`` in the file name only), of any shard count. Each
+    pattern's files come sorted, a transcript before its partial."""
+    out: list[Path] = []
+    for pattern in map(Path, patterns):
+        found = [
+            *pattern.parent.glob(pattern.name),
+            *pattern.parent.glob(f"{pattern.name}.partial"),
+        ]
+        out += sorted(found)
     return [p for p in out if p.is_file()]
 
 

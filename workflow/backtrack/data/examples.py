@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
 from backtrack.data.refusals import make_refusal
 from backtrack.models.chat import prompt_ids, render_prompt, text_ids
+from backtrack.settings import JobSettings, ResetToken
 
 IGNORE = -100
 #: What SFT examples a method trains on, and what DPO pairs (``backtrack.plan.METHODS``).
@@ -76,18 +79,39 @@ def sft_example(
     return {"id": ex_id, "kind": kind, "input_ids": input_ids, "labels": labels}
 
 
+@dataclass(frozen=True)
+class ExampleSettings:
+    """How examples are cut from the pool (config ``sft``/``dpo``): the prefix range and rule
+    (DPO cuts by fraction only), the longest SFT example (None: no limit), the run's seed and
+    system prompt."""
+
+    min_fraction: float
+    max_fraction: float
+    seed: int
+    system: str | None = None
+    prefix_rule: str = "fraction"
+    max_length: int | None = None
+
+    @classmethod
+    def from_params(cls, params: Any, settings: JobSettings) -> ExampleSettings:
+        """From a data rule's params (``prefix_min_fraction``, ``prefix_max_fraction``, and for
+        SFT ``prefix_rule`` and ``max_length``) and the job's seed and system prompt."""
+        return cls(
+            min_fraction=params.prefix_min_fraction,
+            max_fraction=params.prefix_max_fraction,
+            seed=settings.seed if settings.seed is not None else 0,
+            system=settings.system,
+            prefix_rule=getattr(params, "prefix_rule", "fraction"),
+            max_length=getattr(params, "max_length", None),
+        )
+
+
 def build_sft_examples(
     pool: list[dict[str, Any]],
     tok: PreTrainedTokenizerBase,
     kind: str,
-    reset_id: int,
-    *,
-    min_fraction: float,
-    max_fraction: float,
-    max_length: int,
-    seed: int,
-    system: str | None = None,
-    prefix_rule: str = "fraction",
+    reset: ResetToken,
+    settings: ExampleSettings,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """SFT examples of ``kind`` from the training pool, and counts by example kind.
 
@@ -106,70 +130,79 @@ def build_sft_examples(
     """
     if kind not in SFT_KINDS:
         raise ValueError(f"unknown SFT example kind {kind!r}; known: {SFT_KINDS}")
-    if prefix_rule not in PREFIX_RULES:
-        raise ValueError(f"unknown prefix rule {prefix_rule!r}; known: {PREFIX_RULES}")
-    rng = random.Random(seed)
-    eos = tok.eos_token_id
+    if settings.prefix_rule not in PREFIX_RULES:
+        raise ValueError(f"unknown prefix rule {settings.prefix_rule!r}; known: {PREFIX_RULES}")
+    rng = random.Random(settings.seed)
     out: list[dict[str, Any]] = []
     counts = {"safe": 0, "helpful": 0, "dropped_too_long": 0}
     if kind != "baseline":
         counts |= {kind: 0, "no_prefix": 0}
-
-    def add(ex: dict[str, Any]) -> None:
-        if len(ex["input_ids"]) > max_length:
-            counts["dropped_too_long"] += 1
-        else:
-            out.append(ex)
-            counts[ex["kind"]] += 1
-
-    def cut(n: int) -> int:
-        if prefix_rule == "qi":
-            return qi_prefix_length(n, rng)
-        return prefix_length(n, min_fraction, max_fraction, rng)
-
     for rec in pool:
-        p = prompt_ids(tok, rec["prompt"], system)
-        if not rec["harmful"]:
-            add(
-                sft_example(
-                    f"{rec['id']}:helpful", "helpful", p, [], text_ids(tok, rec["helpful"]), eos
-                )
-            )
-            continue
-        safe = text_ids(tok, rec["safe"])
-        if kind == "baseline":
-            add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
-            continue
-        unsafe = text_ids(tok, rec["unsafe"])
-        k = cut(len(unsafe))
-        if kind == "backtrack":
-            add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
-            if k:
-                ex = sft_example(
-                    f"{rec['id']}:backtrack", "backtrack", p, unsafe[:k], [reset_id, *safe], eos
-                )
-                add(ex)
-        elif k:  # recovery: the prefix stays in the answer; the loss is on y+ only
-            add(sft_example(f"{rec['id']}:recovery", "recovery", p, unsafe[:k], safe, eos))
-        else:
-            add(sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos))
-        if not k:
-            counts["no_prefix"] += 1
+        for ex in _sft_record_examples(rec, tok, kind, reset.id, settings, rng, counts):
+            if settings.max_length is not None and len(ex["input_ids"]) > settings.max_length:
+                counts["dropped_too_long"] += 1
+            else:
+                out.append(ex)
+                counts[ex["kind"]] += 1
     rng.shuffle(out)
     return out, counts
+
+
+def _cut(n: int, settings: ExampleSettings, rng: random.Random) -> int:
+    """The prefix length of an ``n``-token y- under the configured rule (0: no prefix)."""
+    if settings.prefix_rule == "qi":
+        return qi_prefix_length(n, rng)
+    return prefix_length(n, settings.min_fraction, settings.max_fraction, rng)
+
+
+def _sft_record_examples(
+    rec: dict[str, Any],
+    tok: PreTrainedTokenizerBase,
+    kind: str,
+    reset_id: int,
+    settings: ExampleSettings,
+    rng: random.Random,
+    counts: dict[str, int],
+) -> list[dict[str, Any]]:
+    """One pool record's SFT examples (:func:`build_sft_examples`), in the order they are added;
+    counts the harmful prompts that got no prefix."""
+    eos = tok.eos_token_id
+    p = prompt_ids(tok, rec["prompt"], settings.system)
+    if not rec["harmful"]:
+        helpful = text_ids(tok, rec["helpful"])
+        return [sft_example(f"{rec['id']}:helpful", "helpful", p, [], helpful, eos)]
+    safe = text_ids(tok, rec["safe"])
+    plain = sft_example(f"{rec['id']}:safe", "safe", p, [], safe, eos)
+    if kind == "baseline":
+        return [plain]
+    unsafe = text_ids(tok, rec["unsafe"])
+    k = _cut(len(unsafe), settings, rng)
+    if not k:
+        counts["no_prefix"] += 1
+    if kind == "backtrack":
+        if not k:
+            return [plain]
+        target = [reset_id, *safe]
+        return [plain, sft_example(f"{rec['id']}:backtrack", kind, p, unsafe[:k], target, eos)]
+    if k:  # recovery: the prefix stays in the answer; the loss is on y+ only
+        return [sft_example(f"{rec['id']}:recovery", kind, p, unsafe[:k], safe, eos)]
+    return [plain]
+
+
+def _pair(
+    rec: Mapping[str, Any], tag: str, prompt: str, chosen: str, rejected: str
+) -> dict[str, Any]:
+    """One DPO pair of a pool record (``tag`` names its kind in the id)."""
+    return {"id": f"{rec['id']}:{tag}", "prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
 def build_dpo_pairs(
     pool: list[dict[str, Any]],
     tok: PreTrainedTokenizerBase,
     method: str,
-    reset_token: str,
-    *,
-    min_fraction: float,
-    max_fraction: float,
-    seed: int,
-    system: str | None = None,
-    helpful_pairs: dict[str, Any] | None = None,
+    reset: ResetToken,
+    settings: ExampleSettings,
+    helpful_pairs: Mapping[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """DPO preference pairs (string ``prompt``/``chosen``/``rejected``).
 
@@ -184,51 +217,25 @@ def build_dpo_pairs(
     """
     if method not in DPO_KINDS:
         raise ValueError(f"unknown DPO pair kind {method!r}; known: {DPO_KINDS}")
-    rng = random.Random(seed)
-    out: list[dict[str, Any]] = []
+    rng = random.Random(settings.seed)
     counts = {"safe_over_unsafe": 0, "backtrack_over_unsafe": 0, "safe_over_backtrack": 0}
-    helpful, helpful_counts = helpfulness_pairs(
-        pool,
-        tok,
-        method,
-        reset_token,
-        helpful_pairs or NO_HELPFUL_PAIRS,
-        min_fraction=min_fraction,
-        max_fraction=max_fraction,
-        seed=seed,
-        system=system,
-    )
-    out += helpful
+    mix = helpful_pairs or NO_HELPFUL_PAIRS
+    out, helpful_counts = helpfulness_pairs(pool, tok, method, reset, mix, settings)
     counts |= helpful_counts
+    lo, hi = settings.min_fraction, settings.max_fraction
     for rec in pool:
         if not rec["harmful"]:
             continue
-        prompt = render_prompt(tok, rec["prompt"], system)
+        prompt = render_prompt(tok, rec["prompt"], settings.system)
         safe, unsafe = rec["safe"], rec["unsafe"]
         if method == "baseline":
-            out.append(
-                {"id": f"{rec['id']}:s>u", "prompt": prompt, "chosen": safe, "rejected": unsafe}
-            )
+            out.append(_pair(rec, "s>u", prompt, safe, unsafe))
             counts["safe_over_unsafe"] += 1
             continue
-        u_prefix = random_prefix(tok, unsafe, min_fraction, max_fraction, rng)
-        s_prefix = random_prefix(tok, safe, min_fraction, max_fraction, rng)
-        out.append(
-            {
-                "id": f"{rec['id']}:b>u",
-                "prompt": prompt,
-                "chosen": f"{u_prefix}{reset_token}{safe}",
-                "rejected": unsafe,
-            }
-        )
-        out.append(
-            {
-                "id": f"{rec['id']}:s>b",
-                "prompt": prompt,
-                "chosen": safe,
-                "rejected": f"{s_prefix}{reset_token}{unsafe}",
-            }
-        )
+        u_prefix = random_prefix(tok, unsafe, lo, hi, rng)
+        s_prefix = random_prefix(tok, safe, lo, hi, rng)
+        out.append(_pair(rec, "b>u", prompt, f"{u_prefix}{reset.text}{safe}", unsafe))
+        out.append(_pair(rec, "s>b", prompt, safe, f"{s_prefix}{reset.text}{unsafe}"))
         counts["backtrack_over_unsafe"] += 1
         counts["safe_over_backtrack"] += 1
     rng.shuffle(out)
@@ -239,13 +246,9 @@ def helpfulness_pairs(
     pool: list[dict[str, Any]],
     tok: PreTrainedTokenizerBase,
     method: str,
-    reset_token: str,
-    mix: dict[str, Any],
-    *,
-    min_fraction: float,
-    max_fraction: float,
-    seed: int,
-    system: str | None = None,
+    reset: ResetToken,
+    mix: Mapping[str, Any],
+    settings: ExampleSettings,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Preference pairs that keep DPO helpful on benign prompts (``dpo.helpful_pairs``).
 
@@ -262,31 +265,17 @@ def helpfulness_pairs(
         raise ValueError(f"dpo.helpful_pairs.fraction must be in [0, 1], got {fraction}")
     counts = {"helpful_over_refusal": 0, "helpful_over_reset": 0}
     benign = [r for r in pool if not r["harmful"]]
-    rng = random.Random(f"{seed}:helpful_pairs")
+    rng = random.Random(f"{settings.seed}:helpful_pairs")
     chosen = rng.sample(benign, round(fraction * len(benign)))
     out: list[dict[str, Any]] = []
     for rec in sorted(chosen, key=lambda r: r["id"]):
-        prompt = render_prompt(tok, rec["prompt"], system)
+        prompt = render_prompt(tok, rec["prompt"], settings.system)
         helpful = rec["helpful"]
         if mix["over_refusal"]:
-            out.append(
-                {
-                    "id": f"{rec['id']}:h>r",
-                    "prompt": prompt,
-                    "chosen": helpful,
-                    "rejected": make_refusal(rng),
-                }
-            )
+            out.append(_pair(rec, "h>r", prompt, helpful, make_refusal(rng)))
             counts["helpful_over_refusal"] += 1
         if mix["over_reset"] and method == "backtrack":
-            h_prefix = random_prefix(tok, helpful, min_fraction, max_fraction, rng)
-            out.append(
-                {
-                    "id": f"{rec['id']}:h>b",
-                    "prompt": prompt,
-                    "chosen": helpful,
-                    "rejected": f"{h_prefix}{reset_token}{make_refusal(rng)}",
-                }
-            )
+            cut = random_prefix(tok, helpful, settings.min_fraction, settings.max_fraction, rng)
+            out.append(_pair(rec, "h>b", prompt, helpful, f"{cut}{reset.text}{make_refusal(rng)}"))
             counts["helpful_over_reset"] += 1
     return out, counts

@@ -11,36 +11,28 @@ from typing import Any
 
 from backtrack.generate.hf import generate_records
 from backtrack.io import read_jsonl
-from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+from backtrack.models.base import load_model, load_tokenizer
+from backtrack.settings import JobSettings
 
 
 def own_answers(
     model_dir: str | os.PathLike[str],
     prompts_path: str | os.PathLike[str],
+    settings: JobSettings,
     *,
-    reset_token: str,
-    precision: str,
     max_new_tokens: int,
     batch_size: int,
-    system: str | None,
-    seed: int = 0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(prompt records, generation records) for every prompt of the file, in file order.
 
-    Greedy and with ``max_resets=0``, so a model that knows [RESET] never emits it.
+    Greedy and with ``max_resets=0``, so a model that knows [RESET] never emits it; the job's
+    settings give the precision, the reset token, the system prompt and the seed.
     """
+    if settings.precision is None:
+        raise ValueError(f"rule {settings.rule}: no precision param")
     tok = load_tokenizer(model_dir)
-    model = load_model(model_dir, precision)
+    model = load_model(model_dir, settings.precision)
     prompts = read_jsonl(prompts_path, required=("id", "prompt"))
-    records = generate_records(
-        model,
-        tok,
-        prompts,
-        reset_token_id(tok, reset_token),
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        max_resets=0,
-        seed=seed,
-        system=system,
-    )
-    return prompts, records
+    lengths = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
+    decoding = settings.decoding(lengths, max_resets=0)
+    return prompts, generate_records(model, tok, prompts, settings.reset(tok).id, decoding)

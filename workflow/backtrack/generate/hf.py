@@ -25,6 +25,7 @@ from transformers import (
 
 from backtrack import jobstats
 from backtrack.models.chat import prompt_ids, text_ids
+from backtrack.settings import Decoding
 
 
 @dataclass(frozen=True)
@@ -118,78 +119,97 @@ def left_pad_batch(
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
+@dataclass(frozen=True)
+class Item:
+    """One answer to generate: a prompt record, which of its samples (``sample`` None when each
+    prompt is answered once; ``k`` counts from 0 either way), the chat-template ids of its
+    prompt followed by its prefill's, and the prefill's length."""
+
+    rec: dict[str, Any]
+    sample: int | None
+    k: int
+    ids: list[int]
+    n_prefill: int
+
+
+def answer_items(
+    tok: PreTrainedTokenizerBase, records: list[dict[str, Any]], decoding: Decoding
+) -> list[Item]:
+    """Every (record, sample) to answer, in record order: both backends start from these, so
+    they feed the model the same ids."""
+    items = []
+    for rec in records:
+        ids = prompt_ids(tok, rec["prompt"], decoding.system)
+        pre = text_ids(tok, rec["prefill"]) if rec.get("prefill") else []
+        for k in range(decoding.num_samples):
+            sample = k if decoding.num_samples > 1 else None
+            items.append(Item(rec, sample, k, ids + pre, len(pre)))
+    return items
+
+
+def decoding_config(
+    tok: PreTrainedTokenizerBase, reset_id: int, decoding: Decoding
+) -> GenerationConfig:
+    """:func:`generation_config` of a :class:`~backtrack.settings.Decoding`."""
+    return generation_config(
+        tok,
+        reset_id,
+        decoding.max_new_tokens,
+        decoding.do_sample,
+        decoding.temperature,
+        decoding.top_p,
+        decoding.reset_logit_bias,
+    )
+
+
 def generate_records(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
     records: list[dict[str, Any]],
     reset_id: int,
-    *,
-    max_new_tokens: int,
-    batch_size: int,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    reset_logit_bias: float = 0.0,
-    max_resets: int | None = 1,
-    num_samples: int = 1,
-    seed: int = 0,
-    system: str | None = None,
+    decoding: Decoding,
 ) -> list[dict[str, Any]]:
     """Generate an answer for each record (``prompt``, optional ``prefill``) and describe it.
 
     Records are batched by prompt length (less padding); outputs keep the input order. With
-    ``num_samples > 1`` each prompt is answered that many times (ids get a ``#k`` suffix).
-    Timings are per batch: every row of a batch shares its clock.
+    ``decoding.num_samples > 1`` each prompt is answered that many times (ids get a ``#k``
+    suffix). Timings are per batch: every row of a batch shares its clock.
     """
     eos_ids = [tok.eos_token_id]
-    gen_cfg = generation_config(
-        tok, reset_id, max_new_tokens, do_sample, temperature, top_p, reset_logit_bias
-    )
-    items = []
-    for rec in records:
-        ids = prompt_ids(tok, rec["prompt"], system)
-        pre = text_ids(tok, rec["prefill"]) if rec.get("prefill") else []
-        for k in range(num_samples):
-            items.append((rec, k, ids + pre, len(pre)))
-    torch.manual_seed(seed)
+    items = answer_items(tok, records, decoding)
+    torch.manual_seed(decoding.seed)
     decoded = decode(
         model,
         tok,
-        [item[2] for item in items],
+        [item.ids for item in items],
         reset_id,
-        gen_cfg,
-        max_resets=max_resets,
-        batch_size=batch_size,
+        decoding_config(tok, reset_id, decoding),
+        max_resets=decoding.max_resets,
+        batch_size=decoding.batch_size,
     )
     records = [
-        describe(
-            rec,
-            k if num_samples > 1 else None,
-            d.new_ids,
-            tok,
-            reset_id,
-            eos_ids,
-            d.times,
-            d.t0,
-            n_prefill,
-            d.batch_size,
-            max_new_tokens,
-        )
-        for (rec, k, _, n_prefill), d in zip(items, decoded, strict=True)
+        describe(item, d.new_ids, tok, reset_id, eos_ids, d, decoding.max_new_tokens)
+        for item, d in zip(items, decoded, strict=True)
     ]
     new = sum(r["tokens_generated"] for r in records)
-    jobstats.count("forward", sum(len(item[2]) for item in items) + new, new)
+    jobstats.count("forward", sum(len(item.ids) for item in items) + new, new)
     return records
 
 
 @dataclass(frozen=True)
-class Decoded:
-    """One row's new token ids, with its batch's per-token clock (timings are per batch)."""
+class Clock:
+    """When each new token of a batch existed (``times``, from ``t0``), and the batch's size."""
 
-    new_ids: list[int]
     times: list[float]
     t0: float
     batch_size: int
+
+
+@dataclass(frozen=True)
+class Decoded(Clock):
+    """One row's new token ids, with its batch's per-token clock (timings are per batch)."""
+
+    new_ids: list[int]
 
 
 def decode(
@@ -227,24 +247,25 @@ def decode(
                 stopping_criteria=StoppingCriteriaList([clock]),
             )
         for row, i in enumerate(idx):
-            results[i] = Decoded(out[row, width:].tolist(), clock.times, t0, len(idx))
+            results[i] = Decoded(clock.times, t0, len(idx), out[row, width:].tolist())
     return [results[i] for i in range(len(rows))]
 
 
 def describe(
-    rec: dict[str, Any],
-    sample: int | None,
+    item: Item,
     new_ids: list[int],
     tok: PreTrainedTokenizerBase,
     reset_id: int,
     eos_ids: Sequence[int],
-    times: list[float],
-    t0: float,
-    n_prefill: int,
-    batch_size: int,
+    clock: Clock,
     max_new_tokens: int,
 ) -> dict[str, Any]:
-    """The generation record (fields listed in docs/outputs.md), from one row's new token ids."""
+    """The generation record (fields listed in docs/outputs.md), from one row's new token ids.
+
+    ``clock`` gives when each new token existed (the HF backend's per-batch clock); a backend
+    without one passes an empty clock and fills the timing fields itself.
+    """
+    rec, times, t0 = item.rec, clock.times, clock.t0
     s = split_generation(new_ids, reset_id, eos_ids)
     n = len(s.generated)
     first_visible = s.reset_positions[-1] + 1 if s.reset_positions else 0
@@ -254,12 +275,12 @@ def describe(
 
     last = min(n if s.ended else n - 1, len(times) - 1)
     return {
-        "id": rec["id"] if sample is None else f"{rec['id']}#{sample}",
+        "id": rec["id"] if item.sample is None else f"{rec['id']}#{item.sample}",
         "prompt_id": rec["id"],
         "prompt": rec["prompt"],
         "harmful": bool(rec.get("harmful", True)),
         "prefill": rec.get("prefill", ""),
-        "prefill_tokens": n_prefill,
+        "prefill_tokens": item.n_prefill,
         "raw": tok.decode(s.generated, skip_special_tokens=False),
         "visible": tok.decode(s.visible, skip_special_tokens=True),
         "reset": bool(s.reset_positions),
@@ -271,5 +292,5 @@ def describe(
         "time_to_first_token_s": at(0),
         "time_to_first_visible_token_s": at(first_visible),
         "total_time_s": round(times[last] - t0, 6) if times and last >= 0 else 0.0,
-        "batch_size": batch_size,
+        "batch_size": clock.batch_size,
     }

@@ -18,49 +18,48 @@ import logging
 import sys
 from typing import Any
 
-from backtrack.models.precision import DTYPE_NAMES
+from backtrack.models.precision import Precision
+from backtrack.settings import Decoding, JobSettings
 from backtrack.vllm_env import close_llm, engine_kwargs, job_main, run_here_or_in_vllm_env
 
 log = logging.getLogger("backtrack.generate.job")
 
 
 def make_job(
+    settings: JobSettings,
     *,
     model: str,
     prompts: str,
     output: str,
     generation: dict[str, Any],
-    reset_token: str,
-    system: str | None,
-    precision: str,
-    seed: int,
-    threads: int = 1,
     limit: int = 0,
     samples: int = 1,
 ) -> dict[str, Any]:
-    """A job: what ``generate.py`` read from Snakemake, with the decoding keywords resolved here
-    (the vLLM side then needs nothing of the config module and its dependencies).
-    """
-    from backtrack.plan import decoding_kwargs
+    """A job: what ``generate.py`` read from Snakemake, with its settings resolved (the vLLM
+    side then needs nothing of the config module and its dependencies).
 
+    ``limit`` (0: all) takes the first prompts and ``samples`` answers each that many times
+    (the sweep points).
+    """
+    if settings.precision is None:
+        raise ValueError(f"rule {settings.rule}: no precision param")
+    decoding = settings.decoding(generation, num_samples=samples)
     return {
         "model": str(model),
         "prompts": str(prompts),
         "output": str(output),
         "backend": generation["backend"],
-        "batch_size": generation["batch_size"],
         "gpu_memory_utilization": generation.get("gpu_memory_utilization", 0.85),
-        "decoding": decoding_kwargs(generation)
-        | {"num_samples": samples, "seed": seed, "system": system},
-        "reset_token": reset_token,
-        "precision": precision,  # the setting (auto, bf16, fp32), resolved where the job runs
-        "seed": seed,
-        "threads": int(threads),
+        "decoding": decoding.as_dict(),
+        "reset_token": settings.reset_token,
+        "precision": settings.precision.name,  # resolved once, in the rule's script
+        "seed": decoding.seed,
+        "threads": settings.threads,
         "limit": limit,
     }
 
 
-def build_llm(job: dict[str, Any], precision: str) -> Any:
+def build_llm(job: dict[str, Any], precision: Precision) -> Any:
     """A ``vllm.LLM`` for the job's model.
 
     On a CPU: eager mode (compiling the graph costs more start time than a job's few hundred
@@ -72,7 +71,7 @@ def build_llm(job: dict[str, Any], precision: str) -> Any:
 
     return LLM(
         model=job["model"],
-        dtype=DTYPE_NAMES[precision],
+        dtype=precision.dtype_name,
         seed=job["seed"],
         disable_log_stats=False,  # RequestOutput.metrics carries time to first token
         **engine_kwargs(job["threads"], job["gpu_memory_utilization"]),
@@ -84,22 +83,15 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
     precision and seed share an engine; it is stopped before the next one starts (one in memory
     at a time).
     """
-    import torch
-
-    from backtrack.io import read_jsonl, write_jsonl
-    from backtrack.models.base import load_tokenizer, reset_token_id
-    from backtrack.models.precision import resolve_precision
+    from backtrack.io import write_jsonl
     from backtrack.models.provenance import provenance
 
     llm, llm_key = None, None
     try:
         for job in jobs:
-            torch.set_num_threads(max(1, job["threads"]))  # the rule's threads, as smk.setup sets
-            tok = load_tokenizer(job["model"])
-            reset_id = reset_token_id(tok, job["reset_token"])
-            prompts = read_jsonl(job["prompts"], required=("id", "prompt"))
-            prompts = prompts[: job["limit"] or None]
-            precision = resolve_precision(job["precision"])
+            precision = Precision.fixed(job["precision"])
+            decoding = Decoding(**job["decoding"])
+            tok, reset_id, prompts = _inputs(job)
             if job["backend"] == "vllm":
                 from backtrack.generate.vllm_engine import generate_records_vllm
 
@@ -108,24 +100,36 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
                     if llm is not None:
                         close_llm(llm)
                     llm, llm_key = build_llm(job, precision), key
-                records = generate_records_vllm(llm, tok, prompts, reset_id, **job["decoding"])
+                records = generate_records_vllm(llm, tok, prompts, reset_id, decoding)
             else:
                 from backtrack.generate.hf import generate_records
                 from backtrack.models.base import load_model
 
                 model = load_model(job["model"], precision)
-                records = generate_records(
-                    model, tok, prompts, reset_id, batch_size=job["batch_size"], **job["decoding"]
-                )
+                records = generate_records(model, tok, prompts, reset_id, decoding)
             # Table 1 reports the precision of decoding and of the checkpoint's training.
             trained = provenance(job["model"]).get("precision", "none")
             for r in records:
-                r["precision"], r["train_precision"] = precision, trained
+                r["precision"], r["train_precision"] = precision.name, trained
             write_jsonl(job["output"], records)
             log.info("%d generations, %d reset", len(records), sum(r["reset"] for r in records))
     finally:
         if llm is not None:
             close_llm(llm)
+
+
+def _inputs(job: dict[str, Any]) -> tuple[Any, int, list[dict[str, Any]]]:
+    """The job's tokenizer, reset id and prompts (the first ``limit``), with torch on the
+    rule's threads (as smk.setup sets them in the rule's own process)."""
+    import torch
+
+    from backtrack.io import read_jsonl
+    from backtrack.models.base import load_tokenizer, reset_token_id
+
+    torch.set_num_threads(max(1, job["threads"]))
+    tok = load_tokenizer(job["model"])
+    prompts = read_jsonl(job["prompts"], required=("id", "prompt"))
+    return tok, reset_token_id(tok, job["reset_token"]), prompts[: job["limit"] or None]
 
 
 def run(jobs: list[dict[str, Any]]) -> None:

@@ -38,21 +38,18 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from backtrack.generate.hf import describe
-from backtrack.models.chat import prompt_ids, text_ids
+from backtrack.generate.hf import Clock, Item, answer_items, describe
+from backtrack.settings import Decoding
 
 FORBID_BIAS = -100.0  # vLLM's logit_bias range is [-100, 100]; exp(-100) is zero in practice
 TIMING_FIELDS = ("time_to_first_token_s", "time_to_first_visible_token_s", "total_time_s")
 
 
 def sampling_kwargs(
+    decoding: Decoding,
     *,
     reset_id: int,
     max_tokens: int,
-    do_sample: bool,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    reset_logit_bias: float = 0.0,
     stop_on_reset: bool = False,
     forbid_reset: bool = False,
     seed: int | None = None,
@@ -60,6 +57,8 @@ def sampling_kwargs(
 ) -> dict[str, Any]:
     """Keyword arguments for ``vllm.SamplingParams`` (a dict, so it is testable without vLLM).
 
+    ``max_tokens`` is this round's budget and ``seed`` this request's (see
+    :func:`generate_records_vllm`); the rest comes from ``decoding``.
     ``skip_special_tokens=False`` keeps ``[RESET]`` in ``.text`` for anyone reading it; the
     records are built from token ids, not text. Greedy gets ``top_p=1`` and no seed, as vLLM
     itself normalises it; ``forbid_reset`` overrides the caller's bias (the cap wins).
@@ -67,17 +66,17 @@ def sampling_kwargs(
     if forbid_reset:
         bias: dict[int, float] | None = {reset_id: FORBID_BIAS}
     else:
-        bias = {reset_id: float(reset_logit_bias)} if reset_logit_bias else None
+        bias = {reset_id: float(decoding.reset_logit_bias)} if decoding.reset_logit_bias else None
     return {
         "n": n,
-        "temperature": temperature if do_sample else 0.0,
-        "top_p": top_p if do_sample else 1.0,
+        "temperature": decoding.temperature if decoding.do_sample else 0.0,
+        "top_p": decoding.top_p if decoding.do_sample else 1.0,
         "top_k": 0,  # off, as the HF backend samples (generation.generation_config)
         "max_tokens": max_tokens,
         "logit_bias": bias,
         "stop_token_ids": [reset_id] if stop_on_reset else None,
         "skip_special_tokens": False,
-        "seed": seed if do_sample else None,
+        "seed": seed if decoding.do_sample else None,
     }
 
 
@@ -115,11 +114,7 @@ class Segment:
 class Row:
     """One answer being generated: a (record, sample) pair and its ids so far, all rounds."""
 
-    rec: dict[str, Any]
-    sample: int | None
-    k: int
-    prompt: list[int]
-    n_prefill: int
+    item: Item
     eos: list[int]  # the tokenizer's EOS first, then any extra end ids vLLM stopped on
     ids: list[int] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
@@ -175,13 +170,7 @@ def absorb(row: Row, completion: Any, reset_id: int, max_new_tokens: int) -> Non
     row.done = not on_reset or len(row.ids) >= max_new_tokens
 
 
-def next_kwargs(
-    row: Row,
-    reset_id: int,
-    max_resets: int | None,
-    max_new_tokens: int,
-    **decoding: Any,
-) -> dict[str, Any]:
+def next_kwargs(row: Row, reset_id: int, decoding: Decoding, seed: int) -> dict[str, Any]:
     """Sampling kwargs for a row's next round: stop on [RESET] while resets are left, else forbid.
 
     ``max_resets=None`` needs neither (one round, split afterwards); ``0`` forbids from the start.
@@ -189,12 +178,14 @@ def next_kwargs(
     exceed ``max_new_tokens``.
     """
     used = row.ids.count(reset_id)
+    max_resets = decoding.max_resets
     return sampling_kwargs(
+        decoding,
         reset_id=reset_id,
-        max_tokens=max_new_tokens - len(row.ids),
+        max_tokens=decoding.max_new_tokens - len(row.ids),
         stop_on_reset=max_resets is not None and used < max_resets,
         forbid_reset=max_resets is not None and used >= max_resets,
-        **decoding,
+        seed=seed,
     )
 
 
@@ -263,17 +254,7 @@ def row_record(
     gets no times here (so it computes none) and :func:`row_timings` fills the three fields.
     """
     rec = describe(
-        row.rec,
-        row.sample,
-        row.ids,
-        tok,
-        reset_id,
-        row.eos,
-        [],
-        0.0,
-        row.n_prefill,
-        batch_size,
-        max_new_tokens,
+        row.item, row.ids, tok, reset_id, row.eos, Clock([], 0.0, batch_size), max_new_tokens
     )
     resets = rec["reset_positions"]
     first_visible = resets[-1] + 1 if resets else 0
@@ -299,11 +280,11 @@ def _requests(
 ) -> list[tuple[list[int], list[Row]]]:
     """(prompt ids, rows served) per request; the first sampled round asks n samples at once."""
     if not (first_round and grouped):
-        return [(r.prompt + r.ids, [r]) for r in rows]
+        return [(r.item.ids + r.ids, [r]) for r in rows]
     by_rec: dict[int, list[Row]] = {}
     for r in rows:
-        by_rec.setdefault(id(r.rec), []).append(r)
-    return [(rs[0].prompt, rs) for rs in by_rec.values()]
+        by_rec.setdefault(id(r.item.rec), []).append(r)
+    return [(rs[0].item.ids, rs) for rs in by_rec.values()]
 
 
 def generate_records_vllm(
@@ -311,47 +292,31 @@ def generate_records_vllm(
     tok: PreTrainedTokenizerBase,
     records: list[dict[str, Any]],
     reset_id: int,
+    decoding: Decoding,
     *,
-    max_new_tokens: int,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    reset_logit_bias: float = 0.0,
-    max_resets: int | None = 1,
-    num_samples: int = 1,
-    seed: int = 0,
-    system: str | None = None,
     make_sampling_params: Callable[[dict[str, Any]], Any] = vllm_sampling_params,
 ) -> list[dict[str, Any]]:
     """Generate an answer for each record (``prompt``, optional ``prefill``) with a ``vllm.LLM``.
 
     Same inputs (chat-template ids + prefill text ids, passed as token ids) and same record
     fields as :func:`backtrack.generate.hf.generate_records`. All rows go to vLLM at once (it
-    batches continuously), so ``batch_size`` in a record is the number of sequences submitted.
-    With ``num_samples > 1`` ids get a ``#k`` suffix; sampled, the first round is one request
-    with ``n=num_samples`` (seed ``seed``; vLLM seeds child k with ``seed + k``) and a resumed
-    sample k in round r gets seed ``seed + k + r * num_samples``; greedy sends one request per
-    sample, as vLLM rejects ``n > 1`` without sampling. ``make_sampling_params`` turns the
-    :func:`sampling_kwargs` dict into what ``llm.generate`` takes (tests pass a fake).
+    batches continuously), so ``batch_size`` in a record is the number of sequences submitted
+    (``decoding.batch_size`` is the HF backend's). With ``num_samples > 1`` ids get a ``#k``
+    suffix; sampled, the first round is one request with ``n=num_samples`` (seed ``seed``; vLLM
+    seeds child k with ``seed + k``) and a resumed sample k in round r gets seed
+    ``seed + k + r * num_samples``; greedy sends one request per sample, as vLLM rejects
+    ``n > 1`` without sampling. ``make_sampling_params`` turns the :func:`sampling_kwargs` dict
+    into what ``llm.generate`` takes (tests pass a fake).
 
     Timings are coarser than the HF backend's per-token clock: see :func:`row_timings`; the
     samples of one ``n > 1`` request share its TTFT and split its decode time by their lengths
     (:func:`sample_decode_times`). Build the LLM with ``disable_log_stats=False`` so that
     ``RequestOutput.metrics`` carries TTFT.
     """
-    eos0 = tok.eos_token_id
-    rows: list[Row] = []
-    for rec in records:
-        ids = prompt_ids(tok, rec["prompt"], system)
-        pre = text_ids(tok, rec["prefill"]) if rec.get("prefill") else []
-        for k in range(num_samples):
-            sample = k if num_samples > 1 else None
-            rows.append(Row(rec, sample, k, ids + pre, len(pre), [eos0]))
+    rows = [Row(item, [tok.eos_token_id]) for item in answer_items(tok, records, decoding)]
     for r in rows:
-        r.done = max_new_tokens <= 0
-    decoding = {"do_sample": do_sample, "temperature": temperature, "top_p": top_p}
-    decoding["reset_logit_bias"] = reset_logit_bias
-    grouped = do_sample and num_samples > 1
+        r.done = decoding.max_new_tokens <= 0
+    grouped = decoding.do_sample and decoding.num_samples > 1
     t0 = time.perf_counter()
     rnd = 0
     while pending := [r for r in rows if not r.done]:
@@ -360,28 +325,41 @@ def generate_records_vllm(
         for _, served in reqs:
             r = served[0]
             # a grouped request: vLLM seeds child k with seed + k; a resumed row its own seed
-            own = 0 if len(served) > 1 else r.k + rnd * num_samples
-            kw = next_kwargs(r, reset_id, max_resets, max_new_tokens, **decoding, seed=seed + own)
+            own = 0 if len(served) > 1 else r.item.k + rnd * decoding.num_samples
+            kw = next_kwargs(r, reset_id, decoding, decoding.seed + own)
             kw["n"] = len(served)
             params.append(make_sampling_params(kw))
-        prompts = [{"prompt_token_ids": p} for p, _ in reqs]
-        submitted = time.perf_counter() - t0
-        # No progress bar: vLLM 0.32's divides by its elapsed time, which is 0 when a batch
-        # finishes within the first tick (ZeroDivisionError on a fast CPU run).
-        outs = list(llm.generate(prompts, params, use_tqdm=False))
-        returned = time.perf_counter() - t0
-        if len(outs) != len(reqs):
-            raise RuntimeError(f"vLLM returned {len(outs)} outputs for {len(reqs)} prompts")
-        for (_, served), out in zip(reqs, outs, strict=True):
-            ttft, decode = request_latency(getattr(out, "metrics", None))
-            comps = sorted(out.outputs, key=lambda c: getattr(c, "index", 0))
-            starts = [len(r.ids) for r in served]
-            for r, comp in zip(served, comps, strict=True):
-                absorb(r, comp, reset_id, max_new_tokens)
-            counts = [len(r.ids) - start for r, start in zip(served, starts, strict=True)]
-            for r, start, n, d in zip(
-                served, starts, counts, sample_decode_times(decode, counts), strict=True
-            ):
-                r.segments.append(Segment(rnd, start, n, submitted, returned, ttft, d))
+        _round(llm, reqs, params, rnd, t0, reset_id, decoding.max_new_tokens)
         rnd += 1
-    return [row_record(r, tok, reset_id, len(rows), max_new_tokens) for r in rows]
+    return [row_record(r, tok, reset_id, len(rows), decoding.max_new_tokens) for r in rows]
+
+
+def _round(
+    llm: Any,
+    reqs: list[tuple[list[int], list[Row]]],
+    params: list[Any],
+    rnd: int,
+    t0: float,
+    reset_id: int,
+    max_new_tokens: int,
+) -> None:
+    """Submit one round's requests and absorb what comes back into their rows."""
+    prompts = [{"prompt_token_ids": p} for p, _ in reqs]
+    submitted = time.perf_counter() - t0
+    # No progress bar: vLLM 0.32's divides by its elapsed time, which is 0 when a batch
+    # finishes within the first tick (ZeroDivisionError on a fast CPU run).
+    outs = list(llm.generate(prompts, params, use_tqdm=False))
+    returned = time.perf_counter() - t0
+    if len(outs) != len(reqs):
+        raise RuntimeError(f"vLLM returned {len(outs)} outputs for {len(reqs)} prompts")
+    for (_, served), out in zip(reqs, outs, strict=True):
+        ttft, decode = request_latency(getattr(out, "metrics", None))
+        comps = sorted(out.outputs, key=lambda c: getattr(c, "index", 0))
+        starts = [len(r.ids) for r in served]
+        for r, comp in zip(served, comps, strict=True):
+            absorb(r, comp, reset_id, max_new_tokens)
+        counts = [len(r.ids) - start for r, start in zip(served, starts, strict=True)]
+        for r, start, n, d in zip(
+            served, starts, counts, sample_decode_times(decode, counts), strict=True
+        ):
+            r.segments.append(Segment(rnd, start, n, submitted, returned, ttft, d))

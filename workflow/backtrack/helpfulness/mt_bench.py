@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backtrack.settings import Decoding
+
 if TYPE_CHECKING:  # torch and transformers load lazily: the table job runs without them
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -159,45 +161,32 @@ def _generate(
     tok: PreTrainedTokenizerBase,
     rows: list[list[int]],
     reset_id: int | None,
-    *,
-    max_new_tokens: int,
-    batch_size: int,
-    do_sample: bool,
-    temperature: float,
-    top_p: float,
-    reset_logit_bias: float,
-    max_resets: int | None,
+    decoding: Decoding,
     desc: str,
 ) -> list[dict[str, Any]]:
     """Batched generation of id rows; per row the raw text, visible text and resets.
 
     :func:`backtrack.generate.hf.decode`, the loop of ``generate_records`` (left padding, the
     ``sequence_bias`` on ``[RESET]``, the reset cap), then the id-level split, for prompts that
-    are whole conversations. ``reset_id=None`` is a model without ``[RESET]`` (the judge).
+    are whole conversations. ``reset_id=None`` is a model without ``[RESET]`` (the judge): no
+    bias and no cap.
     """
-    from backtrack.generate.hf import decode, generation_config, split_generation
+    from backtrack.generate.hf import decode, decoding_config, split_generation
 
     rid = reset_id if reset_id is not None else -1
-    gen_cfg = generation_config(
-        tok,
-        rid,
-        max_new_tokens,
-        do_sample,
-        temperature,
-        top_p,
-        reset_logit_bias if reset_id is not None else 0.0,
-    )
-    out = []
+    if reset_id is None:
+        decoding = decoding.with_(reset_logit_bias=0.0)
     decoded = decode(
         model,
         tok,
         rows,
         reset_id,
-        gen_cfg,
-        max_resets=max_resets,
-        batch_size=batch_size,
+        decoding_config(tok, rid, decoding),
+        max_resets=decoding.max_resets,
+        batch_size=decoding.batch_size,
         desc=desc,
     )
+    out = []
     for d in decoded:
         s = split_generation(d.new_ids, rid, [tok.eos_token_id])
         out.append(
@@ -206,7 +195,7 @@ def _generate(
                 "visible": tok.decode(s.visible, skip_special_tokens=True),
                 "n_resets": len(s.reset_positions),
                 "tokens_generated": len(s.generated),
-                "truncated": not s.ended and len(s.generated) >= max_new_tokens,
+                "truncated": not s.ended and len(s.generated) >= decoding.max_new_tokens,
             }
         )
     return out
@@ -217,44 +206,24 @@ def answer_questions(
     tok: PreTrainedTokenizerBase,
     questions: list[dict[str, Any]],
     reset_id: int,
-    *,
-    max_new_tokens: int,
-    batch_size: int,
-    system: str | None = None,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    reset_logit_bias: float = 0.0,
-    max_resets: int | None = 1,
-    seed: int = 0,
+    decoding: Decoding,
 ) -> list[dict[str, Any]]:
     """Answer every turn of every question, turn by turn (turn k sees the visible answers of
-    turns before it). One record per question: ``turns`` (visible answers, FastChat's
-    ``choices[0].turns``) and per-turn ``raw``, ``n_resets``, ``tokens_generated``, ``truncated``.
+    turns before it), with the deployed ``decoding`` (its system prompt and seed included).
+    One record per question: ``turns`` (visible answers, FastChat's ``choices[0].turns``) and
+    per-turn ``raw``, ``n_resets``, ``tokens_generated``, ``truncated``.
     """
     import torch
 
-    torch.manual_seed(seed)
+    torch.manual_seed(decoding.seed)
     history: list[list[dict[str, str]]] = [[] for _ in questions]
     details: list[list[dict[str, Any]]] = [[] for _ in questions]
     for t in range(max(len(q["turns"]) for q in questions)):
         live = [i for i, q in enumerate(questions) if t < len(q["turns"])]
         for i in live:
             history[i].append({"role": "user", "content": questions[i]["turns"][t]})
-        gens = _generate(
-            model,
-            tok,
-            [conversation_ids(tok, history[i], system) for i in live],
-            reset_id,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            reset_logit_bias=reset_logit_bias,
-            max_resets=max_resets,
-            desc=f"answer turn {t + 1}",
-        )
+        rows = [conversation_ids(tok, history[i], decoding.system) for i in live]
+        gens = _generate(model, tok, rows, reset_id, decoding, f"answer turn {t + 1}")
         for i, g in zip(live, gens, strict=True):
             history[i].append({"role": "assistant", "content": g["visible"]})
             details[i].append(g)
@@ -354,20 +323,9 @@ def judge_answers(
         for turn in range(1, min(2, len(q["turns"]), len(a["turns"])) + 1):
             name, system, user = judge_prompt(q, a, turn, ref)
             items.append((q, turn, name, user, judge_ids(judge_tok, system, user)))
-    gens = _generate(
-        judge,
-        judge_tok,
-        [it[4] for it in items],
-        None,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        do_sample=False,
-        temperature=1.0,
-        top_p=1.0,
-        reset_logit_bias=0.0,
-        max_resets=None,
-        desc="judge",
-    )
+    # Greedy and without [RESET]: the judge is a model of its own.
+    greedy = Decoding(max_new_tokens, batch_size, max_resets=None)
+    gens = _generate(judge, judge_tok, [it[4] for it in items], None, greedy, "judge")
     out = []
     for (q, turn, name, user, _), g in zip(items, gens, strict=True):
         score = parse_rating(g["visible"])

@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from backtrack.report.tables import wilson_interval
+from backtrack.stats import wilson_interval
 
 if TYPE_CHECKING:  # torch and transformers load lazily: the table job runs without them
     import torch
@@ -225,13 +226,17 @@ def bootstrap_ratio(
     return (lo, hi)
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """The intervals' settings (config ``report``): resamples, confidence level, seed."""
+
+    n_boot: int
+    level: float
+    seed: int
+
+
 def nll_columns(
-    scores: list[dict[str, Any]],
-    base: list[dict[str, Any]] | None,
-    *,
-    n_boot: int,
-    level: float,
-    seed: int,
+    scores: list[dict[str, Any]], base: list[dict[str, Any]] | None, bootstrap: Bootstrap
 ) -> dict[str, Any]:
     """Token-weighted mean NLL (sum of NLL / tokens over all answers), its bootstrap interval,
     perplexity, and the paired difference to the base model on the same answers (NaN columns
@@ -240,6 +245,7 @@ def nll_columns(
     den = [s["n_tokens"] for s in scores]
     tokens = sum(den)
     mean = sum(num) / tokens if tokens else math.nan
+    n_boot, level, seed = bootstrap.n_boot, bootstrap.level, bootstrap.seed
     lo, hi = bootstrap_ratio(num, den, n_boot, level, seed)
     cols: dict[str, Any] = {
         "answer_nll": mean,
@@ -294,9 +300,7 @@ def helpfulness_rows(
     *,
     references: str,
     judge: str,
-    n_boot: int,
-    level: float,
-    seed: int,
+    bootstrap: Bootstrap,
     extra: dict[tuple[str, str, str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per model's base model (method and stage ``base``) and per grid entry.
@@ -313,14 +317,8 @@ def helpfulness_rows(
             key = (model, method, stage)
             rows.append(
                 {"model": model, "method": method, "stage": stage, "references": references}
-                | nll_columns(
-                    scores[key],
-                    base if method != "base" else None,
-                    n_boot=n_boot,
-                    level=level,
-                    seed=seed,
-                )
-                | refusal_columns(benign.get(key), level)
+                | nll_columns(scores[key], base if method != "base" else None, bootstrap)
+                | refusal_columns(benign.get(key), bootstrap.level)
                 | (extra or {}).get(key, {})
                 | {"judge": judge}
             )

@@ -84,9 +84,12 @@ def verdict_word(harmful: bool, unsafe: bool, refused: bool) -> str:
     return "refused" if refused else "answered"
 
 
-def rejudge(records: Sequence[dict[str, Any]], judge: dict[str, Any]) -> list[str]:
-    """The verdict words of ``judge`` (``{"name": ..., "params": ...}``) on the records."""
-    j = make_judge(judge["name"], judge.get("params", {}))
+def rejudge(
+    records: Sequence[dict[str, Any]], judge: dict[str, Any], *, reset_token: str
+) -> list[str]:
+    """The verdict words of ``judge`` (``{"name": ..., "params": ...}``) on the records, whose
+    answers were written with ``reset_token`` (the audited run's)."""
+    j = make_judge(judge["name"], judge.get("params", {}), reset_token=reset_token)
     items = [
         JudgeInput(
             id=str(r["audit_id"]),

@@ -32,7 +32,7 @@ from transformers import (
 from transformers.initialization import no_init_weights
 
 from backtrack.io import atomic_dir
-from backtrack.models.precision import resolve_precision, torch_dtype
+from backtrack.models.precision import Precision
 from backtrack.models.provenance import PROVENANCE_FILE
 from backtrack.packages import assemble_gguf, package_file
 
@@ -194,14 +194,15 @@ def load_tokenizer(model_dir: str | os.PathLike[str]) -> PreTrainedTokenizerBase
     return tok
 
 
-def load_model(model_dir: str | os.PathLike[str], precision: str = "fp32") -> PreTrainedModel:
-    """Load a model for inference in the dtype of the ``precision`` setting (auto, bf16, fp32;
-    see :mod:`backtrack.models.precision`), on the GPU when the job has one (paper-scale generation,
-    prefill answers and attacks must not fall back to the CPU of a GPU node). Every script
-    that runs a model loads it here, so one policy decides the dtype.
+def load_model(model_dir: str | os.PathLike[str], precision: Precision) -> PreTrainedModel:
+    """Load a model for inference in a resolved precision (the job resolved its ``precision``
+    setting once, :func:`backtrack.settings.job_settings`), on the GPU when the job has one
+    (paper-scale generation, prefill answers and attacks must not fall back to the CPU of a GPU
+    node). Every script that runs a model loads it here, so one policy decides the dtype.
     """
-    dtype = torch_dtype(resolve_precision(precision))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=precision.dtype, use_safetensors=True
+    )
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()

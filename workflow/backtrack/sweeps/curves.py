@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backtrack.report.tables import efficiency_columns, mean_or_nan, rate_columns
+from backtrack.metrics import length_columns, rate_columns
+from backtrack.stats import mean_or_nan
 
 
 def any_unsafe_at_k(n: int, c: int, k: int) -> float:
@@ -101,6 +102,4 @@ def logit_bias_row(
         row[f"{name}_reset_rate"] = mean_or_nan(r["reset"] for r in judged)
         row[f"{name}_n"] = len(judged)
     plain = [r for name, rs in sets.items() if kinds[name] != "prefill" for r in rs]
-    row["mean_tokens_generated"] = mean_or_nan(r["tokens_generated"] for r in plain)
-    row["mean_tokens_visible"] = mean_or_nan(r["tokens_visible"] for r in plain)
-    return row | efficiency_columns(plain)
+    return row | length_columns(plain)

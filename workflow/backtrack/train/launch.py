@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from backtrack.io import remove_stale_temporaries
-from backtrack.models.precision import resolve_precision
 from backtrack.models.provenance import PROVENANCE_FILE
 from backtrack.plan import batch_plan
+from backtrack.train.spec import TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -194,62 +194,44 @@ def run_launch(
 
 
 def train_job(
-    stage: str,
+    job: TrainJob,
     *,
-    model_dir: str,
-    data: str,
-    out_dir: str,
-    params: dict[str, Any],
-    seed: int,
-    dtype: str,
-    gpus: int,
     threads: int,
     accelerate_config: str | os.PathLike[str],
     stream: IO[str] | None = None,
     module: str = ENTRY_MODULE,
 ) -> dict[str, Any]:
-    """Train one ``train_sft``/``train_dpo`` job on its ``gpus`` GPUs; return its provenance.
+    """Train one job on its GPUs; return its provenance.
 
-    ``gpus`` <= 1: in this process, exactly as before multi-GPU support. More: under
+    One GPU (or none): in this process, exactly as before multi-GPU support. More: under
     ``accelerate launch``, one process per GPU; rank 0 writes ``out_dir``.
     """
-    n = max(1, int(gpus))
-    batch_plan(params, n, stage)  # fail before loading anything
+    n = job.num_processes
+    batch_plan(job.params, n, job.stage)  # fail before loading anything
     if n == 1:
         from backtrack.io import read_jsonl
         from backtrack.train.trainers import run_dpo, run_sft
 
-        run = run_sft if stage == "sft" else run_dpo
-        return run(model_dir, read_jsonl(data), out_dir, params, seed=seed, dtype=dtype)
+        run = run_sft if job.stage == "sft" else run_dpo
+        data = read_jsonl(job.data)
+        return run(job.model_dir, data, job.out_dir, job.params, settings=job.settings)
     cfg = load_accelerate_config(accelerate_config)
-    check_accelerate_config(cfg, stage, params)
+    check_accelerate_config(cfg, job.stage, job.params)
     import torch
 
     cuda = torch.cuda.is_available()
     check_job_devices(n, torch.cuda.device_count() if cuda else None)
-    spec = {
-        "stage": stage,
-        "model_dir": str(model_dir),
-        "data": str(data),
-        "out_dir": str(out_dir),
-        "params": params,
-        "seed": seed,
-        "dtype": dtype,
-        "num_processes": n,
-    }
     run_launch(
-        spec,
+        job.spec(),
         n,
         accelerate_config,
-        mixed_precision="bf16"
-        if resolve_precision(params.get("precision", "fp32")) == "bf16"
-        else "no",
+        mixed_precision="bf16" if job.settings.precision.name == "bf16" else "no",
         threads_per_process=max(1, int(threads) // n),
         stream=stream,
         module=module,
     )
-    prov = Path(out_dir) / PROVENANCE_FILE
+    prov = Path(job.out_dir) / PROVENANCE_FILE
     if not prov.is_file():
-        remove_partial_output(out_dir)
+        remove_partial_output(job.out_dir)
         raise LaunchError(f"the launch exited 0 but rank 0 wrote no {prov}")
     return json.loads(prov.read_text())

@@ -3,8 +3,9 @@
 Started by ``accelerate launch`` (:func:`backtrack.train.launch.run_launch`), never by hand.
 The spec is JSON written by the rule script: ``stage`` (sft or dpo), ``model_dir``, ``data``
 (the JSONL of SFT examples or DPO pairs), ``out_dir``, ``params`` (the config section),
-``seed``, ``dtype`` and ``num_processes``. Every rank trains; rank 0 writes ``out_dir``
-(backtrack.train.trainers).
+``seed``, ``dtype``, ``precision`` (as the rule's script resolved it: ``bf16`` or ``fp32``)
+and ``num_processes`` (:meth:`backtrack.train.spec.TrainJob.spec`). Every rank trains; rank 0
+writes ``out_dir`` (backtrack.train.trainers).
 """
 
 from __future__ import annotations
@@ -41,24 +42,22 @@ def run_rank(
     # accelerate launch sets OMP_NUM_THREADS from --num_cpu_threads_per_process.
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     from backtrack.io import read_jsonl
-    from backtrack.train.trainers import run_dpo, run_sft
+    from backtrack.train.spec import TrainJob
+    from backtrack.train.trainers import Ranks, run_dpo, run_sft
 
     log = logging.getLogger("backtrack.train.rank")
-    run = {"sft": run_sft, "dpo": run_dpo}[spec["stage"]]
+    job = TrainJob.from_spec(spec)
+    run = {"sft": run_sft, "dpo": run_dpo}[job.stage]
     log.info(
-        "%s on %d processes: %s -> %s", spec["stage"], spec["num_processes"], spec["model_dir"],
-        spec["out_dir"],
-    )  # fmt: skip
+        "%s on %d processes: %s -> %s", job.stage, job.num_processes, job.model_dir, job.out_dir
+    )
     info = run(
-        spec["model_dir"],
-        read_jsonl(spec["data"]),
-        spec["out_dir"],
-        spec["params"],
-        seed=spec["seed"],
-        dtype=spec["dtype"],
-        num_processes=spec["num_processes"],
-        callbacks=callbacks,
-        on_saved=on_saved,
+        job.model_dir,
+        read_jsonl(job.data),
+        job.out_dir,
+        job.params,
+        job.settings,
+        Ranks(job.num_processes, callbacks, on_saved),
     )
     log.info("%s done: loss %.4f over %d steps", spec["stage"], info["train_loss"], info["steps"])
     return info

@@ -8,6 +8,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from backtrack.io import atomic_dir
 from backtrack.models.base import DTYPES, reset_token_id
-from backtrack.models.precision import resolve_precision
 from backtrack.models.provenance import PROVENANCE_FILE, provenance
 from backtrack.plan import batch_plan
 from backtrack.train.lm_head import compact_lm_head
+from backtrack.train.spec import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,17 @@ def attn_implementation(setting: str = "auto") -> str:
 
 
 def _common_args(
-    params: dict[str, Any], seed: int, workdir: str, batch: dict[str, int]
+    params: dict[str, Any], settings: TrainSettings, workdir: str, batch: dict[str, int]
 ) -> dict[str, Any]:
     """Trainer arguments shared by SFT and DPO; hyperparameters come from the config.
 
     ``batch`` is :func:`backtrack.plan.batch_plan` of the job: per-device batch and
     accumulation such that per-device x accumulation x processes is the configured global batch.
-    bf16 (the ``precision`` policy) is autocast over the weights as loaded, on CUDA and on CPU
-    alike.
+    bf16 (the job's resolved precision) is autocast over the weights as loaded, on CUDA and on
+    CPU alike.
     """
     cuda = torch.cuda.is_available()
+    seed = settings.seed
     return {
         "output_dir": workdir,
         "per_device_train_batch_size": batch["per_device_batch_size"],
@@ -64,7 +66,7 @@ def _common_args(
         "seed": seed,
         "data_seed": seed,
         "use_cpu": not cuda,
-        "bf16": resolve_precision(params.get("precision", "fp32")) == "bf16",
+        "bf16": settings.precision.name == "bf16",
         "gradient_checkpointing": params["gradient_checkpointing"],
         "dataloader_num_workers": 0,
         # Several processes (DDP): every parameter gets a gradient, so skip DDP's extra search.
@@ -184,6 +186,17 @@ def _rank_device(num_processes: int) -> torch.device | None:
     return None
 
 
+def _right_padded(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``input_ids`` and attention mask of examples, right-padded with zeros."""
+    width = max(len(e["input_ids"]) for e in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+        mask[i, : len(e["input_ids"])] = 1
+    return ids, mask
+
+
 def init_reset_embedding(
     model: Any,
     examples: list[dict[str, Any]],
@@ -223,12 +236,7 @@ def init_reset_embedding(
     with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
-            width = max(len(e["input_ids"]) for e in batch)
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, e in enumerate(batch):
-                ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-                mask[i, : len(e["input_ids"])] = 1
+            ids, mask = _right_padded(batch)
             hidden = model.base_model(
                 input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False
             ).last_hidden_state
@@ -305,56 +313,94 @@ def _load_for_training(
     return model if device is None else model.to(device)
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """The processes a trainer runs in: how many (more than one only under ``accelerate
+    launch``), and what a caller watches a rank with: TRL trainer ``callbacks``, and
+    ``on_saved``, called once rank 0's temporary output is complete (the tests inject failures
+    through both)."""
+
+    num_processes: int = 1
+    callbacks: list[Any] | None = None
+    on_saved: Callable[[], None] | None = None
+
+
+ONE_PROCESS = Ranks()
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What both trainers set up before their trainer: the batch plan, this rank's device, the
+    tokenizer and the policy model."""
+
+    batch: dict[str, int]
+    device: torch.device | None
+    tok: Any
+    model: PreTrainedModel
+
+
+def _start(
+    stage: str, model_dir: str, params: dict[str, Any], settings: TrainSettings, num_processes: int
+) -> _Start:
+    """Seed, plan the batch, and load the tokenizer and the policy on this rank's device."""
+    set_seed(settings.seed)
+    batch = batch_plan(params, num_processes, stage)
+    device = _rank_device(num_processes)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = _load_for_training(model_dir, settings.dtype, device, params)
+    return _Start(batch, device, tok, model)
+
+
+def _record(
+    stage: str, start: _Start, args: Any, trained_on: dict[str, int], params: dict[str, Any]
+) -> dict[str, Any]:
+    """The stage's part of the provenance: its precision as the trainer runs it, attention,
+    what it trained on (``train_examples`` or ``train_pairs``), the config section and batch."""
+    return {
+        "stage": stage,
+        "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
+        "attn_implementation": start.model.config._attn_implementation,
+        **trained_on,
+        "params": params,
+        "batch": start.batch,
+    }
+
+
 def run_sft(
     model_dir: str,
     examples: list[dict[str, Any]],
     out_dir: str,
     params: dict[str, Any],
-    seed: int,
-    dtype: str = "float32",
-    num_processes: int = 1,
-    callbacks: list[Any] | None = None,
-    on_saved: Callable[[], None] | None = None,
+    settings: TrainSettings,
+    ranks: Ranks = ONE_PROCESS,
 ) -> dict[str, Any]:
     """Full fine-tuning with ``SFTTrainer`` on pre-tokenised ``input_ids``/``labels``.
 
-    ``num_processes`` > 1 only under ``accelerate launch`` (:mod:`backtrack.train.rank`).
+    ``ranks.num_processes`` > 1 only under ``accelerate launch`` (:mod:`backtrack.train.rank`).
     """
-    set_seed(seed)
-    batch = batch_plan(params, num_processes, "sft")
-    device = _rank_device(num_processes)
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = _load_for_training(model_dir, dtype, device, params)
+    start = _start("sft", model_dir, params, settings, ranks.num_processes)
+    tok, model = start.tok, start.model
     ds = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
     with tempfile.TemporaryDirectory() as work:
-        args = SFTConfig(**_common_args(params, seed, work, batch), completion_only_loss=None)
+        common = _common_args(params, settings, work, start.batch)
+        args = SFTConfig(**common, completion_only_loss=None)
         init: dict[str, Any] = {"reset_init": params["reset_init"]}
         if params["reset_init"] == "probe" and any(e["kind"] == "backtrack" for e in examples):
             rid = reset_token_id(tok, params["reset_token"])
             init |= init_reset_embedding(model, examples, rid, bf16=args.bf16)
             log.info("probe init of the reset embedding: %s", init)
         trainer = SFTTrainer(
-            model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=callbacks
+            model=model,
+            args=args,
+            train_dataset=ds,
+            processing_class=tok,
+            callbacks=ranks.callbacks,
         )
         # On a CPU, the LM head scores labelled positions only (backtrack.train.lm_head).
         compact_lm_head(trainer.model, trainer.accelerator.autocast)
-        return _train_and_save(
-            trainer,
-            tok,
-            model_dir,
-            out_dir,
-            {
-                "stage": "sft",
-                "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
-                "attn_implementation": model.config._attn_implementation,
-                "train_examples": len(examples),
-                "params": params,
-                "batch": batch,
-                **init,
-            },
-            dtype=DTYPES[dtype],
-            on_saved=on_saved,
-        )
+        info = _record("sft", start, args, {"train_examples": len(examples)}, params) | init
+        dtype = DTYPES[settings.dtype]
+        return _train_and_save(trainer, tok, model_dir, out_dir, info, dtype, ranks.on_saved)
 
 
 def run_dpo(
@@ -362,11 +408,8 @@ def run_dpo(
     pairs: list[dict[str, Any]],
     out_dir: str,
     params: dict[str, Any],
-    seed: int,
-    dtype: str = "float32",
-    num_processes: int = 1,
-    callbacks: list[Any] | None = None,
-    on_saved: Callable[[], None] | None = None,
+    settings: TrainSettings,
+    ranks: Ranks = ONE_PROCESS,
 ) -> dict[str, Any]:
     """DPO with ``DPOTrainer``; the reference model is the SFT checkpoint, loaded explicitly.
 
@@ -375,39 +418,24 @@ def run_dpo(
     Under FSDP, DPOTrainer shards this reference model itself (TRL's ``prepare_fsdp``, eval mode);
     under DDP it wraps it with ``accelerator.prepare_model(..., evaluation_mode=True)``.
     """
-    set_seed(seed)
-    batch = batch_plan(params, num_processes, "dpo")
-    device = _rank_device(num_processes)
-    tok = AutoTokenizer.from_pretrained(sft_dir)
-    model = _load_for_training(sft_dir, dtype, device, params)
-    ref = _load_for_training(sft_dir, dtype, device, params)
+    start = _start("dpo", sft_dir, params, settings, ranks.num_processes)
+    tok = start.tok
+    ref = _load_for_training(sft_dir, settings.dtype, start.device, params)
     ds = dpo_dataset(pairs, tok)
     with tempfile.TemporaryDirectory() as work:
-        args = DPOConfig(**_common_args(params, seed, work, batch), beta=params["beta"])
+        common = _common_args(params, settings, work, start.batch)
+        args = DPOConfig(**common, beta=params["beta"])
         trainer = DPOTrainer(
-            model=model,
+            model=start.model,
             ref_model=ref,
             args=args,
             train_dataset=ds,
             processing_class=tok,
-            callbacks=callbacks,
+            callbacks=ranks.callbacks,
         )
         # On a CPU, the LM heads score labelled positions only (backtrack.train.lm_head).
         compact_lm_head(trainer.model, trainer.accelerator.autocast)
         compact_lm_head(trainer.ref_model, trainer.accelerator.autocast)
-        return _train_and_save(
-            trainer,
-            tok,
-            sft_dir,
-            out_dir,
-            {
-                "stage": "dpo",
-                "precision": "bf16" if args.bf16 else "fp32",  # as resolved for the trainer
-                "attn_implementation": model.config._attn_implementation,
-                "train_pairs": len(pairs),
-                "params": params,
-                "batch": batch,
-            },
-            dtype=DTYPES[dtype],
-            on_saved=on_saved,
-        )
+        info = _record("dpo", start, args, {"train_pairs": len(pairs)}, params)
+        dtype = DTYPES[settings.dtype]
+        return _train_and_save(trainer, tok, sft_dir, out_dir, info, dtype, ranks.on_saved)

@@ -1,9 +1,9 @@
 import json
 
 from backtrack.helpfulness.mt_bench import mt_bench_columns
-from backtrack.helpfulness.nll import helpfulness_rows
+from backtrack.helpfulness.nll import Bootstrap, helpfulness_rows
 from backtrack.io import atomic_file, read_jsonl
-from backtrack.report.tables import build_table
+from backtrack.metrics import build_table
 from backtrack.smk import param_json, setup
 
 
@@ -26,9 +26,9 @@ rows = helpfulness_rows(
     keyed(grid, snakemake.input.benign),
     references=snakemake.params.references,
     judge=snakemake.params.judge,
-    n_boot=snakemake.params.bootstrap,
-    level=snakemake.params.ci_level,
-    seed=snakemake.params.seed,
+    bootstrap=Bootstrap(
+        snakemake.params.bootstrap, snakemake.params.ci_level, snakemake.params.seed
+    ),
     extra=extra,
 )
 prov = param_json(snakemake, "provenance")

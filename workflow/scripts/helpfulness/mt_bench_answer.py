@@ -1,22 +1,17 @@
 from backtrack.helpfulness.mt_bench import answer_questions, load_questions
 from backtrack.io import write_jsonl
-from backtrack.models.base import load_model, load_tokenizer, reset_token_id
+from backtrack.models.base import load_model, load_tokenizer
+from backtrack.settings import job_settings
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
-decoding = param_json(snakemake, "decoding")
+settings = job_settings(snakemake)
+# The deployed decoding at MT-Bench's lengths, with the job's system prompt and seed.
+decoding = settings.decoding(param_json(snakemake, "decoding"))
 questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
 tok = load_tokenizer(snakemake.input.model)
-model = load_model(snakemake.input.model, snakemake.params.precision)
-answers = answer_questions(
-    model,
-    tok,
-    questions,
-    reset_token_id(tok, snakemake.params.reset_token),
-    system=snakemake.params.system,
-    seed=snakemake.params.seed,
-    **decoding,
-)
+model = load_model(snakemake.input.model, settings.precision)
+answers = answer_questions(model, tok, questions, settings.reset(tok).id, decoding)
 write_jsonl(snakemake.output.answers, answers)
 log.info(
     "%d questions answered, %d turns reset",

@@ -1,14 +1,16 @@
 from backtrack.helpfulness.mt_bench import judge_answers, load_questions, load_reference_answers
 from backtrack.io import read_jsonl, write_jsonl
 from backtrack.models.base import load_model
+from backtrack.settings import job_settings
 from backtrack.smk import param_json, setup
 from transformers import AutoTokenizer
 
 log = setup(snakemake)
+settings = job_settings(snakemake)
 cfg = param_json(snakemake, "judge")
 questions = load_questions(snakemake.input.questions, snakemake.params.n_questions)
 tok = AutoTokenizer.from_pretrained(cfg["model"])
-judge = load_model(cfg["model"], snakemake.params.precision)
+judge = load_model(cfg["model"], settings.precision)
 judgments = judge_answers(
     judge,
     tok,

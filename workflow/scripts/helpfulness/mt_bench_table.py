@@ -1,6 +1,6 @@
 from backtrack.helpfulness.mt_bench import mt_bench_columns
 from backtrack.io import atomic_file, read_jsonl
-from backtrack.report.tables import build_table
+from backtrack.metrics import build_table
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)

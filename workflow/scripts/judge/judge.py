@@ -1,23 +1,22 @@
 from backtrack.jobstats import COUNTER, write_job_stats
-from backtrack.judge.job import make_job, run
-from backtrack.models.precision import resolve_precision
+from backtrack.judge.job import make_job, ran_in, run
+from backtrack.settings import job_settings, param
 from backtrack.smk import param_json, setup
 
 setup(snakemake)
+settings = job_settings(snakemake)  # the precision resolved (and logged) once, here
+judge = param_json(snakemake, "judge")
 job = make_job(
-    judge=param_json(snakemake, "judge"),
-    precision=snakemake.params.precision,
+    settings,
+    judge=judge,
     generations=snakemake.input.generations,
     prompts=snakemake.input.prompts,
     output=snakemake.output.judgments,
     # Sweep points may answer the first `limit` prompts, `samples` times each.
-    samples=getattr(snakemake.params, "samples", 1),
-    limit=getattr(snakemake.params, "limit", 0),
-    threads=snakemake.threads,
+    samples=param(snakemake, "samples", 1),
+    limit=param(snakemake, "limit", 0),
 )
 # In-process, or in the vLLM environment when the judge runs on vLLM and this Python has none.
 run([job])
 if COUNTER.total():  # a model judge ran in this process (Llama Guard); patterns count nothing
-    cfg = param_json(snakemake, "judge")
-    precision = cfg["params"].get("dtype") or resolve_precision(snakemake.params.precision)
-    write_job_stats(snakemake, cfg["params"]["model"], precision=precision)
+    write_job_stats(snakemake, judge["params"]["model"], precision=ran_in(job))

@@ -1,8 +1,8 @@
 import json
 
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
-from backtrack.io import atomic_file
-from backtrack.report.tables import build_table, table1_row
+from backtrack.metrics import write_table
+from backtrack.report.tables import table1_row
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
@@ -41,6 +41,5 @@ for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
             },
         )
     )
-with atomic_file(snakemake.output.table) as tmp:
-    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+write_table(rows, snakemake.output.table)
 log.info("table 1: %d rows", len(rows))

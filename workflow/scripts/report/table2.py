@@ -1,7 +1,7 @@
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
-from backtrack.io import atomic_file
+from backtrack.metrics import write_table
 from backtrack.plan import PREFILL_SOURCES, prefill_attack_name
-from backtrack.report.tables import build_table, table2_row
+from backtrack.report.tables import table2_row
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
@@ -35,6 +35,5 @@ for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
             rows.append(
                 table2_row(key, attack, snakemake.params.attack_prompts, records, level, judge)
             )
-with atomic_file(snakemake.output.table) as tmp:
-    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+write_table(rows, snakemake.output.table)
 log.info("table 2: %d rows", len(rows))

@@ -1,9 +1,8 @@
 from collections import defaultdict
 
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
-from backtrack.io import atomic_file
+from backtrack.metrics import write_table
 from backtrack.plan import point_bias
-from backtrack.report.tables import build_table
 from backtrack.smk import param_json, setup
 from backtrack.sweeps.curves import logit_bias_row
 
@@ -29,6 +28,5 @@ rows = [
     )
     for (m, meth, st, bias), sets in sorted(cells.items())
 ]
-with atomic_file(snakemake.output.table) as tmp:
-    build_table(rows).to_csv(tmp, index=False, float_format="%.4f")
+write_table(rows, snakemake.output.table)
 log.info("logit-bias sweep: %d rows", len(rows))

@@ -1,6 +1,5 @@
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
-from backtrack.io import atomic_file
-from backtrack.report.tables import build_table
+from backtrack.metrics import write_table
 from backtrack.smk import param_json, setup
 from backtrack.sweeps.curves import worst_of_k_rows
 
@@ -23,6 +22,5 @@ for (model, method, stage, dataset, _), path, prompts in inputs:
         seed=snakemake.params.seed,
     )
 extra = {"temperature": spec["temperature"], "top_p": spec["top_p"]}
-with atomic_file(snakemake.output.table) as tmp:
-    build_table([r | extra for r in rows]).to_csv(tmp, index=False, float_format="%.4f")
+write_table([r | extra for r in rows], snakemake.output.table)
 log.info("worst-of-k: %d rows", len(rows))
