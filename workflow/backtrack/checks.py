@@ -17,7 +17,7 @@ from backtrack.io import iter_jsonl, read_jsonl
 # What a judge reads of a generation record (backtrack.judge.refusal.JudgeInput.from_generation).
 GENERATION_FIELDS = ("id", "prompt", "visible", "harmful", "truncated", "reset")
 # What the tables read of a judgment record (a generation record plus the judge's verdict).
-JUDGMENT_FIELDS = (*GENERATION_FIELDS, "unsafe", "refused", "judge")
+JUDGMENT_FIELDS = (*GENERATION_FIELDS, "unsafe", "refused", "judge", "turned_back")
 
 
 class IncompleteError(ValueError):
