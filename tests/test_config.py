@@ -120,3 +120,95 @@ def test_attack_sets(cfg):
     assert optimising_attacks(cfg) == ["gcg", "autodan", "adaptive"]
     cfg["attacks"]["run"] = ["gcg"]
     assert prefill_attack_sets(cfg) == {}
+
+
+def _rename_model(c, new):
+    """Rename the default config's model alias everywhere the run refers to it."""
+    c["models"][new] = c["models"].pop("smollm2-135m")
+    c["run"]["models"] = [new]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: _rename_model(c, ".."), "models..."),
+        (lambda c: _rename_model(c, "."), "models.."),
+        (lambda c: _rename_model(c, ".hidden"), "models..hidden"),
+        (lambda c: _rename_model(c, "-rf"), "models.-rf"),
+        (lambda c: c["run"].__setitem__("models", [".."]), "run.models.0"),
+        (lambda c: c["prefill"].__setitem__("other_model", "../x"), "prefill.other_model"),
+    ],
+)
+def test_path_component_values_must_be_safe_names(cfg, mutate, key):
+    """A value that becomes a path component ('..' as a model alias) stops the plan, naming
+    the key, instead of making models share (or escape) their result folders."""
+    bad = copy.deepcopy(cfg)
+    mutate(bad)
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad)
+    assert f"config key '{key}': " in str(err.value)
+    assert "path component" in str(err.value)
+
+
+def test_pool_from_dotdot_names_its_key(cfg):
+    cfg["models"]["smollm2-135m"]["pool_from"] = ".."
+    with pytest.raises(
+        ConfigError, match=r"'models\.smollm2-135m\.pool_from': '\.\.' is not a safe"
+    ):
+        validate_config(cfg)
+
+
+def test_eval_set_name_dotdot_names_its_key(cfg):
+    cfg["data"]["eval_sets"][".."] = {"source": "advbench"}
+    with pytest.raises(ConfigError, match=r"config key 'data\.eval_sets\.\.\.': the name"):
+        validate_config(cfg)
+
+
+def test_unsafe_names_checked_without_the_schema(cfg):
+    """The cross-key check stands on its own (a schema without the patterns still refuses)."""
+    from backtrack.config import check_path_names
+
+    validate_config(cfg)
+    _rename_model(cfg, "..")
+    with pytest.raises(ConfigError, match=r"config key 'models\.\.\.': '\.\.' is not a safe name"):
+        check_path_names(cfg)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "what"),
+    [
+        (
+            lambda c: c["models"].__setitem__(
+                "SmolLM2-135M", copy.deepcopy(c["models"]["smollm2-135m"])
+            ),
+            "models.SmolLM2-135M",
+            "only in case",
+        ),
+        (
+            lambda c: c["data"]["eval_sets"].__setitem__("benign", {"source": "advbench"}),
+            "data.eval_sets.benign",
+            "held-out benign set",
+        ),
+        (
+            lambda c: c["sweeps"]["logit_bias"].__setitem__("values", [-5, 2.5, 2.5000001]),
+            "sweeps.logit_bias.values[2]",
+            "share the sweep folder",
+        ),
+        (
+            lambda c: c["sweeps"]["logit_bias"].__setitem__("values", [0, -5, -5.0]),
+            "sweeps.logit_bias.values[2]",
+            "share the sweep folder",
+        ),
+    ],
+)
+def test_names_that_would_share_files_are_refused(cfg, mutate, key, what):
+    mutate(cfg)
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert f"config key '{key}'" in str(err.value)
+    assert what in str(err.value)
+
+
+def test_safe_aliases_pass(cfg):
+    _rename_model(cfg, "Llama-3.1_8B")
+    validate_config(cfg)

@@ -4,7 +4,9 @@ crash (atomic outputs, stale temporaries, cut-off transcript lines, SIGTERM)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from backtrack.io import (
     atomic_file,
     read_jsonl,
     read_partial_jsonl,
+    write_json,
     write_jsonl,
 )
 
@@ -99,3 +102,42 @@ def test_write_jsonl_round_trips_non_ascii(tmp_path):
     assert json.loads(p.read_text(encoding="utf-8")) == {"id": "ü", "t": "日本"}
     assert read_jsonl(p) == [{"id": "ü", "t": "日本"}]
     assert Path(p).read_bytes().decode("utf-8").count("\n") == 1
+
+
+@pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
+def umask(request):
+    """Run the test under a umask, restored afterwards."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_atomic_outputs_get_the_mode_of_an_ordinary_open(tmp_path, umask):
+    """Group-shared results stay readable: no 0600/0700 from the temporary's creation."""
+    with atomic_file(tmp_path / "t.csv") as tmp:
+        tmp.write_text("a,b\n")
+    write_jsonl(tmp_path / "g.jsonl", [{"id": "a"}])
+    write_json(tmp_path / "info.json", {"a": 1})
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "model.safetensors").write_bytes(b"w")
+        (tmp / "tok").mkdir()
+    (tmp_path / "plain.txt").write_text("x")
+    assert _mode(tmp_path / "plain.txt") == 0o666 & ~umask
+    for name in ("t.csv", "g.jsonl", "info.json", "model/model.safetensors"):
+        assert _mode(tmp_path / name) == 0o666 & ~umask, name
+    for name in ("model", "model/tok"):
+        assert _mode(tmp_path / name) == 0o777 & ~umask, name
+
+
+def test_atomic_file_replaces_an_output_with_the_ordinary_mode(tmp_path, umask):
+    out = tmp_path / "t.csv"
+    out.write_text("old")
+    out.chmod(0o600)
+    with atomic_file(out) as tmp:
+        tmp.write_text("new")
+    assert out.read_text() == "new"
+    assert _mode(out) == 0o666 & ~umask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from jsonschema import Draft202012Validator, validators
 from backtrack import catalog
 from backtrack.catalog import JUDGE_PARAMS
 from backtrack.plan import (
+    LOGIT_BIAS,
     TRAIN_RULES,
     attack_shards,
     batch_plan,
+    bias_label,
     generated_sets,
     job_gpus,
     optimising_attacks,
@@ -55,6 +58,40 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
 
 
+#: Config values that become path components (model aliases, eval set names): a letter or digit,
+#: then letters, digits, '.', '_' or '-'. Rules out '.', '..', hidden names, '/', spaces and a
+#: leading '-' (read as an option by command-line tools). The schema uses the same pattern.
+SAFE_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
+#: Set names the workflow makes itself: an eval set of that name would share their files.
+RESERVED_SET_NAMES = ("benign",)
+
+
+def _unsafe_name(key: str, name: Any, where: str) -> ConfigError:
+    return ConfigError(
+        f"config key '{key}': {name!r} is not a safe name; it becomes a path component "
+        f"({where}), so use letters, digits, '.', '_' and '-', starting with a letter or digit"
+    )
+
+
+def _schema_error(e: Any) -> ConfigError:
+    """A schema error as a :class:`ConfigError` that names the offending key."""
+    if e.validator == "additionalProperties":
+        extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+        where = key_path([*e.absolute_path, extra[0]]) if extra else key_path(e.absolute_path)
+        return ConfigError(f"config key '{where}': unknown key (not in the schema)")
+    if "propertyNames" in e.absolute_schema_path:
+        # The error is about a key of this object, not its value: name the key itself.
+        where = key_path([*e.absolute_path, e.instance])
+        if e.validator == "pattern" and e.validator_value == SAFE_NAME_PATTERN:
+            return _unsafe_name(where, e.instance, "a folder or file name under results/")
+        return ConfigError(f"config key '{where}': the name {e.message}")
+    where = key_path(e.absolute_path)
+    if e.validator == "pattern" and e.validator_value == SAFE_NAME_PATTERN:
+        return _unsafe_name(where, e.instance, "a folder or file name under results/")
+    return ConfigError(f"config key '{where}': {e.message}")
+
+
 def validate_config(
     config: dict[str, Any], schema: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -62,13 +99,7 @@ def validate_config(
     schema = schema or load_schema()
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        e = errors[0]
-        where = key_path(e.absolute_path)
-        if e.validator == "additionalProperties":
-            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
-            where = key_path([*e.absolute_path, extra[0]]) if extra else where
-            raise ConfigError(f"config key '{where}': unknown key (not in the schema)")
-        raise ConfigError(f"config key '{where}': {e.message}")
+        raise _schema_error(errors[0])
     check_finite(config)
     drop_removed_eval_sets(config)
     for check in CROSS_KEY_CHECKS:
@@ -88,6 +119,62 @@ def check_finite(obj: Any, path: tuple[Any, ...] = ()) -> None:
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             check_finite(v, (*path, i))
+
+
+def _path_names(config: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """``(config key, value, where it goes)`` of every config value that names a file or folder
+    of an output (the {model} and {dataset} wildcards)."""
+    models = "results/models/<alias>/"
+    out: list[tuple[str, Any, str]] = [(f"models.{a}", a, models) for a in config["models"]]
+    out += [(f"run.models[{i}]", a, models) for i, a in enumerate(config["run"]["models"])]
+    out += [
+        (f"models.{a}.pool_from", m["pool_from"], "results/data/train/<alias>/pool.jsonl")
+        for a, m in config["models"].items()
+        if m.get("pool_from") is not None
+    ]
+    other = config.get("prefill", {}).get("other_model")
+    if other is not None:
+        out.append(("prefill.other_model", other, "results/data/prefill/<alias>/"))
+    sets = "results/data/eval/<set>.jsonl"
+    out += [(f"data.eval_sets.{n}", n, sets) for n in config["data"]["eval_sets"]]
+    return out
+
+
+def check_path_names(config: dict[str, Any]) -> None:
+    """Aliases and set names become path components: an unsafe one ('..', '.hidden', '-x')
+    would put outputs outside their folder or make two models share files. Also refuses names
+    that differ only in case (one folder on a case-insensitive file system), an eval set named
+    like a set the workflow makes itself, and logit-bias values that print alike (one sweep
+    folder for two biases).
+    """
+    for key, name, where in _path_names(config):
+        if not isinstance(name, str) or not _SAFE_NAME.match(name):
+            raise _unsafe_name(key, name, where)
+    seen: dict[str, str] = {}
+    for alias in config["models"]:
+        first = seen.setdefault(alias.casefold(), alias)
+        if first != alias:
+            raise ConfigError(
+                f"config key 'models.{alias}': differs from alias {first!r} only in case; "
+                "on a case-insensitive file system both write results/models/"
+                f"{first}/; rename one"
+            )
+    for name in RESERVED_SET_NAMES:
+        if name in config["data"]["eval_sets"]:
+            raise ConfigError(
+                f"config key 'data.eval_sets.{name}': {name!r} is the held-out benign set's "
+                "name (results/data/eval/benign.jsonl); rename this set"
+            )
+    labels: dict[str, int] = {}
+    values = config.get("sweeps", {}).get(LOGIT_BIAS, {}).get("values", [])
+    for i, v in enumerate(values):
+        j = labels.setdefault(bias_label(v), i)
+        if j != i:
+            raise ConfigError(
+                f"config key 'sweeps.logit_bias.values[{i}]': {v} and values[{j}] = "
+                f"{values[j]} share the sweep folder results/sweeps/logit_bias/{bias_label(v)}/ "
+                "(paths keep 6 significant digits); drop one or make them differ sooner"
+            )
 
 
 def check_model_paths(config: dict[str, Any]) -> None:
@@ -401,6 +488,7 @@ def check_judges(config: dict[str, Any]) -> None:
 #: The cross-key checks the schema cannot express, in the order they run (the first failure is
 #: the one reported).
 CROSS_KEY_CHECKS: tuple[Callable[[dict[str, Any]], None], ...] = (
+    check_path_names,
     check_run_models,
     check_model_sources,
     check_prefill_sets,

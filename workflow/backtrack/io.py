@@ -7,9 +7,9 @@ import glob
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +108,38 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     return stale
 
 
+#: Flags of a new temporary file: created here, never an existing one (or a link) reused.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _create_temporary(path: Path, create: Callable[[Path], None]) -> Path:
+    """Create a fresh ``.<name>.<random>.tmp`` sibling of ``path`` with ``create``.
+
+    Not ``tempfile.mkstemp``/``mkdtemp``: they make mode 0600/0700 whatever the umask, and the
+    rename keeps that mode, so results in a group-shared directory would be unreadable to the
+    group. ``create`` asks for 0666 (a file) or 0777 (a directory) and the kernel applies the
+    umask (or the directory's default ACL), as for an ordinary ``open()`` or ``mkdir``.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            create(tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    The file gets the mode an ordinary ``open()`` would give it (``0666`` less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path, lambda p: os.close(os.open(p, _NEW_FILE, 0o666)))
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -127,11 +151,14 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary directory next to ``path``; move it onto ``path`` only on success."""
+    """Yield a temporary directory next to ``path``; move it onto ``path`` only on success.
+
+    The directory gets the mode of an ordinary ``mkdir`` (``0777`` less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = _create_temporary(path, lambda p: os.mkdir(p, 0o777))
     try:
         yield tmp
         if path.exists():
