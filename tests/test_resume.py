@@ -14,6 +14,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 import psutil
 import pytest
 from backtrack.io import read_jsonl
+from backtrack.smk import runs_snakemake
 
 from tests.test_workflow import ROOT, SNAKEMAKE, write_config
 
@@ -167,3 +169,94 @@ def test_kill_anywhere_and_resume_gives_the_uninterrupted_results(workflow_run, 
     # No debris: temporaries of killed writers and attack transcripts are gone.
     debris = [p for p in work.rglob("*") if p.name.endswith((".tmp", ".partial"))]
     assert debris == []
+
+
+# A rule script that starts as every rule script does, holds a temporary of its output open
+# and outlives the test unless something stops it. As a shell rule's command it has no
+# `snakemake` object: it sets up what setup() would.
+SLEEPER = """\
+import os
+import sys
+import time
+from pathlib import Path
+
+from backtrack.io import atomic_file
+from backtrack.smk import setup
+
+if "snakemake" in globals():
+    setup(snakemake)
+    out = snakemake.output[0]
+else:
+    import signal
+    from backtrack.smk import exit_on_sigterm, stop_with_snakemake
+
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    stop_with_snakemake()
+    out = sys.argv[1]
+with atomic_file(out) as tmp:
+    tmp.write_text("half")
+    Path("job.pid").write_text(str(os.getpid()))
+    time.sleep(60)
+"""
+RULES = {
+    "script": 'script: "job.py"',
+    # Snakemake -> bash -> python: a parent-death signal would follow the shell only.
+    "shell": 'shell: "set -euo pipefail; python job.py {output} 2> {log}"',
+}
+
+
+@pytest.mark.parametrize("kind", RULES)
+def test_a_job_stops_when_snakemake_alone_is_killed(tmp_path, kind):
+    """A SIGKILL of the Snakemake process alone (the OOM killer picks one process) stops its
+    job through the SIGTERM path: no job writes its output after a rerun planned without it."""
+    (tmp_path / "Snakefile").write_text(
+        f'rule sleeper:\n    output: "out.txt"\n    log: "sleeper.log"\n    {RULES[kind]}\n'
+    )
+    (tmp_path / "job.py").write_text(SLEEPER)
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "workflow"), env.get("PYTHONPATH")])
+    )
+    with open(tmp_path / "snakemake.txt", "w") as out:
+        proc = subprocess.Popen(
+            [*SNAKEMAKE, "--cores", "1"], cwd=tmp_path, env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    pid_file = tmp_path / "job.pid"
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert proc.poll() is None, (tmp_path / "snakemake.txt").read_text()
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.05)
+    job = psutil.Process(int(pid_file.read_text()))
+    proc.kill()  # Snakemake only, not its process group
+    proc.wait(60)
+    try:
+        deadline = time.monotonic() + 10
+        while alive(job) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(job), f"job {job.pid} still runs 10 s after Snakemake was killed"
+    finally:
+        with contextlib.suppress(psutil.Error):
+            job.kill()
+    assert not (tmp_path / "out.txt").exists()
+    assert list(tmp_path.glob(".out.txt.*")) == []  # the SIGTERM path removed its temporary
+    assert "that started this job is gone: stopping" in (tmp_path / "sleeper.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "runs"),
+    [
+        (["/venv/bin/python", "/venv/bin/snakemake", "--cores", "2"], True),
+        (["python3", "-m", "snakemake", "results/table1.csv"], True),
+        (["python", "-X", "dev", "-u", "-m", "snakemake"], True),
+        (["/usr/local/bin/snakemake", "--unlock"], True),
+        (["/venv/bin/python", "/w/.snakemake/scripts/tmpab12.train.py"], False),
+        (["/bin/bash", "-c", "set -euo pipefail; python .snakemake/scripts/tmp.x.py"], False),
+        (["slurmstepd: [123.0]"], False),
+        ([], False),
+    ],
+)
+def test_runs_snakemake_tells_snakemake_from_its_jobs(argv, runs):
+    assert runs_snakemake(argv) is runs

@@ -1,12 +1,26 @@
-"""Support for the workflow's scripts: logging into the rule's log file and thread limits."""
+"""Support for the workflow's scripts: logging into the rule's log file, thread limits, and
+stopping with the Snakemake process that started the job."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+# How often a job looks for the Snakemake process that started it, and how long it waits for
+# its own SIGTERM clean-up to end before it kills itself.
+WATCH_INTERVAL_S = 1.0
+CLEANUP_GRACE_S = 60.0
+# Python options that take a value as the next argument (``python -X dev -m snakemake``).
+_PYTHON_VALUE_OPTIONS = ("-X", "-W")
+_watching: list[tuple[int, int]] | None = None
 
 
 def exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -14,11 +28,98 @@ def exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def runs_snakemake(argv: Sequence[str]) -> bool:
+    """Whether a command line runs Snakemake: ``snakemake …``, ``python …/bin/snakemake …`` (a
+    console script) or ``python -m snakemake …``; a job's ``.snakemake/scripts/…`` is not."""
+    if not argv:
+        return False
+    name = os.path.basename(argv[0])
+    if name == "snakemake":
+        return True
+    if not name.startswith("python"):
+        return False
+    rest = list(argv[1:])
+    while rest and rest[0].startswith("-") and rest[0] != "-m":
+        rest = rest[2:] if rest[0] in _PYTHON_VALUE_OPTIONS else rest[1:]
+    if rest[:2] == ["-m", "snakemake"]:
+        return True
+    return bool(rest) and os.path.basename(rest[0]) == "snakemake"
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time) of a process from ``/proc``; None if it is gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()  # the name in (…) may hold spaces
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def _proc_argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def snakemake_ancestors(pid: int | None = None) -> list[tuple[int, int]]:
+    """(pid, start time) of each ancestor of ``pid`` (this process) that runs Snakemake, the
+    nearest first. Empty without ``/proc`` or under a job wrapper that runs no Snakemake."""
+    found = []
+    stat = _proc_stat(os.getpid() if pid is None else pid)
+    while stat is not None and stat[1] > 0:
+        parent = stat[1]
+        stat = _proc_stat(parent)
+        if stat is not None and runs_snakemake(_proc_argv(parent)):
+            found.append((parent, stat[2]))
+    return found
+
+
+def _alive(pid: int, start: int) -> bool:
+    """Whether the process ``pid`` started at ``start`` still runs (not a zombie, not a new
+    process that reuses the pid)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in "ZXx" and stat[2] == start
+
+
+def _watch(ancestors: list[tuple[int, int]], interval: float, grace: float) -> None:
+    while all(_alive(pid, start) for pid, start in ancestors):
+        time.sleep(interval)
+    gone = next((pid for pid, start in ancestors if not _alive(pid, start)), 0)
+    print(f"Snakemake (pid {gone}) that started this job is gone: stopping", file=sys.stderr)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)  # still here only if the clean-up hangs: a daemon thread ends with the job
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stop_with_snakemake(
+    interval: float = WATCH_INTERVAL_S, grace: float = CLEANUP_GRACE_S
+) -> list[tuple[int, int]]:
+    """SIGTERM this job when a Snakemake process above it dies, even by SIGKILL: otherwise the
+    job runs on under PID 1 and writes its output after a rerun has planned without it. Between
+    Snakemake and the job may stand a shell, so parent-death signals would follow the shell.
+    Returns the watched (pid, start time) pairs; none where no Snakemake runs above (then
+    nothing is watched). Watching starts once per process."""
+    global _watching
+    if _watching is None:
+        _watching = snakemake_ancestors()
+        if _watching:
+            threading.Thread(
+                target=_watch, args=(_watching, interval, grace), daemon=True,
+                name="stop-with-snakemake",
+            ).start()  # fmt: skip
+    return _watching
+
+
 def setup(snakemake: Any) -> logging.Logger:
-    """Send stdout/stderr/logging to ``snakemake.log[0]``, use the rule's thread count, and turn
-    SIGTERM (Snakemake's or SLURM's way to stop a job) into an exception that cleans up.
+    """Send stdout/stderr/logging to ``snakemake.log[0]``, use the rule's thread count, turn
+    SIGTERM (Snakemake's or SLURM's way to stop a job) into an exception that cleans up, and
+    stop the job the same way when the Snakemake process that started it dies.
     """
     signal.signal(signal.SIGTERM, exit_on_sigterm)
+    stop_with_snakemake()
     if snakemake.log:
         stream = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
         sys.stdout = sys.stderr = stream
