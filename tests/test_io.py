@@ -141,3 +141,22 @@ def test_atomic_file_replaces_an_output_with_the_ordinary_mode(tmp_path, umask):
         tmp.write_text("new")
     assert out.read_text() == "new"
     assert _mode(out) == 0o666 & ~umask
+
+
+def test_a_full_disk_names_the_output(tmp_path):
+    """safetensors' "No space left on device" names no file; the atomic writers say which."""
+    import errno as errno_
+
+    from backtrack.io import atomic_dir, atomic_file
+
+    def full(*_):
+        raise OSError(errno_.ENOSPC, "No space left on device")
+
+    for writer, name in ((atomic_dir, "model"), (atomic_file, "table.csv")):
+        with (
+            pytest.raises(OSError, match=f"no space left to write .*{name}") as caught,
+            writer(tmp_path / name),
+        ):
+            full()
+        assert caught.value.errno == errno_.ENOSPC
+        assert not list(tmp_path.glob(f".{name}.*.tmp"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import logging
@@ -130,6 +131,17 @@ def _create_temporary(path: Path, create: Callable[[Path], None]) -> Path:
     raise FileExistsError(f"no free temporary name next to {path}")
 
 
+def _name_full_disk(err: BaseException, path: Path) -> None:
+    """A full disk surfaces from deep inside a writer (safetensors, tokenizers) with no file
+    named: say which output could not be written, and where the space ran out."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise OSError(
+            err.errno,
+            f"no space left to write {path} (on the file system of {path.parent}; "
+            f"{shutil.disk_usage(path.parent).free // 2**20} MiB free now): {err.strerror}",
+        ) from err
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
@@ -143,9 +155,10 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _name_full_disk(err, path)
         raise
 
 
@@ -164,8 +177,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_full_disk(err, path)
         raise
 
 

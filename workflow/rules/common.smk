@@ -8,6 +8,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from backtrack.config import check_sweeps, validate_config
+from backtrack.freshness import stale_message, stale_sources
+from backtrack.models.provenance import checkpoint_problem
 from backtrack.plan import (
     ANSWER_SOURCES,
     LOGIT_BIAS,
@@ -203,10 +205,64 @@ def one(pattern, **keys):
     return path
 
 
+def sound_checkpoint(path):
+    """``path``, after checking that an existing checkpoint's weight files still match its
+    provenance record (sizes only: a stat per file): a job planned to run from a damaged one
+    stops the plan with the command that rebuilds it. (Where the job's own output exists,
+    Snakemake swallows this error; the tables' check, `fresh`, catches that case.)"""
+    problem = None
+    if os.path.isdir(path) and not rebuilt_here(path):
+        problem = checkpoint_problem(path)
+    if problem:
+        raise WorkflowError(
+            f"checkpoint {path} is damaged: {problem}. Rebuild it and everything made from "
+            f"it: rerun the same command with --forcerun {path}"
+        )
+    return path
+
+
+def fresh(paths):
+    """``paths`` (a table's inputs), after checking that no file they were made from, at any
+    depth, is gone or a damaged checkpoint (backtrack.freshness): a job killed while rebuilding
+    one leaves the old downstream files, which Snakemake would report as current."""
+    stale = stale_sources(paths, problem=damaged_checkpoint)
+    stale = {k: v for k, v in stale.items() if not rebuilt_here(k)}
+    if stale:
+        raise WorkflowError(stale_message(stale))
+    return paths
+
+
+def damaged_checkpoint(path):
+    """What is wrong with a checkpoint directory's weight files (sizes against its record)."""
+    if not os.path.isdir(path):
+        return None
+    problem = checkpoint_problem(path)
+    return f"is damaged ({problem})" if problem else None
+
+
+def rebuilt_here(path):
+    """Whether this run was told to rebuild ``path``: --forceall, or --forcerun naming it or
+    the rule that writes it (then the plan rebuilds it and everything made from it)."""
+    settings = getattr(workflow, "dag_settings", None)
+    if settings is None:
+        return False
+    if settings.forceall:
+        return True
+    for item in settings.forcerun or ():
+        if workflow.is_rule(item):
+            if workflow.get_rule(item).is_producer(path):
+                return True
+        elif os.path.normpath(item) == path:
+            return True
+    return False
+
+
 def get_model_dir(wildcards):
     """The checkpoint a job runs: the trained model of its (model, method, stage)."""
     train = rules.train_sft if wildcards.stage == "sft" else rules.train_dpo
-    return one(train.output.model, model=wildcards.model, method=wildcards.method)
+    return sound_checkpoint(
+        one(train.output.model, model=wildcards.model, method=wildcards.method)
+    )
 
 
 def get_dpo_start(wildcards):
@@ -217,7 +273,9 @@ def get_dpo_start(wildcards):
     source = wildcards.method if spec.sft else spec.sft_from
     if source == "base":
         return get_base_model(wildcards)
-    return one(rules.train_sft.output.model, model=wildcards.model, method=source)
+    return sound_checkpoint(
+        one(rules.train_sft.output.model, model=wildcards.model, method=source)
+    )
 
 
 def get_sft_kind(wildcards):
@@ -236,7 +294,9 @@ def get_dpo_kind(wildcards):
 
 
 def get_base_model(wildcards):
-    return one(rules.prepare_base_model.output.model, model=wildcards.model)
+    return sound_checkpoint(
+        one(rules.prepare_base_model.output.model, model=wildcards.model)
+    )
 
 
 def prompts_file(model, dataset):
@@ -325,7 +385,7 @@ def judgments_of(cells_of, check=None):
     def get(wildcards):
         if check:
             check(config)
-        return [judgment_file(c) for c in cells_of(config)]
+        return fresh([judgment_file(c) for c in cells_of(config)])
 
     return get
 
@@ -472,19 +532,23 @@ def rows_of(pattern, rows):
 
 
 def get_helpfulness_scores(wildcards):
-    return rows_of(rules.score_helpfulness.output.scores, helpfulness_rows(config))
+    return fresh(
+        rows_of(rules.score_helpfulness.output.scores, helpfulness_rows(config))
+    )
 
 
 def get_helpfulness_benign(wildcards):
     """The benign judgments of the run's rows (over-refusal), in run order."""
-    return [judgment_file((*row, "benign")) for row in run_grid(config)]
+    return fresh([judgment_file((*row, "benign")) for row in run_grid(config)])
 
 
 def get_mt_bench_judgments(wildcards):
     """MT-Bench judgments for the helpfulness table: none unless the stage is enabled."""
     if not MT_BENCH["enabled"]:
         return []
-    return rows_of(rules.mt_bench_judge.output.judgments, helpfulness_rows(config))
+    return fresh(
+        rows_of(rules.mt_bench_judge.output.judgments, helpfulness_rows(config))
+    )
 
 
 def get_mt_bench_table_judgments(wildcards):

@@ -84,7 +84,7 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
     at a time).
     """
     from backtrack.io import write_jsonl
-    from backtrack.models.provenance import provenance
+    from backtrack.models.provenance import check_weights, provenance
 
     llm, llm_key = None, None
     try:
@@ -99,6 +99,7 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
                 if key != llm_key:
                     if llm is not None:
                         close_llm(llm)
+                    check_weights(job["model"])  # vLLM names no file when one is cut short
                     llm, llm_key = build_llm(job, precision), key
                 records = generate_records_vllm(llm, tok, prompts, reset_id, decoding)
             else:

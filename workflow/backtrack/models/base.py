@@ -33,7 +33,7 @@ from transformers.initialization import no_init_weights
 
 from backtrack.io import atomic_dir
 from backtrack.models.precision import Precision
-from backtrack.models.provenance import PROVENANCE_FILE
+from backtrack.models.provenance import PROVENANCE_FILE, check_weights, weight_digests
 from backtrack.packages import assemble_gguf, package_file
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -183,6 +183,7 @@ def prepare_base_model(
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        info["weights"] = weight_digests(tmp)
         (tmp / PROVENANCE_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return info
 
@@ -200,6 +201,7 @@ def load_model(model_dir: str | os.PathLike[str], precision: Precision) -> PreTr
     (paper-scale generation, prefill answers and attacks must not fall back to the CPU of a GPU
     node). Every script that runs a model loads it here, so one policy decides the dtype.
     """
+    check_weights(model_dir)
     model = AutoModelForCausalLM.from_pretrained(
         str(model_dir), dtype=precision.dtype, use_safetensors=True
     )

@@ -20,7 +20,12 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from backtrack.io import atomic_dir
 from backtrack.models.base import DTYPES, reset_token_id
-from backtrack.models.provenance import PROVENANCE_FILE, provenance
+from backtrack.models.provenance import (
+    PROVENANCE_FILE,
+    check_weights,
+    provenance,
+    weight_digests,
+)
 from backtrack.plan import batch_plan
 from backtrack.train.lm_head import compact_lm_head
 from backtrack.train.spec import TrainSettings
@@ -110,7 +115,10 @@ def _train_and_save(
 
 
 def _write_records(tmp: Path, tok: Any, info: dict[str, Any], trainer: Any) -> None:
+    """Tokenizer, provenance (with this checkpoint's own weight digests, not its parent's) and
+    log history, beside weights already written into ``tmp``."""
     tok.save_pretrained(tmp)
+    info = {**info, "weights": weight_digests(tmp)}
     (tmp / PROVENANCE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
     (tmp / "train_log.json").write_text(
         json.dumps(trainer.state.log_history, indent=2, default=str) + "\n"
@@ -304,6 +312,7 @@ def _load_for_training(
 ) -> PreTrainedModel:
     """A checkpoint as the trainers take it: safetensors only, in ``dtype``, with the stage's
     attention implementation, on this rank's device (None: where the trainer puts it)."""
+    check_weights(model_dir)
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
         dtype=DTYPES[dtype],

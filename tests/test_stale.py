@@ -1,0 +1,160 @@
+"""Never a stale table with exit 0: after a job that was rebuilding a file fails or is killed,
+or when a checkpoint is damaged, the next run refuses and names the files to rebuild.
+
+Snakemake itself plans nothing in these cases (it does not rebuild a missing intermediate
+while the files made from it exist), so the first test pins that behaviour down on a toy
+workflow: if Snakemake ever changes it, these checks can go.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from backtrack.freshness import gone_sources, stale_message, stale_sources
+from backtrack.models.provenance import CheckpointError, check_weights, checkpoint_problem
+
+from tests.test_resume import alive, job_process
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TOY = """
+rule c:
+    input: "results/b.txt"
+    output: "results/c.txt"
+    shell: "cat {input} > {output}"
+rule b:
+    input: "results/a.txt"
+    output: "results/b.txt"
+    shell: "cat {input} > {output}"
+rule a:
+    output: "results/a.txt"
+    shell: "echo a > {output}"
+"""
+
+
+def _toy(tmp_path: Path, long_name: bool = False) -> Path:
+    deep = "results/" + "/".join(["d" * 60] * 5) + "/b.txt"  # its record's name is split
+    text = TOY.replace("results/b.txt", deep) if long_name else TOY
+    (tmp_path / "Snakefile").write_text(text)
+    run = [*SNAKEMAKE, "-c1", "--directory", str(tmp_path), "-s", str(tmp_path / "Snakefile")]
+    subprocess.run([*run, "results/c.txt"], check=True, capture_output=True)
+    return tmp_path
+
+
+def test_snakemake_alone_keeps_a_stale_plan(tmp_path):
+    """The behaviour the checks exist for (Snakemake 9): intermediate gone, nothing to do."""
+    work = _toy(tmp_path)
+    (work / "results/b.txt").unlink()
+    out = subprocess.run(
+        [*SNAKEMAKE, "-c1", "-n", "--directory", str(work), "-s", str(work / "Snakefile"),
+         "results/c.txt"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("long_name", [False, True])
+def test_gone_sources_reads_snakemakes_records(tmp_path, monkeypatch, long_name):
+    """From Snakemake's own metadata (names over 255 characters are split into folders)."""
+    work = _toy(tmp_path, long_name)
+    monkeypatch.chdir(work)
+    b = next(str(p.relative_to(work)) for p in (work / "results").rglob("b.txt"))
+    assert gone_sources(["results/c.txt"]) == {}
+    Path(b).unlink()
+    assert gone_sources(["results/c.txt"]) == {b: ["results/c.txt"]}
+    Path("results/a.txt").unlink()  # deeper: only the first missing link is reported
+    assert gone_sources(["results/c.txt"]) == {b: ["results/c.txt"]}
+    stale = stale_sources(["results/c.txt"])
+    assert stale == {b: ("is gone", ["results/c.txt"])}
+    assert f"--forcerun {b}" in stale_message(stale)
+
+
+def _copy_run(workflow_run, tmp_path: Path) -> tuple[Path, dict]:
+    """A private copy of the test-scale run (results, Snakemake's records, config)."""
+    ref, cfg, _ = workflow_run
+    work = tmp_path / "run"
+    shutil.copytree(ref, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake/locks"))
+    return work, cfg
+
+
+def _smk(work: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--workflow-profile", "none", "--cores", "2", *args]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+@pytest.mark.slow
+def test_changed_setting_and_killed_training_refuses_the_old_table(workflow_run, tmp_path):
+    """dpo.beta changes, both DPO jobs are killed (as the out-of-memory killer would): the
+    same command then refuses instead of reporting the old beta's table, and the command it
+    names rebuilds the DPO models with the new beta."""
+    work, cfg = _copy_run(workflow_run, tmp_path)
+    cfg = {**cfg, "dpo": {**cfg["dpo"], "beta": 0.2}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    target = "results/table1.csv"
+    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--workflow-profile", "none", "--cores", "2", target]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed, deadline = set(), time.monotonic() + 600
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "train_dpo never started"
+        job = job_process(proc, "train.py")
+        if job is not None and alive(job):
+            killed.add(job.pid)
+            job.kill()
+        time.sleep(0.05)
+    assert proc.returncode != 0 and killed, "the DPO jobs were not killed"
+    dpo = ["results/models/tiny/backtrack/dpo", "results/models/tiny/baseline/dpo"]
+    assert not any((work / d).exists() for d in dpo)
+
+    again = _smk(work, target)
+    assert again.returncode != 0, "a stale table was accepted:\n" + again.stdout[-2000:]
+    said = again.stdout + again.stderr
+    assert "Nothing to be done" not in said
+    assert all(d in said.split("--forcerun", 1)[1] for d in dpo), said[-2000:]
+
+    fixed = _smk(work, target, "--forcerun", *dpo)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    for d in dpo:
+        prov = json.loads((work / d / "backtrack_provenance.json").read_text())
+        assert prov["params"]["beta"] == 0.2, prov.get("params")
+
+
+@pytest.mark.slow
+def test_a_lost_attack_transcript_is_not_silently_skipped(workflow_run, tmp_path):
+    """A transcript removed by a killed rebuild (--forcerun, then SIGKILL in the merge): the
+    claims command refuses, naming it, instead of "Nothing to be done"."""
+    work, _ = _copy_run(workflow_run, tmp_path)
+    lost = "results/attacks/tiny/backtrack/sft/gcg.jsonl"
+    (work / lost).unlink()
+    out = _smk(work, "-n", "results/claims.csv")
+    assert out.returncode != 0
+    assert f"--forcerun {lost}" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_a_truncated_checkpoint_is_refused_by_plan_and_loader(workflow_run, tmp_path):
+    work, _ = _copy_run(workflow_run, tmp_path)
+    ckpt = work / "results/models/tiny/baseline/dpo"
+    weights = ckpt / "model.safetensors"
+    assert checkpoint_problem(ckpt, full=True) is None
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    assert "model.safetensors" in checkpoint_problem(ckpt)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
+        check_weights(ckpt)
+    out = _smk(work, "-n", "results/table1.csv")
+    assert out.returncode != 0
+    assert "--forcerun results/models/tiny/baseline/dpo" in out.stdout + out.stderr
+    # Same size, other bytes: the plan's size check passes, the loader's digest does not.
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert checkpoint_problem(ckpt) is None
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        check_weights(ckpt)
