@@ -176,10 +176,13 @@ def test_main_script_to_plain_stdout(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_main_model_path_wires_generate(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The --model path, with the model and tokenizer faked (no weights are loaded)."""
     seen: dict[str, Any] = {}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m/config.json").write_text("{}")
 
     class Tok(FakeTokenizer):
         pad_token_id = 0
@@ -192,6 +195,7 @@ def test_main_model_path_wires_generate(
 
     class Model:
         device = torch.device("cpu")
+        config = SimpleNamespace(max_position_embeddings=131)  # 3 prompt + 128 new: fits
 
         def to(self, device: str) -> Model:
             return self
@@ -223,6 +227,168 @@ def test_the_reset_token_comes_from_the_checkpoint(tmp_path: Path) -> None:
     assert checkpoint_reset_token(tmp_path) == "<undo>"
     with pytest.raises(ValueError, match=r"empty/backtrack_provenance\.json"):
         checkpoint_reset_token(tmp_path / "empty")
+
+
+MODEL_DIR = "results/models/tiny/backtrack/dpo"
+
+
+class ChatTok(FakeTokenizer):
+    """The template adds one token; each word of a prompt or prefill is one more."""
+
+    pad_token_id = 0
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **kw: Any) -> str:
+        return "<t> " + messages[-1]["content"]
+
+    def __call__(self, text: str, **kw: Any) -> SimpleNamespace:
+        return SimpleNamespace(input_ids=[11] * len(text.split()))
+
+
+def fake_chat(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, context: int
+) -> tuple[Path, list[list[int]]]:
+    """A prepared-looking checkpoint directory whose model is faked; returns the directory and
+    the list that collects each prompt's ids handed to ``generate``."""
+    model_dir = tmp_path / MODEL_DIR
+    model_dir.mkdir(parents=True)
+    (model_dir / "config.json").write_text(json.dumps({"max_position_embeddings": context}))
+    (model_dir / "backtrack_provenance.json").write_text('{"reset_token": "[RESET]"}')
+    prompts: list[list[int]] = []
+
+    class Model:
+        device = torch.device("cpu")
+        config = SimpleNamespace(max_position_embeddings=context)
+
+        def generate(self, **kw: Any) -> None:
+            prompts.append(kw["input_ids"][0].tolist())
+            for t in [kw["input_ids"], torch.tensor([3]), torch.tensor([2])]:
+                kw["streamer"].put(t)
+            kw["streamer"].end()
+
+    monkeypatch.setattr("backtrack.models.base.load_tokenizer", lambda d: ChatTok())
+    monkeypatch.setattr("backtrack.models.base.load_model", lambda d, precision: Model())
+    monkeypatch.setattr("backtrack.models.base.reset_token_id", lambda tok, t: 1)
+    return model_dir, prompts
+
+
+def run_bin(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_chat_without_a_prepared_model_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A missing directory, or one the workflow did not prepare, is named with what to run,
+    before any model library loads (not a transformers traceback about hub repo ids)."""
+    proc = run_bin("chat", "--model", MODEL_DIR, "--prompt", "hi", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"--model {MODEL_DIR}: no such directory" in line
+    assert f"snakemake --cores all {MODEL_DIR}" in line
+    assert proc.stdout == ""
+
+    raw = tmp_path / "raw-hf"
+    raw.mkdir()
+    (raw / "config.json").write_text("{}")
+    proc = run_bin("chat", "--model", str(raw), "--prompt", "hi", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"{raw}/backtrack_provenance.json: no reset_token recorded" in line
+    assert "results/models/<model>/base" in line
+
+
+def test_chat_names_a_damaged_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A weight file that disagrees with the provenance record ends in one line naming it."""
+    model_dir, prompts = fake_chat(monkeypatch, tmp_path, context=64)
+    monkeypatch.undo()  # the real loader, which checks the weights before reading them
+    monkeypatch.setattr("backtrack.models.base.load_tokenizer", lambda d: ChatTok())
+    (model_dir / "model.safetensors").write_bytes(b"half")
+    record = {"reset_token": "[RESET]", "weights": {"model.safetensors": {"size": 8, "sha256": ""}}}
+    (model_dir / "backtrack_provenance.json").write_text(json.dumps(record))
+    assert main(["chat", "--model", str(model_dir), "--prompt", "q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"{model_dir}/model.safetensors has 4 bytes" in err
+    assert prompts == []
+
+
+def test_chat_refuses_an_empty_prompt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model_dir, prompts = fake_chat(monkeypatch, tmp_path, context=64)
+    assert main(["chat", "--model", str(model_dir), "--prompt", " \t "]) == 2
+    out = capsys.readouterr()
+    assert out.err == "backtrack chat: empty prompt: type a question for the model\n"
+    assert (out.out, prompts) == ("", [])
+
+
+def test_chat_refuses_a_prompt_longer_than_the_context(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Template + prompt + prefill + max_new_tokens must fit max_position_embeddings: past it
+    the model writes garbage, so the prompt is refused before anything is shown."""
+    model_dir, prompts = fake_chat(monkeypatch, tmp_path, context=10)
+    argv = ["chat", "--model", str(model_dir), "--prompt", "a b c d", "--prefill", "Sure"]
+    assert main([*argv, "--max-new-tokens", "4"]) == 0  # 1 + 4 + 1 + 4 = 10: fits exactly
+    assert prompts == [[11] * 6]
+    capsys.readouterr()
+    assert main([*argv, "--max-new-tokens", "5"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""  # not even the prefill
+    assert (
+        "prompt too long: 6 tokens (chat template and --prefill included) plus --max-new-tokens 5"
+        f" is 11, over the model's context of 10 tokens (max_position_embeddings in "
+        f"{model_dir}/config.json)" in out.err
+    )
+    assert len(prompts) == 1
+
+
+def test_interactive_chat_asks_again_after_an_empty_or_too_long_prompt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model_dir, prompts = fake_chat(monkeypatch, tmp_path, context=10)
+    typed = iter(["", "   ", "one two three four five six seven", "a b"])
+
+    def fake_input(prompt: str) -> str:
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    assert main(["chat", "--model", str(model_dir), "--max-new-tokens", "4"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("empty prompt: type a question, or press Ctrl-D to quit") == 2
+    assert err.count("prompt too long: 8 tokens") == 1
+    assert prompts == [[11] * 3]  # the session went on to answer the last prompt
+
+
+def test_script_demo_imports_no_model_library(tmp_path: Path) -> None:
+    code = (
+        "import sys; from backtrack.cli import main; "
+        f"rc = main(['chat', '--script', {str(write_script(tmp_path))!r}]); "
+        "heavy = sorted({'torch', 'transformers'} & set(sys.modules)); "
+        "print('HEAVY', heavy, rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.splitlines()[-1] == "HEAVY [] 0"
+
+
+def test_a_bad_script_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert main(["chat", "--script", str(bad)]) == 2
+    assert capsys.readouterr().err == (
+        f"backtrack chat: {bad}: a script is a JSON list of strings and nulls\n"
+    )
+    assert main(["chat", "--script", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json: cannot read it" in capsys.readouterr().err
 
 
 def tmux(*args: str) -> str:

@@ -4,17 +4,42 @@
 before each ``[RESET]``; ``backtrack chat --script FILE`` replays a scripted answer (a JSON list
 of strings, ``null`` for ``[RESET]``) without any model, for tests and quick demos. Model
 libraries are imported only on the ``--model`` path, so a scripted demo starts at once.
+
+Problems the user can fix (a missing or unprepared model directory, an empty prompt, a prompt
+longer than the model's context) end in one line on stderr and exit code 2, before any model
+library loads where that is possible.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from backtrack.generate.stream import PREFILL_STYLE, RetractingRenderer, replay
+
+EXIT_USAGE = 2
+#: The directories the workflow writes checkpoints to (``results/models/<model>/...``).
+CHECKPOINT_PATH = re.compile(r"(?:^|/)(results/models/[^/]+/(?:base|[^/]+/(?:sft|dpo)))/?$")
+CHECKPOINTS = "results/models/<model>/base or results/models/<model>/<method>/{sft,dpo}"
+
+
+class ChatError(ValueError):
+    """A problem with the command's input that the user can fix; the message says how."""
+
+
+class PromptError(ChatError):
+    """One prompt cannot be answered; an interactive session asks for another."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--script", type=Path, help="JSON list of strings and nulls (null = [RESET]) to replay"
     )
-    chat.add_argument("--prompt", help="one prompt; without it, prompts are read interactively")
+    chat.add_argument(
+        "--prompt", help="one prompt; without it, prompts are read interactively (Ctrl-D ends)"
+    )
     chat.add_argument("--prefill", default="", help="forced start of the answer (an attack)")
     chat.add_argument("--system", help="system message")
     chat.add_argument(
@@ -39,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--max-resets", type=int, default=1, help="cap on [RESET]s per answer (negative = none)"
     )
-    chat.add_argument("--max-new-tokens", type=int, default=128)
+    chat.add_argument("--max-new-tokens", type=_positive_int, default=128)
     chat.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
@@ -55,9 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_script(path: Path) -> list[str | None]:
     """Read and check a script, so that a bad file fails before anything is shown."""
-    events = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        events = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ChatError(f"--script {path}: cannot read it ({e.strerror or e})") from e
+    except ValueError as e:
+        raise ChatError(f"--script {path}: not valid JSON ({e})") from e
     if not isinstance(events, list) or not all(e is None or isinstance(e, str) for e in events):
-        raise ValueError(f"{path}: a script is a JSON list of strings and nulls")
+        raise ChatError(f"{path}: a script is a JSON list of strings and nulls")
     return events
 
 
@@ -74,10 +106,33 @@ def _chat_script(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_prompt(prompt: str) -> str:
+    """Refuse an empty or whitespace-only prompt: the model would answer a bare template."""
+    if not prompt.strip():
+        raise PromptError("empty prompt: type a question for the model")
+    return prompt
+
+
+def check_context(model_dir: Path, n_prompt: int, max_new_tokens: int, context: int | None) -> None:
+    """Refuse a prompt whose tokens plus the answer's budget exceed the model's context.
+
+    Past ``max_position_embeddings`` the model sees positions it was never trained on and
+    writes garbage; refusing says why instead.
+    """
+    if context is None or n_prompt + max_new_tokens <= context:
+        return
+    raise PromptError(
+        f"prompt too long: {n_prompt} tokens (chat template and --prefill included) plus "
+        f"--max-new-tokens {max_new_tokens} is {n_prompt + max_new_tokens}, over the model's "
+        f"context of {context} tokens (max_position_embeddings in {model_dir / 'config.json'}); "
+        "shorten the prompt or lower --max-new-tokens"
+    )
+
+
 class _ModelChat:
     """A loaded model and the generation settings for every prompt of one session."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, reset_token: str) -> None:
         import torch
 
         from backtrack.generate.hf import generation_config
@@ -88,7 +143,8 @@ class _ModelChat:
         self.args = args
         self.tok = load_tokenizer(args.model)
         self.model = load_model(args.model, Precision.resolve(args.precision))
-        self.reset_id = reset_token_id(self.tok, checkpoint_reset_token(args.model))
+        self.context: int | None = getattr(self.model.config, "max_position_embeddings", None)
+        self.reset_id = reset_token_id(self.tok, reset_token)
         sample = args.temperature > 0
         self.gen_cfg = generation_config(
             self.tok,
@@ -100,7 +156,8 @@ class _ModelChat:
         )
 
     def answer(self, prompt: str) -> None:
-        """Stream one answer to stdout."""
+        """Stream one answer to stdout; :class:`PromptError` before anything is shown when the
+        prompt cannot be answered."""
         from transformers import LogitsProcessorList
 
         from backtrack.generate.hf import ResetCapProcessor
@@ -108,9 +165,11 @@ class _ModelChat:
         from backtrack.models.chat import prompt_ids, text_ids
 
         args, torch = self.args, self.torch
+        check_prompt(prompt)
         ids = prompt_ids(self.tok, prompt, args.system)
         if args.prefill:
             ids = ids + text_ids(self.tok, args.prefill)
+        check_context(args.model, len(ids), args.max_new_tokens, self.context)
         procs = LogitsProcessorList()
         if args.max_resets >= 0:
             procs.append(ResetCapProcessor(self.reset_id, args.max_resets, len(ids)))
@@ -128,22 +187,49 @@ class _ModelChat:
             )
 
 
+def _build_hint(model_dir: Path) -> str:
+    """What to run to get a usable ``--model`` directory."""
+    m = CHECKPOINT_PATH.search(model_dir.as_posix())
+    if m:
+        return f"build it in the workflow directory with: snakemake --cores all {m.group(1)}"
+    return f"pass a directory the workflow built ({CHECKPOINTS})"
+
+
 def checkpoint_reset_token(model_dir: Path) -> str:
     """The reset token a prepared checkpoint was made with (its provenance record, written by
     ``prepare_base_model``); a directory without one was not prepared by this project."""
     from backtrack.models.provenance import PROVENANCE_FILE, provenance
 
-    token = provenance(model_dir).get("reset_token")
+    model_dir = Path(model_dir)
+    record = model_dir / PROVENANCE_FILE
+    try:
+        token = provenance(model_dir).get("reset_token")
+    except (OSError, ValueError) as e:
+        raise ChatError(f"{record}: unreadable ({e}); {_build_hint(model_dir)}") from e
     if not token:
-        raise ValueError(
-            f"{Path(model_dir) / PROVENANCE_FILE}: no reset_token recorded; --model needs a "
-            "directory made by the workflow (results/models/<model>/...)"
+        raise ChatError(
+            f"{record}: no reset_token recorded, so --model is not a directory the workflow "
+            f"prepared; {_build_hint(model_dir)}"
+        )
+    return token
+
+
+def check_model_dir(model_dir: Path) -> str:
+    """Check ``--model`` before any model library loads and return its reset token, so that a
+    wrong path costs one line, not a transformers traceback about hub repo ids."""
+    if not model_dir.is_dir():
+        raise ChatError(f"--model {model_dir}: no such directory; {_build_hint(model_dir)}")
+    token = checkpoint_reset_token(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ChatError(
+            f"--model {model_dir}: no config.json, so the checkpoint is incomplete; "
+            f"{_build_hint(model_dir)}"
         )
     return token
 
 
 def _read_prompts() -> Iterator[str]:
-    """Prompts typed at ``>>> ``; an empty line or EOF ends the session."""
+    """Prompts typed at ``>>> ``; EOF (Ctrl-D) ends the session, an empty line asks again."""
     while True:
         try:
             line = input(">>> ")
@@ -151,15 +237,29 @@ def _read_prompts() -> Iterator[str]:
             print()
             return
         if not line.strip():
-            return
+            print("empty prompt: type a question, or press Ctrl-D to quit", file=sys.stderr)
+            continue
         yield line
 
 
 def _chat_model(args: argparse.Namespace) -> int:
-    chat = _ModelChat(args)
-    prompts = [args.prompt] if args.prompt is not None else _read_prompts()
-    for prompt in prompts:
-        chat.answer(prompt)
+    from backtrack.models.provenance import CheckpointError
+
+    if args.prompt is not None:
+        check_prompt(args.prompt)
+    reset_token = check_model_dir(args.model)
+    try:
+        chat = _ModelChat(args, reset_token)
+    except CheckpointError as e:
+        raise ChatError(str(e)) from e
+    if args.prompt is not None:
+        chat.answer(args.prompt)
+        return 0
+    for prompt in _read_prompts():
+        try:
+            chat.answer(prompt)
+        except PromptError as e:
+            print(f"backtrack chat: {e}", file=sys.stderr)
     return 0
 
 
@@ -169,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chat":
         try:
             return _chat_script(args) if args.script else _chat_model(args)
+        except ChatError as e:
+            print(f"backtrack chat: {e}", file=sys.stderr)
+            return EXIT_USAGE
         except KeyboardInterrupt:
             print()
             return 130
