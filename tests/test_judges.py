@@ -231,3 +231,18 @@ def test_job_stats_name_the_precision_the_model_judge_ran_in():
     assert ran_in(job({"dtype": "float16"})) == "fp16"  # a judge's own dtype; stats accept it
     with pytest.raises(ValueError, match=r"judge\.params\.dtype"):
         ran_in(job({"dtype": "int8"}))
+
+
+def test_an_unknown_judge_dtype_stops_the_job_before_any_model_loads():
+    from backtrack.judge.job import make_job
+    from backtrack.settings import JobSettings
+
+    settings = JobSettings(rule="judge", reset_token=RESET)
+    with pytest.raises(ValueError, match=r"judge\.params\.dtype"):
+        make_job(
+            settings,
+            judge={"name": "llama_guard", "params": {"dtype": "int8"}},
+            generations="g.jsonl",
+            prompts="p.jsonl",
+            output="o.jsonl",
+        )

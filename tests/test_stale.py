@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from backtrack.freshness import gone_sources, stale_message, stale_sources
+from backtrack.freshness import stale_message, stale_sources
 from backtrack.models.provenance import CheckpointError, check_weights, checkpoint_problem
 
 from tests.test_resume import alive, job_process
@@ -61,16 +61,17 @@ def test_snakemake_alone_keeps_a_stale_plan(tmp_path):
 
 
 @pytest.mark.parametrize("long_name", [False, True])
-def test_gone_sources_reads_snakemakes_records(tmp_path, monkeypatch, long_name):
+def test_stale_sources_reads_snakemakes_records(tmp_path, monkeypatch, long_name):
     """From Snakemake's own metadata (names over 255 characters are split into folders)."""
     work = _toy(tmp_path, long_name)
     monkeypatch.chdir(work)
     b = next(str(p.relative_to(work)) for p in (work / "results").rglob("b.txt"))
-    assert gone_sources(["results/c.txt"]) == {}
+    assert stale_sources(["results/c.txt"]) == {}
+    damaged = stale_sources(["results/c.txt"], problem=lambda p: "is damaged" if p == b else None)
+    assert damaged == {b: ("is damaged", ["results/c.txt"])}
     Path(b).unlink()
-    assert gone_sources(["results/c.txt"]) == {b: ["results/c.txt"]}
+    assert stale_sources(["results/c.txt"]) == {b: ("is gone", ["results/c.txt"])}
     Path("results/a.txt").unlink()  # deeper: only the first missing link is reported
-    assert gone_sources(["results/c.txt"]) == {b: ["results/c.txt"]}
     stale = stale_sources(["results/c.txt"])
     assert stale == {b: ("is gone", ["results/c.txt"])}
     assert f"--forcerun {b}" in stale_message(stale)

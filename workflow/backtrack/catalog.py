@@ -21,7 +21,6 @@ HUB_SOURCES: dict[str, tuple[str, ...]] = {
     "strongreject": ("path", "split", "revision"),
     "hh_harmless": ("path", "data_dir", "split", "revision"),
 }
-HARMFUL_SOURCE_NAMES: tuple[str, ...] = tuple(dict.fromkeys([*OFFLINE_SOURCES, *HUB_SOURCES]))
 #: Harmful sources whose records carry responses: source -> (safe field, unsafe field).
 RESPONSE_FIELDS: dict[str, tuple[str, str]] = {"hh_harmless": ("chosen", "rejected")}
 #: Sources whose records are dialogues (``messages`` = the turns before the final reply).

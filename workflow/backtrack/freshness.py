@@ -5,7 +5,7 @@ design: temporary files rely on it). So after a job that was rebuilding a file f
 killed (Snakemake removed the old output when the job started), the next run of the same command
 plans nothing and exits 0 over downstream files made from the old one: a table from a checkpoint
 trained with other settings. Nothing in Snakemake flags this, so the workflow checks it while
-it plans (:func:`gone_sources`, from Snakemake's own records of which inputs made each file),
+it plans (:func:`stale_sources`, from Snakemake's own records of which inputs made each file),
 and stops with the files to rebuild (``--forcerun``; :func:`stale_message`). The check sits in
 the tables' input functions: Snakemake swallows an error raised while it looks at a job whose
 output exists, but not one raised for the requested table itself.
@@ -74,15 +74,6 @@ def stale_sources(
             else:
                 found.setdefault(source, (why, []))[1].append(path)
     return found
-
-
-def gone_sources(paths: Iterable[str], metadata_dir: Path = METADATA_DIR) -> dict[str, list[str]]:
-    """The gone part of :func:`stale_sources`: missing source -> the files made from it."""
-    return {
-        source: made
-        for source, (why, made) in stale_sources(paths, metadata_dir=metadata_dir).items()
-        if why == "is gone"
-    }
 
 
 def stale_message(stale: dict[str, tuple[str, list[str]]]) -> str:

@@ -1,6 +1,6 @@
 rule train_sft:
     input:
-        model=rules.prepare_base_model.output.model,
+        model=get_base_model,
         examples=rules.build_sft_data.output.examples,
     output:
         model=directory("results/models/{model}/{method}/sft"),

@@ -25,8 +25,8 @@ def own_answers(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(prompt records, generation records) for every prompt of the file, in file order.
 
-    Greedy and with ``max_resets=0``, so a model that knows [RESET] never emits it; the job's
-    settings give the precision, the reset token, the system prompt and the seed.
+    Greedy and with ``max_resets=0``, so a model that knows the reset token never emits it;
+    the job's settings give the precision, the reset token, the system prompt and the seed.
     """
     if settings.precision is None:
         raise ValueError(f"rule {settings.rule}: no precision param")

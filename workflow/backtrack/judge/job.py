@@ -46,6 +46,11 @@ def make_job(
     does not resolve the setting again."""
     if not settings.reset_token:
         raise ValueError(f"rule {settings.rule}: no reset_token param")
+    dtype = (judge.get("params") or {}).get("dtype")
+    if dtype is not None and dtype not in JUDGE_DTYPES:  # before any model loads
+        raise ValueError(
+            f"config key 'judge.params.dtype': {dtype!r} is not one of {list(JUDGE_DTYPES)}"
+        )
     return {
         "judge": {"name": judge["name"], "params": dict(judge.get("params") or {})},
         "precision": settings.precision.name if settings.precision else None,

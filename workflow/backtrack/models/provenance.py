@@ -3,7 +3,8 @@
 It says where a checkpoint came from (source, dtype, the trainer's settings and precision), so
 that tables and jobs downstream can report it without loading the model, and the size and
 SHA-256 of each weight file, so that a truncated or rewritten checkpoint is caught: cheaply
-(sizes) when the graph is planned, fully (digests) when the checkpoint is loaded.
+(sizes) when the graph is planned, and by digest when the checkpoint is loaded (files up to
+:data:`FULL_CHECK_BYTES`; larger ones by size).
 """
 
 from __future__ import annotations
