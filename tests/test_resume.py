@@ -97,6 +97,13 @@ def transcript_line_written(work: Path) -> bool:
     return any(p.read_text().count("\n") >= 1 for p in parts)
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default action. A test run started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Snakemake would then sleep through the
+    kill point that sends it (the run finishes, and the next kill point finds nothing to do)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def alive(p: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
@@ -114,7 +121,7 @@ def test_kill_anywhere_and_resume_gives_the_uninterrupted_results(workflow_run, 
         with open(tmp_path / f"snakemake-{rule}.txt", "w") as out:
             proc = subprocess.Popen(
                 command(work, *TARGETS), stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_default_sigint,
             )  # fmt: skip
             deadline = time.monotonic() + 900
             job = None
