@@ -70,11 +70,27 @@ def checkpoint_problem(model_dir: str | os.PathLike[str], full: bool = False) ->
     return None
 
 
+#: Checkpoints this process has verified, by path and each weight file's size and mtime: one
+#: whose files have changed since is hashed again.
+_VERIFIED: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
+
+
+def _weights_key(model_dir: str | os.PathLike[str]) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+    files = sorted(Path(model_dir).glob(WEIGHT_GLOB))
+    stats = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return str(Path(model_dir).resolve()), stats
+
+
 def check_weights(model_dir: str | os.PathLike[str]) -> None:
     """Raise :class:`CheckpointError`, naming the file, when a checkpoint about to be loaded
     does not match its record (a truncated file would otherwise fail deep in safetensors with
     "incomplete metadata" and no file named)."""
+    key = _weights_key(model_dir)
+    if key in _VERIFIED:  # DPO loads its start checkpoint twice: policy and reference
+        return
     problem = checkpoint_problem(model_dir, full=True)
+    if not problem:
+        _VERIFIED.add(key)
     if problem:
         raise CheckpointError(
             f"checkpoint {model_dir} is damaged: {problem}. Rebuild it: rerun the same "
