@@ -46,7 +46,7 @@ def test_profile_pieces_times_each_piece(tiny):
     model, tok, rid = tiny
     out = bench.profile_pieces(model, tok, rid, batch_size=2, width=8, calls=3)
     assert set(out) == {
-        "StepClock (stopping criterion)",
+        "clock (time.perf_counter per step)",
         "ResetCapProcessor",
         "sequence_bias",
         "model forward, one decode step",

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import pytest
-from backtrack.generate.hf import generate_records, generation_config, split_generation
+import torch
+from backtrack.generate.hf import (
+    ResetCapProcessor,
+    decode_batch,
+    generate_records,
+    generation_config,
+    left_pad_batch,
+    logits_processors,
+    split_generation,
+)
 from backtrack.generate.vllm_engine import sampling_kwargs
+from backtrack.models.chat import prompt_ids
 from backtrack.settings import Decoding
+from transformers import (
+    SequenceBiasLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 R, E = 99, 2  # reset id, eos id
 
@@ -92,18 +108,58 @@ def test_num_samples(tiny):
 
 @pytest.mark.parametrize("do_sample", [True, False])
 def test_sampling_has_top_k_off_as_on_vllm(tiny, do_sample):
-    """transformers fills top_k=None with 50 (its global default); vLLM samples with it off."""
+    """transformers' generate fills top_k=None with 50 (its global default); vLLM samples with it
+    off, and so does decode: its processors are built from our config alone, never from the
+    checkpoint's own generation_config."""
     model, tok, rid = tiny
-    cfg = generation_config(tok, rid, 8, do_sample=do_sample, temperature=0.7, top_p=0.9)
+    cfg = generation_config(
+        tok, rid, 8, do_sample=do_sample, temperature=0.7, top_p=0.9, reset_logit_bias=-5.0
+    )
     own = model.generation_config.top_k
     model.generation_config.top_k = 20  # a checkpoint's own default must not leak in either
     try:
-        used, _ = model._prepare_generation_config(cfg)  # what generate() decodes with
+        kinds = [type(p) for p in logits_processors(cfg)]
     finally:
         model.generation_config.top_k = own
+    assert TopKLogitsWarper not in kinds
     if do_sample:
-        assert used.top_k == 0 and used.do_sample and used.top_p == 0.9
+        assert kinds == [SequenceBiasLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper]
         sampled = Decoding(max_new_tokens=8, do_sample=True)
         assert sampling_kwargs(sampled, reset_id=rid, max_tokens=8)["top_k"] == 0
     else:
-        assert not used.do_sample  # greedy: no sampling warper is built at all
+        assert kinds == [SequenceBiasLogitsProcessor]  # greedy: no sampling warper at all
+
+
+def test_unsupported_generation_setting_is_refused(tiny):
+    _, tok, rid = tiny
+    cfg = generation_config(tok, rid, 8)
+    cfg.repetition_penalty = 1.3
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        logits_processors(cfg)
+
+
+def test_decode_drops_ended_rows_and_matches_generate(tiny):
+    """decode_batch removes a row from the batch once it emits EOS; the tokens of every row are
+    those of transformers' generate (greedy, fp32), which decodes ended rows as padding."""
+    model, tok, rid = tiny
+    prompts = ["Hello there", "How do I bake bread at home today?", "Hi", "Tell me a story"]
+    batch = left_pad_batch(tok, [prompt_ids(tok, p, None) for p in prompts], model.device)
+    width = batch["input_ids"].shape[1]
+    cfg = generation_config(tok, rid, 16)
+    with torch.no_grad():
+        free = model.generate(**batch, generation_config=cfg)[:, width:].tolist()
+    # An EOS that some rows reach early and others never: rows then end at different steps.
+    firsts = {row[3] for row in free} - {row[i] for row in free[1:] for i in range(16)}
+    stop = next(iter(firsts), free[0][3])
+    cfg.eos_token_id = [stop]
+    with torch.no_grad():
+        ref = model.generate(
+            **batch, generation_config=cfg, logits_processor=[ResetCapProcessor(rid, 1, width)]
+        )[:, width:].tolist()
+    procs = logits_processors(cfg)
+    procs.append(ResetCapProcessor(rid, 1, width))
+    new, times = decode_batch(model, batch, cfg, procs)
+    want = [row[: row.index(stop) + 1] if stop in row else row for row in ref]
+    assert new == want
+    assert any(len(row) < 16 for row in new)  # at least one row did end early
+    assert len(times) == max(len(row) for row in new)

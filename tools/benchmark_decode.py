@@ -6,19 +6,22 @@
         --max-new-tokens 48 --repeats 7 --threads 1 --json results/bench_decode.json
     python tools/benchmark_decode.py --precision bf16       # the model in bf16, as auto loads it
 
-Why: the backtracking decode (``backtrack.generate.hf.generate_records``: batched HF ``generate``
-with the ``[RESET]`` bias through ``sequence_bias``, the max-resets logits processor, the
-per-token clock, the split on token ids and the record) should cost at most 5% more per
-generated token than plain ``model.generate`` when no ``[RESET]`` is emitted.
+Why: the backtracking decode (``backtrack.generate.hf.generate_records``: the batched decoder
+``decode_batch`` with the ``[RESET]`` bias through ``sequence_bias``, the max-resets logits
+processor, the per-token clock, the split on token ids and the record) should cost at most 5%
+more per generated token than the same decoder with none of backtracking's pieces.
 
 What is measured, and how the two are made comparable:
 
 * Same model object, prompts (rendered with the chat template), batch size, max new tokens and
-  greedy decoding. The plain side does what a user of HF would: tokenise, sort by length and
-  left-pad exactly as generate_records does (same batches), ``model.generate`` with the same
-  ``GenerationConfig`` minus ``sequence_bias`` and without any logits processor or stopping
-  criterion, then decode the new tokens. The backtracking side is one ``generate_records`` call
-  (every piece included: bias, cap, clock, split, two decodes and the record per row).
+  greedy decoding. The plain side tokenises, sorts by length and left-pads exactly as
+  generate_records does (same batches), then runs ``decode_batch`` (which drops each row once it
+  has ended, as ``generate_records`` does) with the same ``GenerationConfig`` minus
+  ``sequence_bias`` and no logits processor, then decodes the new tokens. The backtracking side
+  is one ``generate_records`` call (every piece included: bias, cap, clock, split, two decodes
+  and the record per row). ``--plain generate`` makes the plain side transformers'
+  ``model.generate`` instead (which decodes ended rows as padding until the batch's longest row
+  ends): the ratio is then backtracking's decode against what a plain HF user runs.
 * Equal work: greedy decoding of the same model gives the same tokens on both sides unless
   ``[RESET]`` is emitted (a base model never emits it; the bias is negative by default, so it
   cannot add one). The script checks that every row's tokens agree (decoded up to EOS) and that
@@ -47,6 +50,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,11 +60,17 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import torch
 import transformers
 from backtrack.bench import fastest, rotated, timed
-from backtrack.generate.hf import generate_records, generation_config, left_pad_batch
+from backtrack.generate.hf import (
+    decode_batch,
+    generate_records,
+    generation_config,
+    left_pad_batch,
+)
 from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.models.chat import prompt_ids
 from backtrack.models.precision import Precision
 from backtrack.settings import Decoding
+from transformers import LogitsProcessorList
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,8 +83,10 @@ def plain_generate(
     max_new_tokens: int,
     batch_size: int,
     system: str | None = None,
+    engine: str = "decode_batch",
 ) -> list[dict[str, Any]]:
-    """What a plain HF user runs: the same batches as generate_records, nothing added."""
+    """The same batches as generate_records, decoded with nothing of backtracking added: by
+    ``decode_batch`` (the decoder generate_records uses) or by ``model.generate``."""
     device = next(model.parameters()).device
     cfg = generation_config(tok, -1, max_new_tokens)  # no bias: sequence_bias is None
     items = [prompt_ids(tok, r["prompt"], system) for r in records]
@@ -84,9 +96,11 @@ def plain_generate(
         idx = order[start : start + batch_size]
         batch = left_pad_batch(tok, [items[i] for i in idx], device)
         width = batch["input_ids"].shape[1]
-        with torch.no_grad():
-            gen = model.generate(**batch, generation_config=cfg)
-        new = gen[:, width:].tolist()
+        if engine == "generate":
+            with torch.no_grad():
+                new = model.generate(**batch, generation_config=cfg)[:, width:].tolist()
+        else:
+            new, _ = decode_batch(model, batch, cfg, LogitsProcessorList())
         texts = tok.batch_decode(new, skip_special_tokens=True)
         for row, i in enumerate(idx):
             out[i] = {"ids": new[row], "text": texts[row]}
@@ -115,6 +129,7 @@ def measure(
     reset_logit_bias: float = -5.0,
     max_resets: int | None = 1,
     warmup: bool = True,
+    plain_engine: str = "decode_batch",
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Interleaved timed repeats of both sides; per-repeat and median per-token times.
@@ -129,7 +144,14 @@ def measure(
     batches = _batches(tok, records, batch_size)
 
     def plain(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return plain_generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=len(recs))
+        return plain_generate(
+            model,
+            tok,
+            recs,
+            max_new_tokens=max_new_tokens,
+            batch_size=len(recs),
+            engine=plain_engine,
+        )
 
     def backtrack(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         decoding = Decoding(
@@ -207,14 +229,14 @@ def profile_pieces(
     model's own forward step at that batch size. Independent of machine load to first order,
     unlike the end-to-end ratio.
     """
-    from backtrack.generate.hf import ResetCapProcessor, StepClock
+    from backtrack.generate.hf import ResetCapProcessor
     from transformers.generation.logits_process import SequenceBiasLogitsProcessor
 
     vocab = model.get_output_embeddings().weight.shape[0]
     ids = torch.randint(0, vocab - 1, (batch_size, width))
     scores = torch.randn(batch_size, vocab)
     pieces = {
-        "StepClock (stopping criterion)": StepClock(),
+        "clock (time.perf_counter per step)": lambda ids, scores: time.perf_counter(),
         "ResetCapProcessor": ResetCapProcessor(reset_id, 1, width // 2),
         "sequence_bias": SequenceBiasLogitsProcessor({(reset_id,): reset_logit_bias}),
     }
@@ -225,7 +247,9 @@ def profile_pieces(
         per_call = fastest(lambda p=piece: p(ids, scores.clone()), 5, calls)
         out[name] = 1e6 * max(per_call - clone, 0.0)
     with torch.no_grad():
-        cache = model(input_ids=ids, attention_mask=torch.ones_like(ids)).past_key_values
+        cache = model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True
+        ).past_key_values
         step = {
             "input_ids": ids[:, -1:],
             "attention_mask": torch.ones(batch_size, width + 1, dtype=torch.long),
@@ -296,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         default="fp32",
         help="dtype the model is loaded in (the workflow's precision setting)",
     )
+    ap.add_argument(
+        "--plain",
+        choices=("decode_batch", "generate"),
+        default="decode_batch",
+        help="the plain side's decoder: the same as backtracking's, or transformers' generate",
+    )
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args(argv)
 
@@ -306,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     records = load_prompts(args.source, args.prompts)
     print(
         f"model {args.model}  prompts {args.prompts} ({args.source})  batch {args.batch_size}  "
-        f"max_new_tokens {args.max_new_tokens}  threads {args.threads}  reset bias "
+        f"max_new_tokens {args.max_new_tokens}  threads {args.threads}  plain side "
+        f"{args.plain}  reset bias "
         f"{args.reset_bias}  max_resets {args.max_resets}  {model.dtype}  "
         f"torch {torch.__version__}  "
         f"transformers {transformers.__version__}  {platform.processor() or platform.machine()}"
@@ -323,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_logit_bias=args.reset_bias,
         max_resets=args.max_resets,
         progress=lambda x: print(row_line(x), flush=True),
+        plain_engine=args.plain,
     )
     print(summary(result), flush=True)
     width = max(len(prompt_ids(tok, r["prompt"])) for r in records) + args.max_new_tokens // 2

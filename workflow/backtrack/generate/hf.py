@@ -14,13 +14,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 from transformers import (
+    DynamicCache,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    StoppingCriteria,
-    StoppingCriteriaList,
+    SequenceBiasLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
 )
 
 from backtrack import jobstats
@@ -66,19 +68,6 @@ class ResetCapProcessor(LogitsProcessor):
         return scores
 
 
-class StepClock(StoppingCriteria):
-    """Records the wall time at which each new token of the batch exists (never stops)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kw: Any
-    ) -> torch.BoolTensor:
-        self.times.append(time.perf_counter())
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-
-
 def generation_config(
     tok: PreTrainedTokenizerBase,
     reset_id: int,
@@ -90,8 +79,9 @@ def generation_config(
 ) -> GenerationConfig:
     """Decoding settings; the [RESET] bias goes through the built-in ``sequence_bias``.
 
-    Sampling sets ``top_k=0`` (off): transformers fills a ``None`` from the model's generation
-    config or its global default of 50, while the vLLM backend samples with top-k off.
+    Sampling sets ``top_k=0`` (off), as the vLLM backend samples: transformers' ``generate``
+    would fill a ``None`` from the model's generation config or its default of 50 (decode builds
+    its processors from this config alone, :func:`logits_processors`).
     """
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
@@ -233,22 +223,103 @@ def decode(
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[start : start + batch_size]
         batch = left_pad_batch(tok, [list(rows[i]) for i in idx], device)
-        width = batch["input_ids"].shape[1]
-        procs = LogitsProcessorList()
+        procs = logits_processors(gen_cfg)
         if reset_id is not None and max_resets is not None:
-            procs.append(ResetCapProcessor(reset_id, max_resets, width))
-        clock = StepClock()
+            procs.append(ResetCapProcessor(reset_id, max_resets, batch["input_ids"].shape[1]))
         t0 = time.perf_counter()
-        with torch.no_grad():
-            out = model.generate(
-                **batch,
-                generation_config=gen_cfg,
-                logits_processor=procs,
-                stopping_criteria=StoppingCriteriaList([clock]),
-            )
+        new_ids, times = decode_batch(model, batch, gen_cfg, procs)
         for row, i in enumerate(idx):
-            results[i] = Decoded(clock.times, t0, len(idx), out[row, width:].tolist())
+            results[i] = Decoded(times, t0, len(idx), new_ids[row])
     return [results[i] for i in range(len(rows))]
+
+
+def logits_processors(gen_cfg: GenerationConfig) -> LogitsProcessorList:
+    """The processors ``model.generate`` builds for the settings :func:`generation_config`
+    sets, in its order: the sequence bias, then (sampling) temperature and top-p; top-k is off.
+    """
+    supported = {"sequence_bias", "temperature", "top_p", "top_k", "do_sample"}
+    extra = {
+        k: v
+        for k, v in gen_cfg.to_diff_dict().items()
+        if k not in supported | {"max_new_tokens", "eos_token_id", "pad_token_id"}
+        and not k.startswith("_")
+        and k != "transformers_version"
+    }
+    if extra:
+        raise ValueError(f"decode supports no generation settings beyond these: {sorted(extra)}")
+    procs = LogitsProcessorList()
+    if gen_cfg.sequence_bias:
+        procs.append(SequenceBiasLogitsProcessor(gen_cfg.sequence_bias))
+    if gen_cfg.do_sample:
+        if gen_cfg.temperature is not None and gen_cfg.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(gen_cfg.temperature))
+        if gen_cfg.top_p is not None and gen_cfg.top_p < 1.0:
+            procs.append(TopPLogitsWarper(gen_cfg.top_p))
+    return procs
+
+
+@torch.no_grad()
+def decode_batch(
+    model: PreTrainedModel,
+    batch: dict[str, torch.Tensor],
+    gen_cfg: GenerationConfig,
+    procs: LogitsProcessorList,
+) -> tuple[list[list[int]], list[float]]:
+    """Greedy or sampled decoding of one left-padded batch that drops each row from the batch
+    once it has ended: each row's new ids (up to its EOS, included) and the wall time at which
+    each step's tokens existed.
+
+    Written here rather than calling ``model.generate`` because ``generate`` decodes a static
+    batch: a row that has ended keeps being computed (as padding) until the batch's longest row
+    ends, and at this project's answer lengths (most answers a third of ``max_new_tokens``, a
+    few truncated) that is more than half of the decoding work. vLLM schedules rows
+    continuously but costs tens of seconds to start on a CPU. Per step this does what
+    ``generate``'s sampling loop does (position ids from the attention mask, the processors on
+    float32 logits, argmax or a multinomial draw); with no row ended early the two are
+    token-identical (tests/test_generation.py checks it against ``generate``).
+    """
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    eos = torch.tensor(list(gen_cfg.eos_token_id or []), dtype=torch.long, device=ids.device)
+    alive = list(range(ids.shape[0]))  # batch row -> input row
+    new: list[list[int]] = [[] for _ in alive]
+    times: list[float] = []
+    cache = DynamicCache(config=model.config)
+    step_ids = ids
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate: left padding
+    for _ in range(gen_cfg.max_new_tokens):
+        logits = (
+            model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            .logits[:, -1]
+            .to(torch.float32)
+        )
+        scores = procs(ids, logits)
+        if gen_cfg.do_sample:
+            nxt = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            nxt = torch.argmax(scores, dim=-1)
+        times.append(time.perf_counter())
+        for row, token in zip(alive, nxt.tolist(), strict=True):
+            new[row].append(token)
+        ids = torch.cat([ids, nxt[:, None]], dim=-1)
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+        ended = torch.isin(nxt, eos)
+        if bool(ended.any()):
+            keep = (~ended).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            cache.batch_select_indices(keep)
+            ids, mask, nxt = ids[keep], mask[keep], nxt[keep]
+            alive = [alive[k] for k in keep.tolist()]
+        step_ids = nxt[:, None]
+        positions = mask.sum(-1, keepdim=True) - 1
+    return new, times
 
 
 def describe(
