@@ -45,6 +45,9 @@ ALLOWED = {
     "bash tools/setup.sh": "installs the environments (network, minutes); it made this one",
     "bash tools/test.sh": "the test suite this test is part of",
     ".ci/run": "CI's entry point: runs bash tools/setup.sh && bash tools/test.sh",
+    "bash tools/gpu_wheels.sh": "downloads wheels from PyPI (network); "
+    "tests/test_gpu_check.py checks what it saves",
+    "bash tools/gpu_check.sh": "for a lent GPU machine; tests/test_gpu_check.py runs it on the CPU",
     "ruff format --check": "a step of tools/test.sh, which runs it",
     "bash tools/local_slurm.sh": "starts slurmctld and slurmd as root (tests/test_rehearsal.py)",
     "tools/local_slurm.sh": "starts slurmctld and slurmd as root (tests/test_rehearsal.py)",

@@ -3,6 +3,7 @@
     python tools/benchmark_gcg.py                       # defaults: 10 steps, width 64, top-k 64
     python tools/benchmark_gcg.py --threads 2 --json results/bench_gcg.json
     python tools/benchmark_gcg.py --width 128 --steps 8
+    python tools/benchmark_gcg.py --device cuda --steps 3   # on a GPU (tools/gpu_check.py)
 
 Why: backtrack.attacks.gcg re-implements GCG instead of calling nanoGCG (see that module's
 docstring), so it has to be shown to be at least as good and cheaper. Target: at most half
@@ -348,6 +349,12 @@ def main() -> int:
     ap.add_argument("--topk", type=int, default=64)
     ap.add_argument("--suffix", default=" ".join(["!"] * 20), help="initial suffix")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    ap.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the models and the attacked chat go (auto: cuda when available)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--precision",
@@ -388,8 +395,14 @@ def main() -> int:
     if not model_dir.is_absolute() and not model_dir.exists():
         model_dir = ROOT / model_dir
     tok = load_tokenizer(model_dir)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     wanted = set(args.precision) | (set() if ngcg is None else set(args.nanogcg_precision))
-    models = {p: load_model(model_dir, Precision.fixed(p)) for p in sorted(wanted | {"fp32"})}
+    # load_model puts a model on the GPU whenever there is one; --device cpu moves it back.
+    models = {
+        p: load_model(model_dir, Precision.fixed(p)).to(device) for p in sorted(wanted | {"fp32"})
+    }
     for m in models.values():
         for p in m.parameters():
             p.requires_grad_(False)  # gradients flow to the one-hot suffix only (both optimisers)
@@ -398,13 +411,13 @@ def main() -> int:
     rows = ref.get_input_embeddings().weight.shape[0]
     banned = banned_token_ids(tok, rows, rid, allow_non_ascii=False)
     banned_set = set(banned.tolist())
-    slots = chat_slots(tok, f"{args.prompt} {SLOT}", text_ids(tok, args.target))
+    slots = chat_slots(tok, f"{args.prompt} {SLOT}", text_ids(tok, args.target), device=device)
     # One referee re-scores every run's suffix: fp32, full forward.
     scorer = GCG(ref, tok, GCGConfig(), banned)
 
     print(
         f"model {model_dir} ({sum(p.numel() for p in ref.parameters()) / 1e6:.0f}M params), "
-        f"torch {torch.__version__} on {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads, "
         f"transformers {transformers.__version__}; ours in {args.precision}, nanoGCG in "
         f"{'-' if ngcg is None else args.nanogcg_precision}"
     )
@@ -416,6 +429,7 @@ def main() -> int:
     init_loss, _ = rescore(scorer, slots, tok, args.suffix)
     figures: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "device": device,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
