@@ -11,6 +11,7 @@ from backtrack.generate.hf import (
     generation_config,
     left_pad_batch,
     logits_processors,
+    shared_prefix,
     split_generation,
 )
 from backtrack.generate.vllm_engine import sampling_kwargs
@@ -163,3 +164,28 @@ def test_decode_drops_ended_rows_and_matches_generate(tiny):
     assert new == want
     assert any(len(row) < 16 for row in new)  # at least one row did end early
     assert len(times) == max(len(row) for row in new)
+
+
+def test_shared_prefix_leaves_each_row_an_id_of_its_own():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == 3
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shorter row keeps its last id
+    assert shared_prefix([[1, 2], [3, 2]]) == 0
+    assert shared_prefix([[1, 2, 3]]) == 0  # one row: nothing to share
+
+
+def test_a_shared_prefix_is_computed_once_with_the_same_tokens(tiny):
+    """The chat template's system turn, padded after rather than before and run once at batch
+    size one, gives every row the tokens it gets when each row computes it (fp32)."""
+    model, tok, rid = tiny
+    prompts = ["Hi", "How do I bake bread at home today?", "Tell me a story", "Why?"]
+    rows = [prompt_ids(tok, p, "You are a careful assistant.") for p in prompts]
+    keep = shared_prefix(rows)
+    assert keep > 5
+    cfg = generation_config(tok, rid, 12)
+    outs = []
+    for k in (0, keep):
+        batch = left_pad_batch(tok, rows, model.device, keep=k)
+        assert batch["attention_mask"].sum(-1).tolist() == [len(r) for r in rows]
+        assert (batch["input_ids"][:, :k] == torch.tensor(rows[0][:k])).all()
+        outs.append(decode_batch(model, batch, cfg, logits_processors(cfg), shared=k)[0])
+    assert outs[0] == outs[1]

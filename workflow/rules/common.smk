@@ -78,6 +78,10 @@ SFT_METHODS = "|".join(re.escape(m) for m, spec in METHODS.items() if spec.sft)
 # Helpfulness also scores each base model, as method and stage "base".
 HELPFULNESS_METHODS = "|".join(["base", *METHODS])
 HELPFULNESS_STAGES = "base|sft|dpo"
+# Training and the data it starts from go first when jobs compete for cores: the two training
+# lanes (SFT then DPO, each hundreds of seconds) are the run's critical path, and an evaluation
+# job that starts first only delays them. Ordering only: no output depends on it.
+TRAINING_PRIORITY = 10
 HELPFULNESS = config["helpfulness"]
 MT_BENCH = HELPFULNESS["mt_bench"]
 

@@ -43,6 +43,7 @@ rule prepare_train_pool:
         "logs/prepare_train_pool/{model}.log",
     benchmark:
         "benchmarks/prepare_train_pool/{model}.tsv"
+    priority: TRAINING_PRIORITY
     conda:
         "../../envs/train.yaml"
     threads: model_threads("prepare_train_pool")
@@ -70,6 +71,7 @@ rule build_sft_data:
         "benchmarks/build_sft_data/{model}_{method}.tsv"
     wildcard_constraints:
         method=SFT_METHODS,
+    priority: TRAINING_PRIORITY
     conda:
         "../../envs/train.yaml"
     params:
@@ -95,6 +97,7 @@ rule build_dpo_data:
         "logs/build_dpo_data/{model}_{method}.log",
     benchmark:
         "benchmarks/build_dpo_data/{model}_{method}.tsv"
+    priority: TRAINING_PRIORITY
     conda:
         "../../envs/train.yaml"
     params:

@@ -10,6 +10,7 @@ rule train_sft:
         "benchmarks/train_sft/{model}_{method}.tsv"
     wildcard_constraints:
         method=SFT_METHODS,
+    priority: TRAINING_PRIORITY
     conda:
         "../../envs/train.yaml"
     threads: train_threads("train_sft")
