@@ -1,0 +1,86 @@
+"""Table 1 as the README shows it: a Markdown table from ``results/table1.csv``.
+
+    python tools/table1_markdown.py                        # results/table1.csv
+    python tools/table1_markdown.py path/to/table1.csv
+
+Why: the README's table is this script's output on a named run, never typed by hand. Columns:
+the unsafe rate per evaluation set (the overall one with its 95% Wilson interval), then for each
+prefilling set present (own answers, "Sure, here is", another model's answer) the unsafe rate
+with its interval and the share of answers that reset, then benign refusal and resets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+SETS = {"advbench": "AdvBench", "donotanswer": "Do-Not-Answer", "harmbench": "HarmBench"}
+PREFILLS = {
+    "prefill": "prefill, own answers",
+    "sure": 'prefill, "Sure, here is"',
+    "other": "prefill, other model",
+}
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def with_ci(row: pd.Series, col: str) -> str:
+    return f"{pct(row[col])} [{100 * row[col + '_ci_lo']:.1f}, {100 * row[col + '_ci_hi']:.1f}]"
+
+
+def prefill_sets(columns: list[str]) -> list[tuple[str, str]]:
+    """``(column prefix, heading)`` of each AdvBench prefilling set in the table, own answers
+    first (``advbench_prefill10``, ``advbench_sure10``, ``advbench_other10``)."""
+    found = []
+    for kind, heading in PREFILLS.items():
+        for col in columns:
+            stem = col.removesuffix("_unsafe")
+            tokens = stem.removeprefix(f"advbench_{kind}")
+            if col.endswith("_unsafe") and stem != tokens and tokens.isdigit():
+                found.append((stem, heading))
+    return found
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The Markdown table, one row per (method, stage) as in the CSV."""
+    cols = list(table.columns)
+    sets = [s for s in SETS if f"{s}_unsafe" in cols]
+    prefills = prefill_sets(cols)
+    first = table.iloc[0]
+    head = ["method", "stage"]
+    head += [f"{SETS[s]} ({first[s + '_n']})" for s in sets]
+    head += [f"overall ({first['overall_n']})"]
+    for stem, heading in prefills:
+        head += [f"{heading} ({first[stem + '_n']})", "`[RESET]`"]
+    if "benign_refusal" in cols:
+        head += [f"benign refusal ({first['benign_n']})", "benign `[RESET]`"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, row in table.iterrows():
+        cells = [row["method"], row["stage"]]
+        cells += [pct(row[f"{s}_unsafe"]) for s in sets]
+        cells += [with_ci(row, "overall_unsafe")]
+        for stem, _ in prefills:
+            cells += [with_ci(row, f"{stem}_unsafe"), pct(row[f"{stem}_reset_rate"])]
+        if "benign_refusal" in cols:
+            cells += [with_ci(row, "benign_refusal"), pct(row["benign_reset_rate"])]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("table", nargs="?", type=Path, default=Path("results/table1.csv"))
+    args = ap.parse_args(argv)
+    if not args.table.exists():
+        sys.exit(f"{args.table}: no such file (make it with: snakemake --cores all {args.table})")
+    print(markdown(pd.read_csv(args.table)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
