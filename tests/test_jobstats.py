@@ -17,7 +17,7 @@ import torch
 from backtrack import jobstats
 from backtrack.attacks.gcg import GCG, GCGConfig
 from backtrack.attacks.scoring import SLOT, banned_token_ids, chat_slots, target_ce
-from backtrack.generate.hf import generate_records
+from backtrack.generate.hf import generate_records, shared_prefix
 from backtrack.io import write_jsonl
 from backtrack.jobstats import (
     TokenCounts,
@@ -91,7 +91,8 @@ def test_stats_sit_beside_the_log_and_read_back_by_rule_and_job(tiny_source_dir,
 
 
 def test_generation_counts_match_what_generate_records_counted(tiny, counter, tmp_path):
-    """The records-based count (any backend) equals the in-process count of the HF path."""
+    """The records-based count (any backend) counts every prompt position; the in-process count
+    of the HF path the same less the prefix each batch shares, which it computes once."""
     model, tok, rid = tiny
     tok.save_pretrained(tmp_path / "tok")  # generation_counts reads the model dir's tokenizer
     recs = [{"id": f"p{i}", "prompt": p} for i, p in enumerate(["Hi", "Tell me more", "Why?"])]
@@ -101,8 +102,12 @@ def test_generation_counts_match_what_generate_records_counted(tiny, counter, tm
     write_jsonl(tmp_path / "gen.jsonl", out)
     counts, precision = generation_counts(tmp_path / "gen.jsonl", tmp_path / "tok", None)
     generated = sum(r["tokens_generated"] for r in out)
-    prompts = sum(len(prompt_ids(tok, r["prompt"], None)) for r in recs)
-    assert counts.counts == counter.counts == {"forward": [prompts + generated, generated]}
+    rows = sorted((prompt_ids(tok, r["prompt"], None) for r in recs), key=len)
+    prompts = sum(map(len, rows))
+    saved = shared_prefix(rows[:2])  # batches of 2, shortest first: the first shares a prefix
+    assert saved > 0
+    assert counts.counts == {"forward": [prompts + generated, generated]}
+    assert counter.counts == {"forward": [prompts - saved + generated, generated]}
     assert precision == "fp32" and generated > 0
 
 

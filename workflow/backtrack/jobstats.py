@@ -4,7 +4,8 @@ model that turns them into achieved FLOP/s (``tools/benchmark_pipeline.py``).
 Why: Snakemake's benchmark files give each job's wall time but not how much work it did, so the
 distance between a rule and the machine's matmul peak cannot be read from them alone.
 
-Counts are *useful* tokens (no padding, no rows that already ended), by kind of pass:
+Counts are *useful* tokens (no padding, no rows that already ended, a prefix that a generation
+batch shares counted once, as it is computed once), by kind of pass:
 
 ========== ======================================= ===========================
 kind       what                                    FLOPs per parameter, token

@@ -204,7 +204,7 @@ def generate_records(
         for item, d in zip(items, decoded, strict=True)
     ]
     new = sum(r["tokens_generated"] for r in records)
-    jobstats.count("forward", sum(len(item.ids) for item in items) + new, new)
+    jobstats.count("forward", new, new)  # the prompts' positions: counted by decode
     return records
 
 
@@ -245,6 +245,9 @@ def decode(
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[start : start + batch_size]
         shared = shared_prefix([rows[i] for i in idx])
+        # Prompt positions the model computes (the shared prefix once); generated ones are
+        # counted by the caller, which knows where each answer ends.
+        jobstats.count("forward", sum(len(rows[i]) for i in idx) - shared * (len(idx) - 1), 0)
         batch = left_pad_batch(tok, [list(rows[i]) for i in idx], device, keep=shared)
         procs = logits_processors(gen_cfg)
         if reset_id is not None and max_resets is not None:
