@@ -312,7 +312,9 @@ def decode_batch(
     transformers' ``generate`` has no such option (vLLM's prefix caching does the same).
     """
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    eos = torch.tensor(list(gen_cfg.eos_token_id or []), dtype=torch.long, device=ids.device)
+    eos_ids = gen_cfg.eos_token_id
+    eos_ids = [eos_ids] if isinstance(eos_ids, int) else list(eos_ids or [])
+    eos = torch.tensor(eos_ids, dtype=torch.long, device=ids.device)
     alive = list(range(ids.shape[0]))  # batch row -> input row
     new: list[list[int]] = [[] for _ in alive]
     times: list[float] = []
