@@ -6,6 +6,7 @@ import pytest
 import torch
 from backtrack.generate.hf import (
     ResetCapProcessor,
+    decode,
     decode_batch,
     generate_records,
     generation_config,
@@ -18,6 +19,8 @@ from backtrack.generate.vllm_engine import sampling_kwargs
 from backtrack.models.chat import prompt_ids
 from backtrack.settings import Decoding
 from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     SequenceBiasLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -189,3 +192,32 @@ def test_a_shared_prefix_is_computed_once_with_the_same_tokens(tiny):
         assert (batch["input_ids"][:, :k] == torch.tensor(rows[0][:k])).all()
         outs.append(decode_batch(model, batch, cfg, logits_processors(cfg), shared=k)[0])
     assert outs[0] == outs[1]
+
+
+def test_a_sliding_window_model_decodes_batched_as_alone(tiny):
+    """Gemma-3 interleaves sliding-window layers, whose window counts cache slots: padding
+    placed after a shared prefix would sit inside a short row's window and hide real tokens
+    from it. Batched decoding of such a model gives each row the tokens it gets alone (fp32)."""
+    _, tok, rid = tiny
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        layer_types=["sliding_attention", "full_attention"],
+        sliding_window=4,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    model = Gemma3ForCausalLM(cfg).eval()
+    prompts = ["Hi", "How do I bake bread at home today?", "Tell me a story", "Why?"]
+    rows = [prompt_ids(tok, p, "You are a careful assistant.") for p in prompts]
+    assert shared_prefix(rows) > 5
+    gen = generation_config(tok, rid, 10)
+    alone = [d.new_ids for d in decode(model, tok, rows, rid, gen, max_resets=1, batch_size=1)]
+    batched = decode(model, tok, rows, rid, gen, max_resets=1, batch_size=4)
+    assert [d.new_ids for d in batched] == alone

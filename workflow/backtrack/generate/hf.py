@@ -131,6 +131,18 @@ def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
     return n
 
 
+def sliding_window(config: Any) -> int | None:
+    """The model's sliding attention window in cache slots (Gemma-3, Mistral), or None."""
+    config = config.get_text_config()
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    types = getattr(config, "layer_types", None)
+    if types is not None and not any("sliding" in t for t in types):
+        return None
+    return int(window)
+
+
 @dataclass(frozen=True)
 class Item:
     """One answer to generate: a prompt record, which of its samples (``sample`` None when each
@@ -245,6 +257,11 @@ def decode(
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[start : start + batch_size]
         shared = shared_prefix([rows[i] for i in idx])
+        window = sliding_window(model.config)
+        if window is not None and window < max(len(rows[i]) for i in idx) + gen_cfg.max_new_tokens:
+            # A sliding window counts cache slots: padding after the prefix would lie inside a
+            # short row's window and hide real tokens from it. Left padding is exact.
+            shared = 0
         # Prompt positions the model computes (the shared prefix once); generated ones are
         # counted by the caller, which knows where each answer ends.
         jobstats.count("forward", sum(len(rows[i]) for i in idx) - shared * (len(idx) - 1), 0)
