@@ -20,7 +20,8 @@ import yaml
 from backtrack.freshness import stale_message, stale_sources
 from backtrack.models.provenance import CheckpointError, check_weights, checkpoint_problem
 
-from tests.test_resume import alive, job_process
+from tests.test_resume import alive, command, family_of, find_job, job_process, kill_tree
+from tests.test_workflow import planned_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -129,15 +130,45 @@ def test_changed_setting_and_killed_training_refuses_the_old_table(workflow_run,
 
 
 @pytest.mark.slow
-def test_a_lost_attack_transcript_is_not_silently_skipped(workflow_run, tmp_path):
-    """A transcript removed by a killed rebuild (--forcerun, then SIGKILL in the merge): the
-    claims command refuses, naming it, instead of "Nothing to be done"."""
-    work, _ = _copy_run(workflow_run, tmp_path)
+def test_a_transcript_lost_in_a_killed_rebuild_is_not_silently_skipped(workflow_run, tmp_path):
+    """--forcerun of an attack transcript split in two shards, SIGKILL inside its merge_attack
+    job (Snakemake has removed the old transcript by then), --unlock: the claims command then
+    refuses, naming the --forcerun that rebuilds the transcript, instead of "Nothing to be
+    done" over Table 2 and the claims made from the lost one; that command plans the rebuild."""
+    work, cfg = _copy_run(workflow_run, tmp_path)
+    cfg = {**cfg, "attacks": {**cfg["attacks"], "shards_by_attack": {"gcg": 2}}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     lost = "results/attacks/tiny/backtrack/sft/gcg.jsonl"
-    (work / lost).unlink()
-    out = _smk(work, "-n", "results/claims.csv")
-    assert out.returncode != 0
-    assert f"--forcerun {lost}" in out.stdout + out.stderr
+    with open(tmp_path / "forcerun.txt", "w") as out:
+        proc = subprocess.Popen(
+            command(work, lost, "--forcerun", lost), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline, job, inside = time.monotonic() + 300, None, False
+        try:
+            while job is None:
+                assert proc.poll() is None, (tmp_path / "forcerun.txt").read_text()[-3000:]
+                assert time.monotonic() < deadline, "merge_attack never started"
+                time.sleep(0.01)
+                job = find_job(family_of(proc), "merge_attack.py", "merge_attack")
+            inside = alive(job)
+        finally:
+            kill_tree(proc)
+    assert inside and not (work / lost).exists()
+    subprocess.run(command(work, "--unlock"), check=True, capture_output=True)
+
+    again = subprocess.run(
+        command(work, "results/claims.csv"), capture_output=True, text=True, check=False
+    )
+    said = again.stdout + again.stderr
+    assert again.returncode != 0 and "Nothing to be done" not in said, said[-3000:]
+    assert f"--forcerun {lost}" in said, said[-3000:]
+    plan = subprocess.run(
+        command(work, "-n", "results/claims.csv", "--forcerun", lost),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    jobs = planned_jobs(plan.stdout + plan.stderr)
+    assert {"attack_shard", "merge_attack", "judge_attack", "table2", "claims"} <= set(jobs)
 
 
 @pytest.mark.slow
