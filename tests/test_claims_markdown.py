@@ -1,0 +1,61 @@
+"""tools/claims_markdown.py: the README's claims table from a claims.csv."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("claims_markdown", ROOT / "tools/claims_markdown.py")
+md = importlib.util.module_from_spec(spec)
+sys.modules["claims_markdown"] = md
+spec.loader.exec_module(md)
+
+NAN = float("nan")
+
+
+def _claim(claim: str, ours: float, compared: float, verdict: str, note: float | str = NAN):
+    diff = NAN if compared != compared else ours - compared
+    return {
+        "claim": claim,
+        "model": "m",
+        "paper": "a | b",
+        "metric": "overall unsafe",
+        "ours": ours,
+        "ours_ci_lo": ours / 2,
+        "ours_ci_hi": ours * 2,
+        "ours_n": 300.0,
+        "compared_with": compared,
+        "difference": diff,
+        "difference_ci_lo": diff - 0.01,
+        "difference_ci_hi": diff + 0.01,
+        "verdict": verdict,
+        "note": note,
+    }
+
+
+def test_rows_show_rates_differences_and_verdicts():
+    table = pd.DataFrame(
+        [
+            _claim("four_times_safer", 0.02, 0.05, "inconclusive"),
+            _claim("spurious_resets_no_bias", 0.4, NAN, "not reproduced"),
+            _claim("paper_model_row", NAN, NAN, "not measured", note="not in run.models"),
+        ]
+    )
+    out = md.markdown(table).splitlines()
+    assert out[0].startswith("| claim | paper | ours [95%] (n) |")
+    assert out[2] == (
+        "| `four_times_safer`: overall unsafe | a / b | 2.0% [1.0, 4.0] (300) | 5.0% "
+        "| -3.0 [-4.0, -2.0] | inconclusive |"
+    )
+    assert out[3].endswith("| 40.0% [20.0, 80.0] (300) | — | — | not reproduced |")
+    assert out[4] == "| m rows | a / b | — | — | — | not measured (not in run.models) |"
+
+
+def test_a_missing_file_names_the_command(tmp_path):
+    with pytest.raises(SystemExit, match="snakemake --cores all"):
+        md.main([str(tmp_path / "claims.csv")])

@@ -1,0 +1,76 @@
+"""The claims table as the README shows it: a Markdown table from ``results/claims.csv``.
+
+    python tools/claims_markdown.py                        # results/claims.csv
+    python tools/claims_markdown.py path/to/claims.csv
+
+Why: the README's claims table is this script's output on a named run, never typed by hand.
+One row per claim and model: what the paper says, our rate with its 95% interval and n, the
+rate it is compared with, the difference with its interval, and the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+HEAD = ["claim", "paper", "ours [95%] (n)", "compared with", "difference [95%]", "verdict"]
+
+
+def points(x: float) -> str:
+    """A rate as a percentage, or a difference in percentage points with its sign."""
+    return f"{100 * x:.1f}"
+
+
+def ours(row: pd.Series) -> str:
+    if pd.isna(row["ours"]):
+        return "—"
+    lo, hi = points(row["ours_ci_lo"]), points(row["ours_ci_hi"])
+    return f"{points(row['ours'])}% [{lo}, {hi}] ({int(row['ours_n'])})"
+
+
+def difference(row: pd.Series) -> str:
+    if pd.isna(row["difference"]):
+        return "—"
+    lo, hi = row["difference_ci_lo"], row["difference_ci_hi"]
+    return f"{100 * row['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def label(row: pd.Series) -> str:
+    """The claim's id and the metric it was measured with; paper-scale rows name the model."""
+    if row["claim"] == "paper_model_row":
+        return f"{row['model']} rows"
+    return f"`{row['claim']}`: {row['metric']}"
+
+
+def markdown(claims: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    for _, row in claims.iterrows():
+        compared = row["compared_with"]
+        cells = [
+            label(row),
+            row["paper"],
+            ours(row),
+            "—" if pd.isna(compared) or math.isnan(compared) else f"{points(compared)}%",
+            difference(row),
+            row["verdict"] if pd.isna(row.get("note")) else f"{row['verdict']} ({row['note']})",
+        ]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("claims", nargs="?", type=Path, default=Path("results/claims.csv"))
+    args = ap.parse_args(argv)
+    if not args.claims.exists():
+        sys.exit(f"{args.claims}: no such file (make it with: snakemake --cores all {args.claims})")
+    print(markdown(pd.read_csv(args.claims)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
