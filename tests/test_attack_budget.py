@@ -37,7 +37,7 @@ def test_curve_counts_a_success_from_its_step_on():
 def test_measure_runs_the_workflow_s_attack_on_a_run_dir(tmp_path, tiny_source_dir):
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    model_dir = tmp_path / "results/models/tiny/baseline/sft"
+    model_dir = tmp_path / "results/models/tiny/baseline/seed0/sft"
     shutil.copytree(tiny_source_dir, model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = LlamaForCausalLM.from_pretrained(model_dir)

@@ -83,7 +83,7 @@ def test_a_record_missing_a_field_is_named(tmp_path, prompts):
 
 
 def layout(tmp_path, prompts, answers, *, prompt_file="data/eval/advbench.jsonl",
-           answer_file="judgments/tiny/backtrack/dpo/advbench.jsonl"):  # fmt: skip
+           answer_file="judgments/tiny/backtrack/seed0/dpo/advbench.jsonl"):  # fmt: skip
     """A prompt set and a file of answers where the workflow keeps them, under results/."""
     pp, ap = tmp_path / "results" / prompt_file, tmp_path / "results" / answer_file
     write_jsonl(pp, prompts)
@@ -109,7 +109,7 @@ def test_an_edited_prompt_names_both_files_the_record_and_what_to_delete(tmp_pat
     msg = str(e.value)
     assert f"{judged}: 1 record(s) answer another version of {prompts}" in msg
     assert "advbench-2 (line 3: prompt) has prompt 'p2' where the set has 'p2, edited'" in msg
-    generations = tmp_path / "results/generations/tiny/backtrack/dpo/advbench.jsonl"
+    generations = tmp_path / "results/generations/tiny/backtrack/seed0/dpo/advbench.jsonl"
     assert f"rm -r {judged} {generations}" in msg
     assert "snakemake --forcerun generate <targets>" in msg
     assert f"If {prompts} was not meant to change, delete it instead" in msg
@@ -122,7 +122,7 @@ def test_an_edited_prefill_or_a_missing_prompt_is_stale(tmp_path):
     del gens[3]["prompt"]
     prompts, answers = layout(
         tmp_path, prefilled, gens, prompt_file="data/prefill/tiny/advbench_prefill2.jsonl",
-        answer_file="generations/tiny/base/base/advbench_prefill2.jsonl",
+        answer_file="generations/tiny/base/seed0/base/advbench_prefill2.jsonl",
     )  # fmt: skip
     with pytest.raises(StaleAnswersError) as e:
         read_answers(answers, prompts)
@@ -139,11 +139,11 @@ def test_each_sample_is_checked_against_its_prompt(tmp_path):
     gens[3]["prompt"] = "p1 as it was"
     prompts, answers = layout(
         tmp_path, PROMPTS, gens,
-        answer_file="sweeps/worst_of_k/judgments/tiny/backtrack/dpo/advbench.jsonl",
+        answer_file="sweeps/worst_of_k/judgments/tiny/backtrack/seed0/dpo/advbench.jsonl",
     )  # fmt: skip
     with pytest.raises(StaleAnswersError, match=r"advbench-1#1 \(line 4: prompt\)") as e:
         read_answers(answers, prompts, samples=2, limit=2)
-    assert "sweeps/worst_of_k/generations/tiny/backtrack/dpo/advbench.jsonl" in str(e.value)
+    assert "sweeps/worst_of_k/generations/tiny/backtrack/seed0/dpo/advbench.jsonl" in str(e.value)
     assert "--forcerun generate_sweep" in str(e.value)
 
 
@@ -153,9 +153,9 @@ def test_an_attack_judgment_traces_back_to_its_transcript_and_shards(tmp_path):
     lines[0]["target"] = "Sure, an old target"
     prompts, judged = layout(
         tmp_path, targets, lines, prompt_file="data/attacks/targets.jsonl",
-        answer_file="judgments/tiny/baseline/sft/attacks/gcg.jsonl",
+        answer_file="judgments/tiny/baseline/seed0/sft/attacks/gcg.jsonl",
     )  # fmt: skip
-    transcript = tmp_path / "results/attacks/tiny/baseline/sft/gcg.jsonl"
+    transcript = tmp_path / "results/attacks/tiny/baseline/seed0/sft/gcg.jsonl"
     (transcript.parent / "gcg").mkdir(parents=True)
     assert made_from(judged) == [judged, transcript, transcript.parent / "gcg"]
     with pytest.raises(StaleAnswersError) as e:

@@ -9,6 +9,7 @@ from backtrack.report.claims import (
     NOT_MEASURED,
     NOT_REPRODUCED,
     REPRODUCED,
+    Outcomes,
     Rate,
     build_claims,
     newcombe_difference,
@@ -18,6 +19,7 @@ from backtrack.report.claims import (
     verdict_resists,
     verdict_times_safer,
 )
+from backtrack.stats import prompts_for_power
 
 
 def test_newcombe_difference_matches_the_published_example():
@@ -60,11 +62,12 @@ def test_range_and_resistance_verdicts():
     assert verdict_resists(Rate(20, 20), Rate(5, 20)) == NOT_REPRODUCED
 
 
-def _table1(model="m"):
+def _table1(model="m", seed=0):
     def row(method, stage, overall, refusal, reset, prefill):
         return {
             "model": model,
             "method": method,
+            "seed": seed,
             "stage": stage,
             "overall_unsafe": overall,
             "overall_n": 400,
@@ -90,7 +93,15 @@ def _table1(model="m"):
 def test_claims_table_on_constructed_tables():
     t2 = pd.DataFrame(
         [
-            {"model": "m", "method": m, "stage": "dpo", "attack": "gcg", "asr": a, "n": 20}
+            {
+                "model": "m",
+                "method": m,
+                "seed": 0,
+                "stage": "dpo",
+                "attack": "gcg",
+                "asr": a,
+                "n": 20,
+            }
             for m, a in (("baseline", 0.75), ("backtrack", 0.05))
         ]
     )
@@ -99,6 +110,7 @@ def test_claims_table_on_constructed_tables():
             {
                 "model": "m",
                 "method": "backtrack",
+                "seed": 0,
                 "stage": "dpo",
                 "bias": -5.0,
                 "benign_reset_rate": 0.01,
@@ -145,3 +157,70 @@ def test_a_paper_model_in_the_run_gets_its_own_rows():
     assert (claims[claims["model"] == "llama-3-8b"]["claim"] == "four_times_safer").any()
     assert set(claims[claims["model"] == "Gemma-2-2B"]["verdict"]) == {NOT_MEASURED}
     assert (claims["claim"] == "resists_prefill:foreign").any()  # not measured, but listed
+
+
+def test_each_training_seed_gets_its_own_verdicts():
+    """Two seeds that disagree: the claim is shown once per seed, not pooled into one."""
+    other = _table1(seed=1)
+    other.loc[other["method"] == "backtrack", "overall_unsafe"] = 0.09  # 9% vs 10%: no effect
+    claims = build_claims(
+        pd.concat([_table1(), other]),
+        table2=None,
+        logit_bias=None,
+        worst_of_k=None,
+        prefill_sets={"advbench_prefill10": "base_model"},
+        judge="refusal",
+    )
+    four = claims[claims["claim"] == "four_times_safer"].set_index("seed")
+    assert four.loc[0, "verdict"] == REPRODUCED and four.loc[1, "verdict"] == NOT_REPRODUCED
+    assert list(claims.columns[:3]) == ["claim", "model", "seed"]
+    assert claims[claims["model"] == "Llama-3-8B"]["seed"].isna().all()
+
+
+def test_the_row_over_seeds_counts_the_seeds_noise():
+    """Two seeds of backtracking DPO, 0.5% and 9% unsafe against the baseline's 10%: the seeds
+    give different verdicts alone, and the row over both has the mean rate, a difference
+    interval wider than either seed's, and says how the seeds split."""
+    n, kinds = 400, {"advbench": "harmful", "benign": "benign"}
+    unsafe = {("baseline", 0): 40, ("baseline", 1): 40, ("backtrack", 0): 2, ("backtrack", 1): 36}
+    judged, rows = {}, []
+    for (method, seed), k in unsafe.items():
+        for stage in ("sft", "dpo"):
+            key = (method, seed, stage)
+            judged[("m", *key, "advbench")] = [
+                {"id": f"a{i}", "unsafe": i < k, "reset": False} for i in range(n)
+            ]
+            judged[("m", *key, "benign")] = [
+                {"id": f"b{i}", "refused": i < 10, "reset": False} for i in range(100)
+            ]
+            rows.append(
+                {"model": "m", "method": method, "seed": seed, "stage": stage}
+                | {"overall_unsafe": k / n, "overall_n": n, "advbench_unsafe": k / n}
+                | {"advbench_n": n, "benign_refusal": 0.1, "benign_n": 100}
+                | {"benign_reset_rate": 0.0}
+            )
+    outcomes = Outcomes(judged, kinds, (0, 1), 0.95, 2000, 0)
+    claims = build_claims(
+        pd.DataFrame(rows),
+        table2=None,
+        logit_bias=None,
+        worst_of_k=None,
+        prefill_sets={},
+        judge="refusal",
+        outcomes=outcomes,
+    )
+    four = claims[claims["claim"] == "four_times_safer"]
+    assert list(four["seed"].astype("object").fillna(-1)) == [0, 1, -1]
+    per_seed, over = four.iloc[:2], four.iloc[2]
+    assert list(per_seed["verdict"]) == [REPRODUCED, NOT_REPRODUCED]
+    assert over["seeds"] == 2 and over["ours"] == pytest.approx(0.0475)
+    assert over["seed_verdicts"] == "not reproduced 1, reproduced 1"
+    assert over["seeds_same_direction"] == "2/2"
+    width = over["difference_ci_hi"] - over["difference_ci_lo"]
+    assert width > (per_seed["difference_ci_hi"] - per_seed["difference_ci_lo"]).max()
+    assert over["prompts_for_power_paper"] == pytest.approx(
+        prompts_for_power(0.015, 0.061), rel=1e-6
+    )
+    # A claim whose per-prompt answers are not at hand says so rather than pooling.
+    gcg = claims[(claims["claim"] == "resists_gcg") & claims["seed"].isna()]
+    assert gcg.iloc[0]["note"] == "per seed only"

@@ -136,7 +136,7 @@ def test_attack_shards_split_the_attack_rows_into_jobs(config):
     assert math.isclose(sum(gcg.each_job()), gcg.gpu_hours)
     jobs = est.plan_jobs(rows)
     shard_jobs = [j for j in jobs if j.name.endswith("attack gcg")]
-    assert len(shard_jobs) == 3 and all(j.after == ("llama/sft/baseline",) for j in shard_jobs)
+    assert len(shard_jobs) == 3 and all(j.after == ("llama/sft/baseline/0",) for j in shard_jobs)
 
 
 def test_paper_config_attack_jobs_are_a_few_gpu_hours_and_the_schedule_is_bounded():
@@ -179,5 +179,19 @@ def test_ablations_are_estimated_as_their_method_specs(config):
     tokens = {m: est.sft_tokens(config, L, m) for m in ("baseline", "recovery", "backtrack")}
     assert tokens["baseline"] < tokens["recovery"] < tokens["backtrack"]
     jobs = est.plan_jobs(est.estimate(config, L, startup_s=0))
-    (dpo_only,) = [j for j in jobs if j.group == "llama/dpo/backtrack_dpo_from_baseline"]
-    assert dpo_only.after == ("llama/sft/baseline",)
+    (dpo_only,) = [j for j in jobs if j.group == "llama/dpo/backtrack_dpo_from_baseline/0"]
+    assert dpo_only.after == ("llama/sft/baseline/0",)
+
+
+def test_training_seeds_multiply_the_training_and_the_checkpoints(config):
+    one = est.estimate(config, startup_s=0)
+    config["train_seeds"] = [0, 1, 2]
+    three = est.estimate(config, startup_s=0)
+    training = [r.stage for r in one if r.stage.startswith("train_")]
+    assert training
+    for name in training:
+        assert row(three, name).jobs == 3 * row(one, name).jobs
+        assert math.isclose(row(three, name).gpu_hours, 3 * row(one, name).gpu_hours)
+    assert row(three, "attack gcg").jobs == 3 * row(one, "attack gcg").jobs
+    groups = {j.group for j in est.plan_jobs(three) if " train_" in j.name}
+    assert {g.rsplit("/", 1)[1] for g in groups} == {"0", "1", "2"}

@@ -159,17 +159,17 @@ def _scores(per_token: list[float]) -> list[dict]:
 
 
 def test_table_rows_and_columns():
-    grid = [("m", meth, st) for meth in ("baseline", "backtrack") for st in ("sft", "dpo")]
-    scores = {("m", "base", "base"): _scores([1.0, 2.0, 3.0])}
-    for i, (_, meth, st) in enumerate(grid):
-        scores[("m", meth, st)] = _scores([1.0 + i, 2.0 + i, 3.0 + i])
+    grid = [("m", meth, 0, st) for meth in ("baseline", "backtrack") for st in ("sft", "dpo")]
+    base = ("m", "base", 0, "base")
+    scores = {base: _scores([1.0, 2.0, 3.0])}
+    for i, key in enumerate(grid):
+        scores[key] = _scores([1.0 + i, 2.0 + i, 3.0 + i])
     benign = {
         k: [{"refused": j < i, "reset": j == 0} for j in range(4)] for i, k in enumerate(grid)
     }
     extra = {k: {"mt_bench_score": 5.0} for k in scores}
     rows = helpfulness_rows(
-        ["m"],
-        grid,
+        [base, *grid],
         scores,
         benign,
         references="base_model",
@@ -178,7 +178,10 @@ def test_table_rows_and_columns():
         extra=extra,
     )
     df = pd.DataFrame(rows)
-    assert list(zip(df.method, df.stage, strict=True)) == [("base", "base"), *[g[1:] for g in grid]]
+    assert list(zip(df.method, df.seed, df.stage, strict=True)) == [
+        base[1:],
+        *[g[1:] for g in grid],
+    ]
     for col in [
         "answer_nll",
         "answer_nll_ci_lo",
@@ -446,7 +449,7 @@ def test_dry_run_lists_the_helpfulness_jobs(tmp_path):
     assert jobs["generate"] == 4 and jobs["judge"] == 4
     assert jobs["helpfulness_table"] == 1
     assert not {"mt_bench_answer", "mt_bench_judge", "attack", "table1"} & set(jobs)
-    for p in ["results/helpfulness/tiny/base/base/answer_nll.jsonl", "benign.jsonl"]:
+    for p in ["results/helpfulness/tiny/base/seed0/base/answer_nll.jsonl", "benign.jsonl"]:
         assert p in proc.stdout
 
 
@@ -512,8 +515,8 @@ def test_real_run_at_test_scale(tmp_path):
     assert df.benign_n.tolist() == [0, 4] and math.isnan(df.benign_refusal[0])
     assert (df.mt_bench_judgments == 4).all()
     mt = pd.read_csv(tmp_path / "results/mt_bench.csv")
-    js = [json.loads(x) for x in (tmp_path / "results/mt_bench/tiny/backtrack/sft/judgments.jsonl")
-          .read_text().splitlines()]  # fmt: skip
+    judged = tmp_path / "results/mt_bench/tiny/backtrack/seed0/sft/judgments.jsonl"
+    js = [json.loads(x) for x in judged.read_text().splitlines()]
     assert mt.mt_bench_parse_failures[1] == sum(j["score"] is None for j in js)
     assert [j["judge_prompt"] for j in js] == [
         "single-v1", "single-v1-multi-turn", "single-math-v1", "single-math-v1-multi-turn"

@@ -79,7 +79,7 @@ def test_sample_draws_every_stratum_over_every_model(tmp_path):
     tool = _tool()
     judged = tmp_path / "judgments"
     for method in ("baseline", "backtrack"):
-        d = judged / "m" / method / "sft"
+        d = judged / "m" / method / "seed0" / "sft"
         d.mkdir(parents=True)
         rows = [
             {"id": f"a{i}", "prompt": "p", "harmful": True, "prefill": "", "visible": "x",

@@ -13,7 +13,7 @@ from backtrack.config import ConfigError, validate_config
 from backtrack.plan import (
     DATA_KEYS,
     Cell,
-    columns,
+    Row,
     generated_sets,
     helpfulness_rows,
     logit_bias_cells,
@@ -23,6 +23,7 @@ from backtrack.plan import (
     table1_cells,
     table1_prefilled_sets,
     table2_cells,
+    train_seeds,
     trainer_params,
     worst_of_k_cells,
 )
@@ -50,7 +51,7 @@ def test_table1_has_every_row_on_every_set_in_order():
     ]
     assert [c.dataset for c in cells[: len(sets)]] == sets
     assert len(cells) == len(rows) * len(sets)
-    assert [c[:3] for c in cells[:: len(sets)]] == rows
+    assert [c.row for c in cells[:: len(sets)]] == rows
     assert all(c.point is None for c in cells)
 
 
@@ -104,17 +105,41 @@ def test_logit_bias_reuses_table1_files_at_the_deployed_bias():
     assert [c.point for c in swept] == ["logit_bias/-5", None]
     # Baseline DPO comes in at the deployed bias only, as the reference line.
     assert [c for c in cells if c.method == "baseline"] == [
-        Cell(cfg["run"]["models"][0], "baseline", "dpo", "benign", None)
+        Cell(cfg["run"]["models"][0], "baseline", 0, "dpo", "benign", None)
     ]
     assert all(c.point == "worst_of_k" for c in worst_of_k_cells(cfg))
 
 
-def test_columns_feed_expand_zip():
-    cells = [Cell("m", "baseline", "sft", "a"), Cell("m", "backtrack", "dpo", "b")]
-    assert columns(cells, "model", "method") == {
-        "model": ["m", "m"],
-        "method": ["baseline", "backtrack"],
-    }
+def test_one_training_seed_by_default_the_run_s_seed():
+    cfg = _config()
+    assert cfg["train_seeds"] is None and train_seeds(cfg) == [cfg["seed"]] == [0]
+    cfg["seed"] = 7
+    assert [r.seed for r in run_grid(cfg)] == [7] * len(run_grid(cfg))
+
+
+def test_training_seeds_repeat_every_row_side_by_side():
+    cfg = _config()
+    one = run_grid(cfg)
+    cfg["train_seeds"] = [0, 1, 2]
+    validate_config(cfg)
+    rows = run_grid(cfg)
+    assert rows == [Row(r.model, r.method, s, r.stage) for r in one for s in (0, 1, 2)]
+    assert len(table1_cells(cfg)) == 3 * len(table1_cells(_config()))
+    assert {c.seed for c in worst_of_k_cells(cfg)} == {0, 1, 2}
+    help_rows = helpfulness_rows(cfg)  # the base model once, at the run's seed
+    assert [r for r in help_rows if r.method == "base"] == [Row(one[0].model, "base", 0, "base")]
+    assert len(help_rows) == 1 + len(rows)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "error"),
+    [([0, 0], "non-unique"), ([], "should be non-empty"), ([-1], "less than the minimum")],
+)
+def test_bad_training_seeds_name_the_key(seeds, error):
+    cfg = _config()
+    cfg["train_seeds"] = seeds
+    with pytest.raises(ConfigError, match=rf"'train_seeds(\.0)?'.*{error}"):
+        validate_config(cfg)
 
 
 def test_training_jobs_are_not_given_the_data_steps_keys():
@@ -128,7 +153,7 @@ def test_training_jobs_are_not_given_the_data_steps_keys():
 def test_helpfulness_scores_each_base_model_first():
     cfg = _config()
     rows = helpfulness_rows(cfg)
-    assert rows[0] == (cfg["run"]["models"][0], "base", "base") and rows[1:] == run_grid(cfg)
+    assert rows[0] == (cfg["run"]["models"][0], "base", 0, "base") and rows[1:] == run_grid(cfg)
 
 
 def test_plan_config_and_pattern_judge_import_without_torch():

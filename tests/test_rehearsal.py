@@ -217,7 +217,8 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
         "--profile", str(ROOT / "profiles/slurm"),
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
-        "--jobs", "4", "results/table1.csv", f"results/attacks/{INSTRUCT}/backtrack/dpo/gcg.jsonl",
+        "--jobs", "4", "results/table1.csv",
+        f"results/attacks/{INSTRUCT}/backtrack/seed0/dpo/gcg.jsonl",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cluster, timeout=2400)
     logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in (work / "logs").rglob("*.log"))
@@ -241,7 +242,7 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
     # The sharded attack: a job per shard, then the merge, every prompt attacked once.
     assert {"attack_shard", "merge_attack"} <= rules
     assert len(list((slurm / "rule_attack_shard").rglob("*.log"))) == cfg["attacks"]["shards"]
-    attacked = read_jsonl(work / f"results/attacks/{INSTRUCT}/backtrack/dpo/gcg.jsonl")
+    attacked = read_jsonl(work / f"results/attacks/{INSTRUCT}/backtrack/seed0/dpo/gcg.jsonl")
     assert len(attacked) == cfg["attacks"]["n"]
     for rule, module, n in (("generate", "backtrack.generate.job", 6),
                             ("judge", "backtrack.judge.job", 6)):  # fmt: skip
@@ -260,15 +261,15 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
     assert {r["safe_from"] for r in pool if r["harmful"]} == {"refusal"}
     tok = load_tokenizer(work / f"results/models/{BASE}/base")
     bos = tok.bos_token_id
-    for ex in read_jsonl(work / f"results/data/train/{BASE}/sft_backtrack.jsonl"):
+    for ex in read_jsonl(work / f"results/data/train/{BASE}/seed0/sft_backtrack.jsonl"):
         assert ex["input_ids"][0] == bos and ex["input_ids"].count(bos) == 1
-    pairs = read_jsonl(work / f"results/data/train/{BASE}/dpo_backtrack.jsonl")
+    pairs = read_jsonl(work / f"results/data/train/{BASE}/seed0/dpo_backtrack.jsonl")
     for row in dpo_dataset(pairs, tok):  # as TRL tokenizes it: one <bos>
         assert tok(row["prompt"]).input_ids.count(bos) == 1
 
     # vLLM ran the trained Gemma-3 as HF does (fp32 greedy: the same tokens, row by row).
-    model_dir = work / f"results/models/{BASE}/backtrack/dpo"
-    vllm_recs = read_jsonl(work / f"results/generations/{BASE}/backtrack/dpo/advbench.jsonl")
+    model_dir = work / f"results/models/{BASE}/backtrack/seed0/dpo"
+    vllm_recs = read_jsonl(work / f"results/generations/{BASE}/backtrack/seed0/dpo/advbench.jsonl")
     hf_recs = generate_records(
         load_model(model_dir, Precision.fixed("fp32")),
         tok,
@@ -281,5 +282,5 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
         ),
     )
     assert [r["raw"] for r in vllm_recs] == [r["raw"] for r in hf_recs]
-    judged = read_jsonl(work / f"results/judgments/{BASE}/backtrack/dpo/advbench.jsonl")
+    judged = read_jsonl(work / f"results/judgments/{BASE}/backtrack/seed0/dpo/advbench.jsonl")
     assert {r["judge"] for r in judged} == {"llama_guard"} and len(judged) == len(vllm_recs)

@@ -51,8 +51,8 @@ from tests.test_workflow import ROOT, SNAKEMAKE, write_config
 pytestmark = pytest.mark.slow
 
 TARGETS = ("results/table1.csv", "results/table2.csv", "results/worst_of_k.csv")
-SHARDED = "results/attacks/tiny/baseline/sft/gcg.jsonl"
-GENERATED = "results/generations/tiny/baseline/sft/advbench.jsonl"
+SHARDED = "results/attacks/tiny/baseline/seed0/sft/gcg.jsonl"
+GENERATED = "results/generations/tiny/baseline/seed0/sft/advbench.jsonl"
 # The vLLM environment's side of a generate job (python -m backtrack.generate.job JOBS.json).
 VLLM_JOB = "backtrack.generate.job"
 SEED = 12
@@ -373,7 +373,7 @@ def _shards(request: pytest.FixtureRequest, tmp_path: Path) -> Graph:
     cfg = copy.deepcopy(cfg)
     cfg["attacks"]["shards_by_attack"] = {"gcg": 2}
     work = tmp_path / "shards"
-    ckpt = "results/models/tiny/baseline/sft"
+    ckpt = "results/models/tiny/baseline/seed0/sft"
     shutil.copytree(ref / ckpt, work / ckpt)
     write_config(work, cfg)
     rules = ["prepare_eval_set", "prepare_attack_targets", "attack_shard", "merge_attack"]
@@ -381,7 +381,7 @@ def _shards(request: pytest.FixtureRequest, tmp_path: Path) -> Graph:
     def check() -> None:
         _same_records(ref / SHARDED, work / SHARDED)
         logs = sorted(p.name for p in (work / "logs/attack_shard").glob("*.log"))
-        assert logs == [f"tiny_baseline_sft_gcg_{k}-of-2.log" for k in (1, 2)]
+        assert logs == [f"tiny_baseline_seed0_sft_gcg_{k}-of-2.log" for k in (1, 2)]
 
     return work, [SHARDED, "--allowed-rules", *rules], check
 
@@ -404,7 +404,7 @@ def _vllm(request: pytest.FixtureRequest, tmp_path: Path) -> Graph:
     cfg["models"]["tiny"]["source"]["path"] = str(src)
     cfg["precision"] = "fp32"
     cfg["generation"]["backend"] = "vllm"
-    ckpt = "results/models/tiny/baseline/sft"  # what generate runs, standing in for SFT's
+    ckpt = "results/models/tiny/baseline/seed0/sft"  # what generate runs, standing in for SFT's
     ref, work = tmp_path / "vllm-ref", tmp_path / "vllm"
     prepare_base_model({"kind": "hf_dir", "path": str(src)}, ref / ckpt, RESET, "float32")
     shutil.copytree(ref / ckpt, work / ckpt)
@@ -417,7 +417,7 @@ def _vllm(request: pytest.FixtureRequest, tmp_path: Path) -> Graph:
     def check() -> None:
         _same_records(ref / GENERATED, work / GENERATED)
         assert read_jsonl(work / GENERATED)[0]["precision"] == "fp32"
-        log = (work / "logs/generate/tiny_baseline_sft_advbench.log").read_text()
+        log = (work / "logs/generate/tiny_baseline_seed0_sft_advbench.log").read_text()
         assert "running in the vLLM environment" in log
 
     return work, args, check

@@ -230,9 +230,9 @@ def test_sharded_attacks_plan_shard_jobs_and_one_merge_each(tmp_path):
     assert jobs["attack"] == 4  # adaptive, whole
     assert jobs["attack_shard"] == 4 * (3 + 2)  # gcg in 3, autodan in 2
     assert jobs["merge_attack"] == 4 * 2 and jobs["judge_attack"] == 4 * 3
-    want = "results/attacks/tiny/baseline/sft/gcg/shard-{}-of-3.jsonl"
+    want = "results/attacks/tiny/baseline/seed0/sft/gcg/shard-{}-of-3.jsonl"
     assert all(want.format(k) in plan for k in (1, 2, 3))
-    assert "logs/attack_shard/tiny_baseline_sft_gcg_3-of-3.log" in plan
+    assert "logs/attack_shard/tiny_baseline_seed0_sft_gcg_3-of-3.log" in plan
     # Each shard job has the attack rule's resources (resources.attack).
     block = plan.split("rule attack_shard:", 1)[1].split("\n\n", 1)[0]
     assert "runtime=60" in block and "gpu=0" in block
@@ -240,7 +240,7 @@ def test_sharded_attacks_plan_shard_jobs_and_one_merge_each(tmp_path):
 
 # --- The workflow at test scale: one attack target with 1 and 3 shards, then 2 ---
 
-TARGET = "results/attacks/tiny/baseline/sft/gcg.jsonl"
+TARGET = "results/attacks/tiny/baseline/seed0/sft/gcg.jsonl"
 ATTACK_RULES = ("prepare_eval_set", "prepare_attack_targets", "attack", "attack_shard",
                 "merge_attack")  # fmt: skip
 
@@ -250,8 +250,8 @@ def _workdir(root: Path, checkpoint: Path, shards: int) -> Path:
     from tests.test_workflow import write_config
 
     work = root / f"shards{shards}"
-    (work / "results/models/tiny/baseline").mkdir(parents=True)
-    (work / "results/models/tiny/baseline/sft").symlink_to(checkpoint)
+    (work / "results/models/tiny/baseline/seed0").mkdir(parents=True)
+    (work / "results/models/tiny/baseline/seed0/sft").symlink_to(checkpoint)
     cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
     cfg["models"]["tiny"]["source"]["path"] = str(checkpoint)
     cfg["attacks"].update(n=3, shards=shards)
@@ -282,7 +282,8 @@ def test_workflow_transcript_is_the_same_with_1_and_3_shards(tiny_source_dir, tm
         untimed(x) for x in read_jsonl(one / TARGET)
     ]
     logs = sorted((three / "logs/attack_shard").glob("*.log"))
-    assert [p.name for p in logs] == [f"tiny_baseline_sft_gcg_{k}-of-3.log" for k in (1, 2, 3)]
+    want = [f"tiny_baseline_seed0_sft_gcg_{k}-of-3.log" for k in (1, 2, 3)]
+    assert [p.name for p in logs] == want
     assert len(list((three / "benchmarks/attack_shard").glob("*.tsv"))) == 3
     # Another split: two new shard jobs and a merge, which attack no prompt again.
     cfg = yaml.safe_load((three / "config.yaml").read_text())
@@ -298,5 +299,5 @@ def test_workflow_transcript_is_the_same_with_1_and_3_shards(tiny_source_dir, tm
     smk(three, TARGET, *allowed)
     assert read_jsonl(three / TARGET) == before  # the very lines, timings included
     for k in (1, 2):
-        log = (three / f"logs/attack_shard/tiny_baseline_sft_gcg_{k}-of-2.log").read_text()
+        log = (three / f"logs/attack_shard/tiny_baseline_seed0_sft_gcg_{k}-of-2.log").read_text()
         assert "reused" in log and "after" not in log, log  # no prompt attacked

@@ -113,7 +113,7 @@ def test_changed_setting_and_killed_training_refuses_the_old_table(workflow_run,
             job.kill()
         time.sleep(0.05)
     assert proc.returncode != 0 and killed, "the DPO jobs were not killed"
-    dpo = ["results/models/tiny/backtrack/dpo", "results/models/tiny/baseline/dpo"]
+    dpo = ["results/models/tiny/backtrack/seed0/dpo", "results/models/tiny/baseline/seed0/dpo"]
     assert not any((work / d).exists() for d in dpo)
 
     again = _smk(work, target)
@@ -138,7 +138,7 @@ def test_a_transcript_lost_in_a_killed_rebuild_is_not_silently_skipped(workflow_
     work, cfg = _copy_run(workflow_run, tmp_path)
     cfg = {**cfg, "attacks": {**cfg["attacks"], "shards_by_attack": {"gcg": 2}}}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    lost = "results/attacks/tiny/backtrack/sft/gcg.jsonl"
+    lost = "results/attacks/tiny/backtrack/seed0/sft/gcg.jsonl"
     with open(tmp_path / "forcerun.txt", "w") as out:
         proc = subprocess.Popen(
             command(work, lost, "--forcerun", lost), stdout=out, stderr=subprocess.STDOUT,
@@ -174,7 +174,7 @@ def test_a_transcript_lost_in_a_killed_rebuild_is_not_silently_skipped(workflow_
 @pytest.mark.slow
 def test_a_truncated_checkpoint_is_refused_by_plan_and_loader(workflow_run, tmp_path):
     work, _ = _copy_run(workflow_run, tmp_path)
-    ckpt = work / "results/models/tiny/baseline/dpo"
+    ckpt = work / "results/models/tiny/baseline/seed0/dpo"
     weights = ckpt / "model.safetensors"
     assert checkpoint_problem(ckpt, full=True) is None
     data = weights.read_bytes()
@@ -184,7 +184,7 @@ def test_a_truncated_checkpoint_is_refused_by_plan_and_loader(workflow_run, tmp_
         check_weights(ckpt)
     out = _smk(work, "-n", "results/table1.csv")
     assert out.returncode != 0
-    assert "--forcerun results/models/tiny/baseline/dpo" in out.stdout + out.stderr
+    assert "--forcerun results/models/tiny/baseline/seed0/dpo" in out.stdout + out.stderr
     # Same size, other bytes: the plan's size check passes, the loader's digest does not.
     weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     assert checkpoint_problem(ckpt) is None

@@ -229,7 +229,7 @@ def test_the_reset_token_comes_from_the_checkpoint(tmp_path: Path) -> None:
         checkpoint_reset_token(tmp_path / "empty")
 
 
-MODEL_DIR = "results/models/tiny/backtrack/dpo"
+MODEL_DIR = "results/models/tiny/backtrack/seed0/dpo"
 
 
 class ChatTok(FakeTokenizer):

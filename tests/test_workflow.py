@@ -105,7 +105,7 @@ def test_table1_rows_and_columns(run):
     ).all()
     assert (df.judge == "refusal").all()
     # Checkpoints are complete HF directories with the [RESET] token.
-    for d in ["base", "baseline/sft", "backtrack/dpo"]:
+    for d in ["base", "baseline/seed0/sft", "backtrack/seed0/dpo"]:
         mdir = work / "results/models/tiny" / d
         assert (mdir / "model.safetensors").exists(), d
         assert (
@@ -129,13 +129,12 @@ def test_table2_rows_and_columns(run):
     assert (opt.mean_steps >= 1).all()
     assert ((df.asr >= df.asr_ci_lo) & (df.asr <= df.asr_ci_hi)).all()
     # Transcripts: one line per prompt, the adversarial prompt holds the original request.
-    lines = (work / "results/attacks/tiny/backtrack/dpo/gcg.jsonl").read_text().splitlines()
+    lines = (work / "results/attacks/tiny/backtrack/seed0/dpo/gcg.jsonl").read_text().splitlines()
     assert len(lines) == 2
     t = json.loads(lines[0])
     assert t["attack_prompt"].startswith(t["prompt"]) and len(t["losses"]) == t["steps"]
-    rounds = json.loads(
-        (work / "results/attacks/tiny/backtrack/dpo/adaptive.jsonl").read_text().splitlines()[0]
-    )["rounds"]
+    adaptive = work / "results/attacks/tiny/backtrack/seed0/dpo/adaptive.jsonl"
+    rounds = json.loads(adaptive.read_text().splitlines()[0])["rounds"]
     assert 1 <= len(rounds) <= 2
 
 
@@ -202,7 +201,7 @@ def test_worst_of_k_rows_and_figure(run):
     for _, g in df.groupby(["method", "stage"]):
         assert list(g.k) == [1, 2, 3]
         assert list(g.unsafe_any) == sorted(g.unsafe_any)  # worst-of-k never improves with k
-    gens = work / "results/sweeps/worst_of_k/generations/tiny/backtrack/dpo/advbench.jsonl"
+    gens = work / "results/sweeps/worst_of_k/generations/tiny/backtrack/seed0/dpo/advbench.jsonl"
     recs = [json.loads(x) for x in gens.read_text().splitlines()]
     assert len(recs) == 9 and len({r["prompt_id"] for r in recs}) == 3
     png = (work / "results/figures/worst_of_k.png").read_bytes()
@@ -239,6 +238,7 @@ def test_report_gathers_tables_and_figures(run):
     for name in (
         "claims.csv",
         "table1.csv",
+        "table1_seeds.csv",
         "table2.csv",
         "logit_bias.png",
         "worst_of_k.png",
@@ -391,12 +391,50 @@ def test_ablations_add_rows_and_rerun_nothing_that_exists(run, tmp_path):
     ]  # fmt: skip
     assert {"advbench_turn_back_rate", "advbench_prefill3_turn_back_rate"} <= set(df.columns)
     # The DPO-only ablation started from the baseline's SFT checkpoint.
-    prov = json.loads(
-        (
-            copy / "results/models/tiny/backtrack_dpo_from_baseline/dpo/backtrack_provenance.json"
-        ).read_text()
-    )
-    assert prov["parent"].endswith("results/models/tiny/baseline/sft"), prov.get("parent")
+    dpo_only = copy / "results/models/tiny/backtrack_dpo_from_baseline/seed0/dpo"
+    prov = json.loads((dpo_only / "backtrack_provenance.json").read_text())
+    assert prov["parent"].endswith("results/models/tiny/baseline/seed0/sft"), prov.get("parent")
+
+
+def test_a_second_training_seed_adds_only_its_own_jobs(run, tmp_path):
+    """train_seeds on a copy of the finished run: the run's own seed spelled out plans nothing
+    (null is that seed); a second seed plans only its own data, training and evaluation, and
+    then every table has a row per seed, the first seed's unchanged, and the claims a verdict
+    per seed."""
+    work, cfg, _ = run
+    copy = tmp_path / "wf"
+    shutil.copytree(work, copy, symlinks=True)
+    changed = yaml.safe_load(yaml.safe_dump(cfg))
+    seed = changed.get("seed", 0)
+    changed["train_seeds"] = [seed]
+    write_config(copy, changed)
+    assert planned_jobs(smk(copy, "-n")) == {}
+    changed["train_seeds"] = [seed, seed + 1]
+    write_config(copy, changed)
+    plan = planned_jobs(smk(copy, "-n", "results/table1.csv"))
+    sets = 5  # advbench, donotanswer, benign, advbench_prefill3, advbench_sure3
+    assert plan == {
+        "build_sft_data": 2,
+        "build_dpo_data": 2,
+        "train_sft": 2,
+        "train_dpo": 2,
+        "generate": 4 * sets,
+        "judge": 4 * sets,
+        "table1": 1,
+    }
+    smk(copy, "results/claims.csv")
+    t1 = pd.read_csv(copy / "results/table1.csv")
+    assert list(zip(t1.method, t1.seed, t1.stage, strict=True))[:2] == [
+        ("baseline", seed, "sft"),
+        ("baseline", seed + 1, "sft"),
+    ]
+    rates = [c for c in t1.columns if c.endswith(("_unsafe", "_refusal", "_reset_rate"))]
+    before = pd.read_csv(work / "results/table1.csv")
+    first = t1[t1.seed == seed].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first[rates], before[rates])
+    for name in ("table2", "logit_bias", "worst_of_k", "claims"):
+        df = pd.read_csv(copy / f"results/{name}.csv")
+        assert set(df["seed"].dropna()) == {seed, seed + 1}, name
 
 
 def test_pool_openers_rebuild_the_pool_and_all_training(run):

@@ -58,7 +58,7 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     if args.attack == "adaptive":
         rounds = -(-args.steps // params["adaptive"]["steps_per_round"])
         params["adaptive"] = dict(params["adaptive"], max_rounds=rounds)
-    model_dir = run / "results/models" / args.model / args.method / args.stage
+    model_dir = run / "results/models" / args.model / args.method / f"seed{args.seed}" / args.stage
     tok = load_tokenizer(model_dir)
     precision = Precision.resolve(config["precision"])
     model = load_model(model_dir, precision)
@@ -142,6 +142,7 @@ def main() -> None:
     ap.add_argument("--configfile", nargs="*", default=[], help="overlays, as snakemake's")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--method", default="baseline")
+    ap.add_argument("--seed", type=int, default=0, help="the checkpoint's training seed")
     ap.add_argument("--stage", default="sft")
     ap.add_argument("--attack", choices=["gcg", "autodan", "adaptive"], default="gcg")
     ap.add_argument("--n", type=int, default=8, help="prompts (the first n attack targets)")

@@ -1,7 +1,7 @@
 """Time SFT and DPO training steps at the embedded default's shapes, variants interleaved.
 
-    snakemake --cores all results/data/train/smollm2-135m/dpo_backtrack.jsonl \\
-        results/models/smollm2-135m/backtrack/sft                 # the data and models, once
+    snakemake --cores all results/data/train/smollm2-135m/seed0/dpo_backtrack.jsonl \\
+        results/models/smollm2-135m/backtrack/seed0/sft                 # the data and models, once
     python tools/benchmark_train_step.py --stage sft --method backtrack --threads 1
     python tools/benchmark_train_step.py --stage dpo --variants trl compact compact+eager
 
@@ -63,8 +63,10 @@ def main() -> None:
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     params = dict(cfg[args.stage], precision=args.precision, reset_token=cfg["reset_token"])
     models = ROOT / "results/models" / args.model
-    data = read_jsonl(ROOT / f"results/data/train/{args.model}/{args.stage}_{args.method}.jsonl")
-    model_dir = models / ("base" if args.stage == "sft" else f"{args.method}/sft")
+    data = read_jsonl(
+        ROOT / f"results/data/train/{args.model}/seed0/{args.stage}_{args.method}.jsonl"
+    )
+    model_dir = models / ("base" if args.stage == "sft" else f"{args.method}/seed0/sft")
     grabbed = {}
 
     def keep(trainer, *a, **k):

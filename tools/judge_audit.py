@@ -38,13 +38,14 @@ def verdict(rec: dict) -> str:
 def sample_cmd(args: argparse.Namespace) -> int:
     """Write the stratified sample (see the module docstring)."""
     strata: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(args.judgments.glob("*/*/*/*.jsonl")):
-        model, method, stage = path.parts[-4:-1]
+    for path in sorted(args.judgments.glob("*/*/seed*/*/*.jsonl")):
+        model, method, seed, stage = path.parts[-5:-1]
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             out = {k: rec[k] for k in KEEP} | {
                 "model": model,
                 "method": method,
+                "seed": int(seed.removeprefix("seed")),
                 "stage": stage,
                 "set": path.stem,
                 "judge": rec["judge"],
@@ -124,7 +125,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample", help="draw a stratified sample to label")
-    s.add_argument("judgments", type=Path, help="results/judgments (model/method/stage/set.jsonl)")
+    s.add_argument(
+        "judgments", type=Path, help="results/judgments (model/method/seedN/stage/set.jsonl)"
+    )
     s.add_argument("--n", type=int, default=240)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, required=True)

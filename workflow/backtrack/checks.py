@@ -96,8 +96,9 @@ def made_from(path: str | os.PathLike[str]) -> list[Path]:
     if "judgments" in parts:
         i = len(parts) - 1 - parts[::-1].index("judgments")
         head, rest = parts[:i], parts[i + 1 :]
-        if len(rest) == 5 and rest[3] == "attacks":  # <model>/<method>/<stage>/attacks/<a>
-            chain.append(Path(*head, "attacks", *rest[:3], rest[4]))
+        # <model>/<method>/seed<n>/<stage>/attacks/<attack>.jsonl
+        if len(rest) == 6 and rest[4] == "attacks":
+            chain.append(Path(*head, "attacks", *rest[:4], rest[5]))
         else:
             chain.append(Path(*head, "generations", *rest))
     shards = chain[-1].with_suffix("")

@@ -47,6 +47,7 @@ from backtrack.plan import (
     prefill_attack_sets,
     prefilled_sets,
     run_grid,
+    train_seeds,
 )
 
 HOUR = 3600.0
@@ -439,8 +440,9 @@ class _Walk:
     rows: list[Row] = field(default_factory=list)
 
     @property
-    def lanes(self) -> list[tuple[str, str]]:
-        return [(meth, st) for m, meth, st in run_grid(self.config) if m == self.alias]
+    def lanes(self) -> list[tuple[str, str, int]]:
+        """This model's checkpoints: (method, stage, training seed)."""
+        return [(r.method, r.stage, r.seed) for r in run_grid(self.config) if r.model == self.alias]
 
     def add(self, stage: str, work: Work, note: str, waits: list[Waits], gpus: int = 1) -> Row:
         """A row of this model; each of its jobs pays the start-up once if it runs a model."""
@@ -456,10 +458,10 @@ class _Walk:
         """``count`` jobs of ``kind`` per checkpoint, checkpoint by checkpoint: generation and
         attacks wait for the checkpoint's training, judging for what it judges."""
         out: list[Waits] = []
-        for meth, st in self.lanes:
-            lane = f"{self.alias}/{meth}/{st}"
+        for meth, st, seed in self.lanes:
+            lane = f"{self.alias}/{meth}/{st}/{seed}"
             waits_for = {"judge": f"{lane}/eval", "judge_attack": f"{lane}/attack"}
-            after = waits_for.get(kind, f"{self.alias}/{st}/{meth}")
+            after = waits_for.get(kind, f"{self.alias}/{st}/{meth}/{seed}")
             out += [(f"{lane}/{kind}", (after,))] * count
         return out
 
@@ -497,6 +499,7 @@ def _training_rows(w: _Walk) -> None:
         f"{n_benign} benign × {pool['helpful_max_new_tokens']} tokens"
     )
     w.add("prepare_train_pool", work, note, [(f"{m}/pool", ())])
+    seeds = train_seeds(c)
     for method in [x for x in c["run"]["methods"] if METHODS[x].sft]:
         epoch = sft_tokens(c, L, method)
         work = train_work(n, sft["epochs"] * epoch, sft["gradient_checkpointing"])
@@ -504,7 +507,8 @@ def _training_rows(w: _Walk) -> None:
             work.add(forward_work(n, epoch))
             work.terms.append(f"+ probe init, one forward: 2·N·T_epoch = 2 × {n:.4g} × {epoch:.4g}")
         note = f"{sft['epochs']} epochs × {epoch:,.0f} tokens"
-        waits = [(f"{m}/sft/{method}", (f"{m}/pool",))]
+        work, note = per_seed(work, note, seeds)
+        waits = [(f"{m}/sft/{method}/{s}", (f"{m}/pool",)) for s in seeds]
         w.add(f"train_sft {method}", work, note, waits, job_gpus(c, "train_sft", m))
     if "dpo" not in c["run"]["stages"]:
         return
@@ -517,10 +521,26 @@ def _training_rows(w: _Walk) -> None:
         work.tokens = t
         work.terms.append("+ reference forward " + ref.terms[0])
         start = METHODS[method].sft_from
-        after = f"{m}/pool" if start == "base" else f"{m}/sft/{start or method}"
         note = f"{pairs} pairs × {dpo['epochs']} epoch(s), {t:,.0f} tokens"
-        waits = [(f"{m}/dpo/{method}", (after,))]
+        work, note = per_seed(work, note, seeds)
+        waits = [
+            (
+                f"{m}/dpo/{method}/{s}",
+                (f"{m}/pool" if start == "base" else f"{m}/sft/{start or method}/{s}",),
+            )
+            for s in seeds
+        ]
         w.add(f"train_dpo {method}", work, note, waits, job_gpus(c, "train_dpo", m))
+
+
+def per_seed(work: Work, note: str, seeds: list[int]) -> tuple[Work, str]:
+    """One training job's work and note, for each of ``seeds`` (train_seeds)."""
+    if len(seeds) == 1:
+        return work, note
+    total = Work()
+    total.add(work, len(seeds))
+    total.terms = [*work.terms, f"× {len(seeds)} seeds"]
+    return total, f"{note} × {len(seeds)} seeds"
 
 
 def _eval_rows(w: _Walk) -> None:

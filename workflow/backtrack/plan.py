@@ -1,11 +1,12 @@
 """What a config asks the graph to build: the workflow's vocabulary, free of torch.
 
 The rules, their input functions and the table scripts all speak in these terms: which
-(model, method, stage) rows the run has, which evaluation sets each row is generated on, which
-attacks and sweep points exist, and in which order each table reads its inputs. The rules expand
-their own output patterns with these keys, and pass the same keys, in the same order, to the
-table scripts as params, so that no script recovers a key by parsing a path. Validation lives in
-:mod:`backtrack.config`; this module assumes a validated config.
+(model, method, seed, stage) rows the run has (``seed``: a training seed, ``train_seeds``),
+which evaluation sets each row is generated on, which attacks and sweep points exist, and in
+which order each table reads its inputs. The rules expand their own output patterns with these
+keys, and pass the same keys, in the same order, to the table scripts as params, so that no
+script recovers a key by parsing a path. Validation lives in :mod:`backtrack.config`; this
+module assumes a validated config.
 """
 
 from __future__ import annotations
@@ -65,21 +66,42 @@ METHODS: dict[str, Method] = {
 }
 
 
-class Cell(NamedTuple):
-    """One input of a table: a (model, method, stage) row's answers on one set, at one sweep
-    point (``None``: the deployed decoding of Table 1). Attack rows name the set
-    ``attacks/<attack>``."""
+class Row(NamedTuple):
+    """One checkpoint of the run: a method's stage, trained with one training seed. The base
+    model's helpfulness row is method and stage ``base`` at the run's ``seed``."""
 
     model: str
     method: str
+    seed: int
+    stage: str
+
+
+class Cell(NamedTuple):
+    """One input of a table: a row's answers on one set, at one sweep point (``None``: the
+    deployed decoding of Table 1). Attack rows name the set ``attacks/<attack>``."""
+
+    model: str
+    method: str
+    seed: int
     stage: str
     dataset: str
     point: str | None = None
 
+    @property
+    def row(self) -> Row:
+        return Row(self.model, self.method, self.seed, self.stage)
 
-def columns(cells: Sequence[Sequence[Any]], *names: str) -> dict[str, list[Any]]:
-    """Cells as keyword columns for ``expand(pattern, zip, **columns(...))``."""
-    return {name: [c[i] for c in cells] for i, name in enumerate(names)}
+
+def cell_of(keys: Sequence[Any]) -> Cell:
+    """A cell from its JSON form (a table rule's ``cells`` param: a list in field order)."""
+    return Cell(*keys)
+
+
+def train_seeds(config: Mapping[str, Any]) -> list[int]:
+    """The training seeds (``train_seeds``; null: one run, with ``seed``). Everything made from
+    the training data's random draws is built once per seed; the rest once."""
+    seeds = config.get("train_seeds")
+    return [int(config.get("seed", 0))] if seeds is None else [int(x) for x in seeds]
 
 
 #: Where prefilled prefixes come from (``prefill.sources``) -> the infix of their set names.
@@ -318,16 +340,17 @@ def sweep_datasets(config: Mapping[str, Any], sweep: str) -> list[str]:
 # --- The rows and cells of each table ---
 
 
-def run_grid(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Every (model, method, stage) that Table 1 covers, in the table's order (a method without
-    SFT of its own has no sft row)."""
+def run_grid(config: Mapping[str, Any]) -> list[Row]:
+    """Every (model, method, seed, stage) that Table 1 covers, in the table's order (a method
+    without SFT of its own has no sft row); a row's seeds side by side."""
     r = config["run"]
     return [
-        (m, meth, st)
+        Row(m, meth, seed, st)
         for m in r["models"]
         for meth in r["methods"]
         for st in r["stages"]
         if st in METHODS[meth].stages()
+        for seed in train_seeds(config)
     ]
 
 
@@ -349,13 +372,14 @@ def table2_cells(config: Mapping[str, Any]) -> list[Cell]:
     return out
 
 
-def sweep_grid(config: Mapping[str, Any], sweep: str) -> list[tuple[str, str, str]]:
-    """The (model, method, stage) rows a sweep covers."""
+def sweep_grid(config: Mapping[str, Any], sweep: str) -> list[Row]:
+    """The rows a sweep covers."""
     s = config["sweeps"][sweep]
     return [
-        (m, meth, st)
-        for m, meth, st in run_grid(config)
-        if meth in s.get("methods", [meth]) and st in s.get("stages", [st])
+        row
+        for row in run_grid(config)
+        if row.method in s.get("methods", [row.method])
+        and row.stage in s.get("stages", [row.stage])
     ]
 
 
@@ -372,7 +396,7 @@ def logit_bias_cells(config: Mapping[str, Any]) -> list[Cell]:
             point = None if bias == used else point_name(LOGIT_BIAS, bias)
             out += [Cell(*row, d, point) for d in sets]
     for row in run_grid(config):
-        if row[1] == "baseline" and row[2] in spec["stages"] and row not in swept:
+        if row.method == "baseline" and row.stage in spec["stages"] and row not in swept:
             out += [Cell(*row, d, None) for d in sets]
     return out
 
@@ -386,11 +410,11 @@ def worst_of_k_cells(config: Mapping[str, Any]) -> list[Cell]:
     ]
 
 
-def helpfulness_rows(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Every (model, method, stage) scored for helpfulness: each model's base model (method and
-    stage ``base``) first, then its rows of the run."""
+def helpfulness_rows(config: Mapping[str, Any]) -> list[Row]:
+    """Every row scored for helpfulness: each model's base model (method and stage ``base``,
+    at the run's ``seed``: it is trained by no seed) first, then its rows of the run."""
     out = []
     for m in config["run"]["models"]:
-        out.append((m, "base", "base"))
-        out += [row for row in run_grid(config) if row[0] == m]
+        out.append(Row(m, "base", int(config.get("seed", 0)), "base"))
+        out += [row for row in run_grid(config) if row.model == m]
     return out

@@ -9,9 +9,11 @@ them, so a difference of two rates behaves at the edges like the rates themselve
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+
+import numpy as np
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -63,3 +65,55 @@ def newcombe_difference(a: Rate, b: Rate) -> tuple[float, float, float]:
     (la, ua), (lb, ub) = a.ci, b.ci
     d = a.p - b.p
     return d, d - math.hypot(a.p - la, ub - b.p), d + math.hypot(ua - a.p, b.p - lb)
+
+
+def prompts_for_power(p1: float, p2: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Prompts per arm that a two-sided test of two independent rates needs to detect
+    ``p1 - p2`` with probability ``power`` at level ``alpha`` (the normal approximation with
+    the pooled variance under the null, as R's ``power.prop.test``); inf when the rates are
+    equal. Why here: an inconclusive verdict should say how far from conclusive it is.
+    """
+    if not (0 <= p1 <= 1 and 0 <= p2 <= 1):
+        raise ValueError(f"rates must lie in [0, 1], got {p1}, {p2}")
+    if p1 == p2:
+        return math.inf
+    z_a, z_b = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+    mean = (p1 + p2) / 2
+    null = z_a * math.sqrt(2 * mean * (1 - mean))
+    alt = z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return ((null + alt) / (p1 - p2)) ** 2
+
+
+def crossed_bootstrap(
+    arms: Sequence[np.ndarray],
+    *,
+    reps: int,
+    level: float,
+    seed: int,
+    weights: Sequence[float] = (1.0,),
+) -> tuple[float, float, float]:
+    """``sum(w_i * mean(arm_i))`` and its percentile interval when prompts and training seeds
+    are both random: each arm is a (seeds x prompts) 0/1 matrix over the same prompts, in the
+    same order. Each replicate draws the prompts once, for all arms (they answer the same
+    prompts), and each arm's seeds on their own (its training runs), with replacement: the
+    "pigeonhole" bootstrap for crossed random effects (Owen 2007), which counts both the
+    prompts' sampling noise and the seed-to-seed variance. Weights (1, -1) give a difference.
+    With one seed per arm it is a paired prompt bootstrap. With few seeds it understates the
+    seed variance (resampling 3 seeds sees (3-1)/3 of it); the tables say how many seeds.
+    """
+    rng = np.random.default_rng(seed)
+    n = arms[0].shape[1]
+    if any(a.shape[1] != n for a in arms) or len(weights) != len(arms):
+        raise ValueError("every arm needs the same prompts, and one weight per arm")
+    prompt_w = rng.multinomial(n, np.full(n, 1 / n), size=reps) / n  # reps x prompts
+    point, draws = 0.0, np.zeros(reps)
+    for w, arm in zip(weights, arms, strict=True):
+        arm = np.asarray(arm, dtype=float)
+        s = arm.shape[0]
+        seed_w = rng.multinomial(s, np.full(s, 1 / s), size=reps) / s  # reps x seeds
+        per_seed = prompt_w @ arm.T  # reps x seeds: each seed's rate on the drawn prompts
+        draws += w * (per_seed * seed_w).sum(axis=1)
+        point += w * float(arm.mean())
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(draws, [tail, 1 - tail])
+    return point, float(lo), float(hi)

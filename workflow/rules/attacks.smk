@@ -5,11 +5,11 @@ rule attack:
         model=get_model_dir,
         targets=rules.prepare_attack_targets.output.targets,
     output:
-        transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+        transcripts="results/attacks/{model}/{method}/seed{seed}/{stage}/{attack}.jsonl",
     log:
-        "logs/attack/{model}_{method}_{stage}_{attack}.log",
+        "logs/attack/{model}_{method}_seed{seed}_{stage}_{attack}.log",
     benchmark:
-        "benchmarks/attack/{model}_{method}_{stage}_{attack}.tsv"
+        "benchmarks/attack/{model}_{method}_seed{seed}_{stage}_{attack}.tsv"
     wildcard_constraints:
         attack=UNSHARDED_ATTACKS,
     conda:
@@ -35,11 +35,11 @@ rule attack:
 # writes new files and reruns nothing else (finished prompts are reused, see attack.py).
 use rule attack as attack_shard with:
     output:
-        transcripts="results/attacks/{model}/{method}/{stage}/{attack}/shard-{shard}-of-{shards}.jsonl",
+        transcripts="results/attacks/{model}/{method}/seed{seed}/{stage}/{attack}/shard-{shard}-of-{shards}.jsonl",
     log:
-        "logs/attack_shard/{model}_{method}_{stage}_{attack}_{shard}-of-{shards}.log",
+        "logs/attack_shard/{model}_{method}_seed{seed}_{stage}_{attack}_{shard}-of-{shards}.log",
     benchmark:
-        "benchmarks/attack_shard/{model}_{method}_{stage}_{attack}_{shard}-of-{shards}.tsv"
+        "benchmarks/attack_shard/{model}_{method}_seed{seed}_{stage}_{attack}_{shard}-of-{shards}.tsv"
     wildcard_constraints:
         attack=SHARDED_ATTACKS,
         shard="[1-9][0-9]*",
@@ -53,11 +53,11 @@ rule merge_attack:
         shards=get_attack_shards,
         targets=rules.prepare_attack_targets.output.targets,
     output:
-        transcripts="results/attacks/{model}/{method}/{stage}/{attack}.jsonl",
+        transcripts="results/attacks/{model}/{method}/seed{seed}/{stage}/{attack}.jsonl",
     log:
-        "logs/merge_attack/{model}_{method}_{stage}_{attack}.log",
+        "logs/merge_attack/{model}_{method}_seed{seed}_{stage}_{attack}.log",
     benchmark:
-        "benchmarks/merge_attack/{model}_{method}_{stage}_{attack}.tsv"
+        "benchmarks/merge_attack/{model}_{method}_seed{seed}_{stage}_{attack}.tsv"
     wildcard_constraints:
         attack=SHARDED_ATTACKS,
     conda:
@@ -72,10 +72,10 @@ use rule judge as judge_attack with:
         generations=rules.attack.output.transcripts,
         prompts=rules.prepare_attack_targets.output.targets,
     output:
-        judgments="results/judgments/{model}/{method}/{stage}/attacks/{attack}.jsonl",
+        judgments="results/judgments/{model}/{method}/seed{seed}/{stage}/attacks/{attack}.jsonl",
     log:
-        "logs/judge_attack/{model}_{method}_{stage}_{attack}.log",
+        "logs/judge_attack/{model}_{method}_seed{seed}_{stage}_{attack}.log",
     benchmark:
-        "benchmarks/judge_attack/{model}_{method}_{stage}_{attack}.tsv"
+        "benchmarks/judge_attack/{model}_{method}_seed{seed}_{stage}_{attack}.tsv"
     resources:
         **model_resources("judge_attack"),

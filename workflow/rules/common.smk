@@ -12,11 +12,13 @@ from backtrack.freshness import stale_message, stale_sources
 from backtrack.models.provenance import checkpoint_problem
 from backtrack.plan import (
     ANSWER_SOURCES,
+    Cell,
     LOGIT_BIAS,
     METHODS,
     WORST_OF_K,
     attack_params,
     attack_shards,
+    cell_of,
     decoding_kwargs,
     eval_datasets,
     generated_sets,
@@ -33,6 +35,7 @@ from backtrack.plan import (
     table1_cells,
     table1_prefilled_sets,
     table2_cells,
+    train_seeds,
     trainer_params,
     worst_of_k_cells,
 )
@@ -115,6 +118,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
     method=ALL_METHODS,
     stage="sft|dpo",
+    seed=r"[0-9]+",
     dataset="|".join(map(re.escape, GENERATED_SETS)),
     attack="|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)",
     point=rf"{LOGIT_BIAS}/-?[0-9.]+(?:e[-+]?[0-9]+)?|{WORST_OF_K}",
@@ -192,6 +196,7 @@ def get_final_outputs():
     return [
         "results/claims.csv",
         "results/table1.csv",
+        "results/table1_seeds.csv",
         "results/table2.csv",
         "results/logit_bias.csv",
         "results/figures/logit_bias.png",
@@ -261,24 +266,40 @@ def rebuilt_here(path):
     return False
 
 
+def get_train_seed(wildcards):
+    """The training seed of a job (its {seed}): data draws, data order, the trainers' seed."""
+    return int(wildcards.seed)
+
+
 def get_model_dir(wildcards):
-    """The checkpoint a job runs: the trained model of its (model, method, stage)."""
+    """The checkpoint a job runs: the trained model of its (model, method, seed, stage)."""
     train = rules.train_sft if wildcards.stage == "sft" else rules.train_dpo
     return sound_checkpoint(
-        one(train.output.model, model=wildcards.model, method=wildcards.method)
+        one(
+            train.output.model,
+            model=wildcards.model,
+            method=wildcards.method,
+            seed=wildcards.seed,
+        )
     )
 
 
 def get_dpo_start(wildcards):
     """The checkpoint DPO starts from (and uses as its reference): the method's own SFT model,
-    or, for a method without SFT, the SFT model of `sft_from` (`base`: the base model).
+    or, for a method without SFT, the SFT model of `sft_from` (`base`: the base model), with
+    the same training seed.
     """
     spec = METHODS[wildcards.method]
     source = wildcards.method if spec.sft else spec.sft_from
     if source == "base":
         return get_base_model(wildcards)
     return sound_checkpoint(
-        one(rules.train_sft.output.model, model=wildcards.model, method=source)
+        one(
+            rules.train_sft.output.model,
+            model=wildcards.model,
+            method=source,
+            seed=wildcards.seed,
+        )
     )
 
 
@@ -357,8 +378,8 @@ def get_eval_prompt_files(wildcards):
 
 def judgment_file(cell):
     """The judged answers of one table cell, from the judging rule that writes them."""
-    model, method, stage, dataset, point = (list(cell) + [None])[:5]
-    keys = {"model": model, "method": method, "stage": stage}
+    model, method, seed, stage, dataset, point = cell_of(cell)
+    keys = {"model": model, "method": method, "seed": seed, "stage": stage}
     if point:
         return one(
             rules.judge_sweep.output.judgments, point=point, dataset=dataset, **keys
@@ -371,13 +392,14 @@ def judgment_file(cell):
 
 def prompt_file(cell):
     """The prompt set one table cell answers: its eval set, or the attack targets."""
-    if cell[3].startswith("attacks/"):
+    cell = cell_of(cell)
+    if cell.dataset.startswith("attacks/"):
         return rules.prepare_attack_targets.output.targets
-    return prompts_file(cell[0], cell[3])
+    return prompts_file(cell.model, cell.dataset)
 
 
 def cell_keys(cells):
-    """A table's cells as params: (model, method, stage, set[, point]), in input order."""
+    """A table's cells as params: (model, method, seed, stage, set, point), in input order."""
     return as_json([list(c) for c in cells])
 
 
@@ -420,7 +442,9 @@ def get_attack_reuse(wildcards, output):
     """Every transcript an attack job may take finished prompts from: its attack's whole file
     and the shard files of any split (shard numbers as `*`); derived, as get_whole_attack.
     """
-    keys = {k: getattr(wildcards, k) for k in ("model", "method", "stage", "attack")}
+    keys = {
+        k: getattr(wildcards, k) for k in ("model", "method", "seed", "stage", "attack")
+    }
     return [
         one(rules.attack.output.transcripts, **keys),
         one(rules.attack_shard.output.transcripts, shard="*", shards="*", **keys),
@@ -436,6 +460,7 @@ def get_attack_shards(wildcards):
         shards=n,
         model=wildcards.model,
         method=wildcards.method,
+        seed=wildcards.seed,
         stage=wildcards.stage,
         attack=wildcards.attack,
     )
@@ -531,8 +556,8 @@ def get_helpfulness_references(wildcards):
 
 
 def rows_of(pattern, rows):
-    """``pattern`` expanded for each (model, method, stage) row, in order."""
-    return [one(pattern, model=m, method=meth, stage=st) for m, meth, st in rows]
+    """``pattern`` expanded for each (model, method, seed, stage) row, in order."""
+    return [one(pattern, **row._asdict()) for row in rows]
 
 
 def get_helpfulness_scores(wildcards):
@@ -543,7 +568,7 @@ def get_helpfulness_scores(wildcards):
 
 def get_helpfulness_benign(wildcards):
     """The benign judgments of the run's rows (over-refusal), in run order."""
-    return fresh([judgment_file((*row, "benign")) for row in run_grid(config)])
+    return fresh([judgment_file(Cell(*row, "benign")) for row in run_grid(config)])
 
 
 def get_mt_bench_judgments(wildcards):

@@ -64,11 +64,11 @@ rule build_sft_data:
         model=rules.prepare_base_model.output.model,
         pool=get_train_pool,
     output:
-        examples="results/data/train/{model}/sft_{method}.jsonl",
+        examples="results/data/train/{model}/seed{seed}/sft_{method}.jsonl",
     log:
-        "logs/build_sft_data/{model}_{method}.log",
+        "logs/build_sft_data/{model}_{method}_seed{seed}.log",
     benchmark:
-        "benchmarks/build_sft_data/{model}_{method}.tsv"
+        "benchmarks/build_sft_data/{model}_{method}_seed{seed}.tsv"
     wildcard_constraints:
         method=SFT_METHODS,
     priority: TRAINING_PRIORITY
@@ -82,7 +82,7 @@ rule build_sft_data:
         max_length=config["sft"]["max_length"],
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        seed=config["seed"],
+        seed=get_train_seed,
     script:
         "../scripts/data/build_sft_data.py"
 
@@ -92,11 +92,11 @@ rule build_dpo_data:
         model=rules.prepare_base_model.output.model,
         pool=get_train_pool,
     output:
-        pairs="results/data/train/{model}/dpo_{method}.jsonl",
+        pairs="results/data/train/{model}/seed{seed}/dpo_{method}.jsonl",
     log:
-        "logs/build_dpo_data/{model}_{method}.log",
+        "logs/build_dpo_data/{model}_{method}_seed{seed}.log",
     benchmark:
-        "benchmarks/build_dpo_data/{model}_{method}.tsv"
+        "benchmarks/build_dpo_data/{model}_{method}_seed{seed}.tsv"
     priority: TRAINING_PRIORITY
     conda:
         "../../envs/train.yaml"
@@ -107,7 +107,7 @@ rule build_dpo_data:
         helpful_pairs=config["dpo"].get("helpful_pairs"),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
-        seed=config["seed"],
+        seed=get_train_seed,
     script:
         "../scripts/data/build_dpo_data.py"
 

@@ -3,11 +3,11 @@ rule generate:
         model=get_model_dir,
         prompts=get_eval_input,
     output:
-        generations="results/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        generations="results/generations/{model}/{method}/seed{seed}/{stage}/{dataset}.jsonl",
     log:
-        "logs/generate/{model}_{method}_{stage}_{dataset}.log",
+        "logs/generate/{model}_{method}_seed{seed}_{stage}_{dataset}.log",
     benchmark:
-        "benchmarks/generate/{model}_{method}_{stage}_{dataset}.tsv"
+        "benchmarks/generate/{model}_{method}_seed{seed}_{stage}_{dataset}.tsv"
     conda:
         GENERATE_ENV
     threads: model_threads("generate")

@@ -33,11 +33,11 @@ rule score_helpfulness:
         model=get_helpfulness_model,
         references=get_helpfulness_references,
     output:
-        scores="results/helpfulness/{model}/{method}/{stage}/answer_nll.jsonl",
+        scores="results/helpfulness/{model}/{method}/seed{seed}/{stage}/answer_nll.jsonl",
     log:
-        "logs/score_helpfulness/{model}_{method}_{stage}.log",
+        "logs/score_helpfulness/{model}_{method}_seed{seed}_{stage}.log",
     benchmark:
-        "benchmarks/score_helpfulness/{model}_{method}_{stage}.tsv"
+        "benchmarks/score_helpfulness/{model}_{method}_seed{seed}_{stage}.tsv"
     wildcard_constraints:
         method=HELPFULNESS_METHODS,
         stage=HELPFULNESS_STAGES,
@@ -77,7 +77,6 @@ rule helpfulness_table:
     params:
         grid=as_json(run_grid(config)),
         variants=as_json(helpfulness_rows(config)),
-        models=as_json(config["run"]["models"]),
         references=HELPFULNESS["references"],
         bootstrap=HELPFULNESS["bootstrap"],
         ci_level=config["report"]["ci_level"],
@@ -98,11 +97,11 @@ rule mt_bench_answer:
         model=get_helpfulness_model,
         questions=get_mt_bench_questions,
     output:
-        answers="results/mt_bench/{model}/{method}/{stage}/answers.jsonl",
+        answers="results/mt_bench/{model}/{method}/seed{seed}/{stage}/answers.jsonl",
     log:
-        "logs/mt_bench_answer/{model}_{method}_{stage}.log",
+        "logs/mt_bench_answer/{model}_{method}_seed{seed}_{stage}.log",
     benchmark:
-        "benchmarks/mt_bench_answer/{model}_{method}_{stage}.tsv"
+        "benchmarks/mt_bench_answer/{model}_{method}_seed{seed}_{stage}.tsv"
     wildcard_constraints:
         method=HELPFULNESS_METHODS,
         stage=HELPFULNESS_STAGES,
@@ -128,11 +127,11 @@ rule mt_bench_judge:
         questions=get_mt_bench_questions,
         reference_answers=get_mt_bench_reference_answers,
     output:
-        judgments="results/mt_bench/{model}/{method}/{stage}/judgments.jsonl",
+        judgments="results/mt_bench/{model}/{method}/seed{seed}/{stage}/judgments.jsonl",
     log:
-        "logs/mt_bench_judge/{model}_{method}_{stage}.log",
+        "logs/mt_bench_judge/{model}_{method}_seed{seed}_{stage}.log",
     benchmark:
-        "benchmarks/mt_bench_judge/{model}_{method}_{stage}.tsv"
+        "benchmarks/mt_bench_judge/{model}_{method}_seed{seed}_{stage}.tsv"
     wildcard_constraints:
         method=HELPFULNESS_METHODS,
         stage=HELPFULNESS_STAGES,

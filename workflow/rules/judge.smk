@@ -3,11 +3,11 @@ rule judge:
         generations=rules.generate.output.generations,
         prompts=get_eval_input,
     output:
-        judgments="results/judgments/{model}/{method}/{stage}/{dataset}.jsonl",
+        judgments="results/judgments/{model}/{method}/seed{seed}/{stage}/{dataset}.jsonl",
     log:
-        "logs/judge/{model}_{method}_{stage}_{dataset}.log",
+        "logs/judge/{model}_{method}_seed{seed}_{stage}_{dataset}.log",
     benchmark:
-        "benchmarks/judge/{model}_{method}_{stage}_{dataset}.tsv"
+        "benchmarks/judge/{model}_{method}_seed{seed}_{stage}_{dataset}.tsv"
     conda:
         JUDGE_ENV
     resources:

@@ -29,6 +29,34 @@ rule table1:
         "../scripts/report/table1.py"
 
 
+# Table 1 over training seeds: per (model, method, stage) the mean, range and an interval
+# over prompts and seeds (one row per model, method and stage; with one seed, its rates).
+rule table1_seeds:
+    input:
+        judgments=judgments_of(table1_cells),
+        prompts=prompts_of(table1_cells),
+    output:
+        table=report(
+            "results/table1_seeds.csv",
+            caption="../report/table1_seeds.rst",
+            category="Table 1",
+        ),
+    log:
+        "logs/table1_seeds/table1_seeds.log",
+    benchmark:
+        "benchmarks/table1_seeds/table1_seeds.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        cells=cell_keys(table1_cells(config)),
+        datasets=as_json(EVAL_SETS),
+        ci_level=config["report"]["ci_level"],
+        bootstrap=config["report"]["seed_bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/report/table1_seeds.py"
+
+
 rule table2:
     input:
         judgments=judgments_of(table2_cells),
@@ -61,6 +89,8 @@ rule claims:
         table2="results/table2.csv",
         logit_bias="results/logit_bias.csv",
         worst_of_k="results/worst_of_k.csv",
+        judgments=judgments_of(table1_cells),
+        prompts=prompts_of(table1_cells),
     output:
         table=report(
             "results/claims.csv",
@@ -79,5 +109,9 @@ rule claims:
         ),
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],
+        cells=cell_keys(table1_cells(config)),
+        datasets=as_json(EVAL_SETS),
+        bootstrap=config["report"]["seed_bootstrap"],
+        seed=config["seed"],
     script:
         "../scripts/report/claims.py"

@@ -4,11 +4,11 @@
 
 use rule generate as generate_sweep with:
     output:
-        generations="results/sweeps/{point}/generations/{model}/{method}/{stage}/{dataset}.jsonl",
+        generations="results/sweeps/{point}/generations/{model}/{method}/seed{seed}/{stage}/{dataset}.jsonl",
     log:
-        "logs/generate_sweep/{point}/{model}_{method}_{stage}_{dataset}.log",
+        "logs/generate_sweep/{point}/{model}_{method}_seed{seed}_{stage}_{dataset}.log",
     benchmark:
-        "benchmarks/generate_sweep/{point}/{model}_{method}_{stage}_{dataset}.tsv"
+        "benchmarks/generate_sweep/{point}/{model}_{method}_seed{seed}_{stage}_{dataset}.tsv"
     params:
         generation=get_sweep_generation,
         samples=get_sweep_samples,
@@ -20,11 +20,11 @@ use rule judge as judge_sweep with:
         generations=rules.generate_sweep.output.generations,
         prompts=get_eval_input,
     output:
-        judgments="results/sweeps/{point}/judgments/{model}/{method}/{stage}/{dataset}.jsonl",
+        judgments="results/sweeps/{point}/judgments/{model}/{method}/seed{seed}/{stage}/{dataset}.jsonl",
     log:
-        "logs/judge_sweep/{point}/{model}_{method}_{stage}_{dataset}.log",
+        "logs/judge_sweep/{point}/{model}_{method}_seed{seed}_{stage}_{dataset}.log",
     benchmark:
-        "benchmarks/judge_sweep/{point}/{model}_{method}_{stage}_{dataset}.tsv"
+        "benchmarks/judge_sweep/{point}/{model}_{method}_seed{seed}_{stage}_{dataset}.tsv"
     params:
         samples=get_sweep_samples,
         limit=get_sweep_limit,

@@ -3,11 +3,11 @@ rule train_sft:
         model=get_base_model,
         examples=rules.build_sft_data.output.examples,
     output:
-        model=directory("results/models/{model}/{method}/sft"),
+        model=directory("results/models/{model}/{method}/seed{seed}/sft"),
     log:
-        "logs/train_sft/{model}_{method}.log",
+        "logs/train_sft/{model}_{method}_seed{seed}.log",
     benchmark:
-        "benchmarks/train_sft/{model}_{method}.tsv"
+        "benchmarks/train_sft/{model}_{method}_seed{seed}.tsv"
     wildcard_constraints:
         method=SFT_METHODS,
     priority: TRAINING_PRIORITY
@@ -20,7 +20,7 @@ rule train_sft:
         stage="sft",
         train=get_trainer_params("sft"),
         dtype=get_model_dtype,
-        seed=config["seed"],
+        seed=get_train_seed,
         launch=get_train_launch,
     script:
         "../scripts/train/train.py"
@@ -33,11 +33,11 @@ use rule train_sft as train_dpo with:
         model=get_dpo_start,
         pairs=rules.build_dpo_data.output.pairs,
     output:
-        model=directory("results/models/{model}/{method}/dpo"),
+        model=directory("results/models/{model}/{method}/seed{seed}/dpo"),
     log:
-        "logs/train_dpo/{model}_{method}.log",
+        "logs/train_dpo/{model}_{method}_seed{seed}.log",
     benchmark:
-        "benchmarks/train_dpo/{model}_{method}.tsv"
+        "benchmarks/train_dpo/{model}_{method}_seed{seed}.tsv"
     wildcard_constraints:
         method=ALL_METHODS,
     threads: train_threads("train_dpo")

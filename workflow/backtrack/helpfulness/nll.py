@@ -293,33 +293,35 @@ def refusal_columns(judged: list[dict[str, Any]] | None, level: float) -> dict[s
 
 
 def helpfulness_rows(
-    models: Sequence[str],
-    grid: Sequence[Sequence[str]],
-    scores: dict[tuple[str, str, str], list[dict[str, Any]]],
-    benign: dict[tuple[str, str, str], list[dict[str, Any]]],
+    variants: Sequence[Sequence[Any]],
+    scores: dict[tuple[Any, ...], list[dict[str, Any]]],
+    benign: dict[tuple[Any, ...], list[dict[str, Any]]],
     *,
     references: str,
     judge: str,
     bootstrap: Bootstrap,
-    extra: dict[tuple[str, str, str], dict[str, Any]] | None = None,
+    extra: dict[tuple[Any, ...], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per model's base model (method and stage ``base``) and per grid entry.
+    """One row per ``(model, method, seed, stage)`` variant, in order: each model's base model
+    (method and stage ``base``) and the run's rows (``backtrack.plan.helpfulness_rows``).
 
-    ``scores`` and ``benign`` are keyed by ``(model, method, stage)``; the base model has no
-    benign judgments (it is not part of the evaluation grid), so its refusal columns are NaN.
-    ``extra`` adds columns per key (MT-Bench scores when that stage is on).
+    ``scores`` and ``benign`` are keyed by variant; the base model has no benign judgments (it
+    is not part of the evaluation grid), so its refusal columns are NaN. ``nll_vs_base``
+    compares each row with its model's base row. ``extra`` adds columns per key (MT-Bench
+    scores when that stage is on).
     """
+    keys = [tuple(v) for v in variants]
+    base_of = {k[0]: k for k in keys if k[1] == "base"}
     rows = []
-    for model in models:
-        keys = [("base", "base")] + [(m, s) for (mm, m, s) in grid if mm == model]
-        base = scores[(model, "base", "base")]
-        for method, stage in keys:
-            key = (model, method, stage)
-            rows.append(
-                {"model": model, "method": method, "stage": stage, "references": references}
-                | nll_columns(scores[key], base if method != "base" else None, bootstrap)
-                | refusal_columns(benign.get(key), bootstrap.level)
-                | (extra or {}).get(key, {})
-                | {"judge": judge}
-            )
+    for key in keys:
+        model, method, seed, stage = key
+        base = scores[base_of[model]] if method != "base" else None
+        rows.append(
+            {"model": model, "method": method, "seed": seed, "stage": stage}
+            | {"references": references}
+            | nll_columns(scores[key], base, bootstrap)
+            | refusal_columns(benign.get(key), bootstrap.level)
+            | (extra or {}).get(key, {})
+            | {"judge": judge}
+        )
     return rows

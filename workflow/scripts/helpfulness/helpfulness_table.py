@@ -8,20 +8,19 @@ from backtrack.smk import param_json, setup
 
 
 def keyed(rows, files):
-    """Each file's records by its (model, method, stage) row; the rule lists both in one order."""
+    """Each file's records by its (model, method, seed, stage) row; the rule lists both in one
+    order."""
     return {row: read_jsonl(f) for row, f in zip(rows, files, strict=True)}
 
 
 log = setup(snakemake)
 grid = [tuple(g) for g in param_json(snakemake, "grid")]
 variants = [tuple(v) for v in param_json(snakemake, "variants")]
-models = param_json(snakemake, "models")
 extra = None
 if snakemake.input.mt_bench:
     extra = {k: mt_bench_columns(v) for k, v in keyed(variants, snakemake.input.mt_bench).items()}
 rows = helpfulness_rows(
-    models,
-    grid,
+    variants,
     keyed(variants, snakemake.input.scores),
     keyed(grid, snakemake.input.benign),
     references=snakemake.params.references,

@@ -1,10 +1,32 @@
 import pandas as pd
+from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.io import atomic_file
-from backtrack.report.claims import build_claims
+from backtrack.plan import cell_of
+from backtrack.report.claims import Outcomes, build_claims
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
 sources = param_json(snakemake, "prefill_sources")
+cells = [cell_of(c) for c in param_json(snakemake, "cells")]
+seeds = tuple(sorted({c.seed for c in cells}))
+outcomes = None
+if len(seeds) > 1:  # the rows over all seeds need Table 1's answers, prompt by prompt
+    judged = {
+        (c.model, c.method, c.seed, c.stage, c.dataset): read_answers(
+            path, prompts, required=JUDGMENT_FIELDS
+        )
+        for c, path, prompts in zip(
+            cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
+        )
+    }
+    outcomes = Outcomes(
+        judged,
+        param_json(snakemake, "datasets"),
+        seeds,
+        snakemake.params.ci_level,
+        snakemake.params.bootstrap,
+        snakemake.params.seed,
+    )
 claims = build_claims(
     pd.read_csv(snakemake.input.table1),
     table2=pd.read_csv(snakemake.input.table2),
@@ -13,8 +35,9 @@ claims = build_claims(
     prefill_sets=sources,
     judge=snakemake.params.judge,
     level=snakemake.params.ci_level,
+    outcomes=outcomes,
 )
 with atomic_file(snakemake.output.table) as tmp:
     claims.to_csv(tmp, index=False, float_format="%.4f")
 for row in claims.itertuples():
-    log.info("%s %s: %s", row.model, row.claim, row.verdict)
+    log.info("%s %s seed %s: %s", row.model, row.claim, row.seed, row.verdict)

@@ -2,19 +2,20 @@ import json
 
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.metrics import write_table
+from backtrack.plan import cell_of
 from backtrack.report.tables import table1_row
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
-cells = param_json(snakemake, "cells")
+cells = [cell_of(c) for c in param_json(snakemake, "cells")]
 datasets = param_json(snakemake, "datasets")
 prov = param_json(snakemake, "provenance")
-# cells, judgments and prompts come in the same order: (model, method, stage, set, point).
+# cells, judgments and prompts come in the same order.
 judged = {}
 for cell, path, prompts in zip(
     cells, snakemake.input.judgments, snakemake.input.prompts, strict=True
 ):
-    judged[tuple(cell[:4])] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
+    judged[(cell.row, cell.dataset)] = read_answers(path, prompts, required=JUDGMENT_FIELDS)
 
 
 def precisions(sets, field):
@@ -23,11 +24,12 @@ def precisions(sets, field):
 
 
 rows = []
-for model, method, stage in dict.fromkeys(tuple(c[:3]) for c in cells):
-    sets = {d: judged[(model, method, stage, d)] for d in datasets}
+for row in dict.fromkeys(c.row for c in cells):
+    model = row.model
+    sets = {d: judged[(row, d)] for d in datasets}
     rows.append(
         table1_row(
-            {"model": model, "method": method, "stage": stage},
+            {"model": model, "method": row.method, "seed": row.seed, "stage": row.stage},
             sets,
             datasets,
             snakemake.params.ci_level,

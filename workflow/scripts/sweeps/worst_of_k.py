@@ -9,12 +9,12 @@ rows = []
 inputs = zip(
     param_json(snakemake, "cells"), snakemake.input.judgments, snakemake.input.prompts, strict=True
 )
-for (model, method, stage, dataset, _), path, prompts in inputs:
+for (model, method, seed, stage, dataset, _), path, prompts in inputs:
     judged = read_answers(
         path, prompts, samples=spec["k"], limit=spec["n"] or 0, required=JUDGMENT_FIELDS
     )
     rows += worst_of_k_rows(
-        {"model": model, "method": method, "stage": stage},
+        {"model": model, "method": method, "seed": seed, "stage": stage},
         dataset,
         judged,
         snakemake.params.ci_level,

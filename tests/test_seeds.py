@@ -1,0 +1,95 @@
+"""Training seeds: the power arithmetic, the crossed (prompts x seeds) bootstrap, and the
+summary of Table 1 over seeds, on constructed data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from backtrack.report.seeds import outcome_matrix, summary_row
+from backtrack.stats import crossed_bootstrap, prompts_for_power
+
+
+def test_power_matches_r_power_prop_test():
+    # R's documentation example: power.prop.test(p1 = .50, p2 = .75, power = .90) gives
+    # n = 76.7 per group.
+    assert prompts_for_power(0.50, 0.75, power=0.90) == pytest.approx(76.7, abs=0.1)
+    # "About 4x safer" at this run's rates, 1.3% against 0.3%: about 1,250 prompts per arm.
+    assert 1200 < prompts_for_power(0.013, 0.003) < 1300
+    assert prompts_for_power(0.2, 0.2) == math.inf
+    with pytest.raises(ValueError, match="rates must lie in"):
+        prompts_for_power(1.5, 0.2)
+
+
+def test_one_seed_is_a_prompt_bootstrap_around_the_rate():
+    arm = (np.arange(200) % 5 == 0)[None, :]  # 20% of 200 prompts, one seed
+    p, lo, hi = crossed_bootstrap([arm], reps=4000, level=0.95, seed=0)
+    assert p == pytest.approx(0.2)
+    assert lo == pytest.approx(0.145, abs=0.02) and hi == pytest.approx(0.255, abs=0.02)
+
+
+def test_seeds_that_disagree_widen_the_interval():
+    """Three seeds at 5%, 20% and 35% of the same prompts: the interval of their mean is wider
+    than the prompt noise of any one seed, and covers the spread."""
+    rows = [np.arange(300) % 100 < k for k in (5, 20, 35)]
+    agree = np.stack([rows[1]] * 3)
+    disagree = np.stack(rows)
+    _, lo_a, hi_a = crossed_bootstrap([agree], reps=4000, level=0.95, seed=0)
+    p, lo_d, hi_d = crossed_bootstrap([disagree], reps=4000, level=0.95, seed=0)
+    assert p == pytest.approx(0.2)
+    assert hi_d - lo_d > 2 * (hi_a - lo_a)
+    assert lo_d < 0.1 and hi_d > 0.3
+
+
+def test_a_difference_shares_the_prompts_between_arms():
+    """Two arms that differ on exactly the same prompts: drawing the prompts once for both
+    gives a tighter difference than independent draws would."""
+    base = np.arange(400) % 10 < 3  # 30%
+    better = base & (np.arange(400) % 10 < 1)  # 10%, a subset of the same prompts
+    d, lo, hi = crossed_bootstrap(
+        [better[None, :], base[None, :]], weights=(1, -1), reps=4000, level=0.95, seed=0
+    )
+    assert d == pytest.approx(-0.2)
+    # Paired: about [-0.239, -0.161]; Newcombe's (independent arms) is about [-0.254, -0.146].
+    assert hi < -0.155 and lo > -0.245
+    with pytest.raises(ValueError, match="same prompts"):
+        crossed_bootstrap(
+            [base[None, :], base[None, :10]], weights=(1, -1), reps=10, level=0.95, seed=0
+        )
+
+
+def _judged(unsafe_every: int, n: int = 100, reset_every: int = 0, field: str = "unsafe"):
+    return [
+        {
+            "id": f"p{i}",
+            field: i % unsafe_every == 0,
+            "reset": bool(reset_every) and i % reset_every == 0,
+        }
+        for i in range(n)
+    ]
+
+
+def test_summary_row_means_ranges_and_the_pooled_rate():
+    kinds = {"advbench": "harmful", "benign": "benign", "advbench_prefill10": "prefill"}
+    per_seed = {
+        s: {
+            "advbench": _judged(every, reset_every=4),
+            "benign": _judged(2, field="refused"),
+            "advbench_prefill10": _judged(10),
+        }
+        for s, every in ((0, 5), (1, 10))  # 20% and 10% unsafe on AdvBench
+    }
+    row = summary_row({"method": "m"}, per_seed, kinds, level=0.95, reps=2000, seed=0)
+    assert row["seeds"] == 2 and row["seed_list"] == "0 1"
+    assert row["advbench_unsafe"] == pytest.approx(0.15)
+    assert (row["advbench_unsafe_min"], row["advbench_unsafe_max"]) == (0.1, 0.2)
+    assert row["advbench_unsafe_ci_lo"] < 0.15 < row["advbench_unsafe_ci_hi"]
+    assert row["benign_refusal"] == pytest.approx(0.5) and "benign_unsafe" not in row
+    assert row["advbench_reset_rate"] == pytest.approx(0.25)
+    assert row["overall_unsafe"] == row["advbench_unsafe"] and row["overall_n"] == 100
+
+
+def test_seeds_must_answer_the_same_prompts():
+    with pytest.raises(ValueError, match="seeds answered different prompts"):
+        outcome_matrix([_judged(5), _judged(5, n=90)], "unsafe")
