@@ -23,8 +23,10 @@ from backtrack.generate.stream import PREFILL_STYLE, RetractingRenderer, replay
 
 EXIT_USAGE = 2
 #: The directories the workflow writes checkpoints to (``results/models/<model>/...``).
-CHECKPOINT_PATH = re.compile(r"(?:^|/)(results/models/[^/]+/(?:base|[^/]+/(?:sft|dpo)))/?$")
-CHECKPOINTS = "results/models/<model>/base or results/models/<model>/<method>/{sft,dpo}"
+CHECKPOINT_PATH = re.compile(
+    r"(?:^|/)(results/models/[^/]+/(?:base|[^/]+/seed[0-9]+/(?:sft|dpo)))/?$"
+)
+CHECKPOINTS = "results/models/<model>/base or results/models/<model>/<method>/seed<N>/{sft,dpo}"
 
 
 class ChatError(ValueError):
