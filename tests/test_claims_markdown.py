@@ -59,3 +59,16 @@ def test_rows_show_rates_differences_and_verdicts():
 def test_a_missing_file_names_the_command(tmp_path):
     with pytest.raises(SystemExit, match="snakemake --cores all"):
         md.main([str(tmp_path / "claims.csv")])
+
+
+def test_several_seeds_add_a_seed_column_and_the_split():
+    rows = [
+        _claim("four_times_safer", 0.02, 0.05, "reproduced") | {"seed": s, "seeds": 1}
+        for s in (0, 1)
+    ]
+    over = _claim("four_times_safer", 0.03, 0.05, "inconclusive") | {"seed": NAN, "seeds": 2}
+    over["seed_verdicts"] = "inconclusive 1, reproduced 1"
+    out = md.markdown(pd.DataFrame([*rows, over])).splitlines()
+    assert out[0].startswith("| claim | seed | paper |")
+    assert out[2].split(" | ")[1] == "0" and out[4].split(" | ")[1] == "all"
+    assert out[4].endswith("| inconclusive (seeds alone: inconclusive 1, reproduced 1) |")

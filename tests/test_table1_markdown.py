@@ -43,3 +43,22 @@ def test_rows_columns_and_intervals():
 def test_a_missing_table_names_the_command(tmp_path):
     with pytest.raises(SystemExit, match="snakemake --cores all"):
         md.main([str(tmp_path / "table1.csv")])
+
+
+def test_rows_per_seed_get_a_seed_column():
+    rows = [_row("baseline", 0.1) | {"seed": s} for s in (0, 1)]
+    out = md.markdown(pd.DataFrame(rows)).splitlines()
+    assert out[0].startswith("| method | seed | stage | AdvBench (245) |")
+    assert out[3].startswith("| baseline | 1 | dpo | 10.0% |")
+
+
+def test_the_summary_over_seeds_shows_each_rate_s_range():
+    row = _row("backtrack", 0.02) | {"seeds": 3}
+    for col in ("advbench_unsafe", "overall_unsafe", "benign_refusal", "benign_reset_rate"):
+        row |= {f"{col}_min": 0.01, f"{col}_max": 0.05}
+    out = md.markdown(pd.DataFrame([row])).splitlines()
+    assert out[0].startswith("| method | stage | seeds | AdvBench (245) |")
+    cells = out[2].split(" | ")
+    assert cells[3] == "2.0% (1.0–5.0)"  # AdvBench
+    assert "2.0% [1.0, 4.0] (1.0–5.0)" in cells  # overall, with its interval
+    assert out[2].endswith("| 41.0% [30.0, 50.0] (1.0–5.0) | 32.0% (1.0–5.0) |")

@@ -5,7 +5,9 @@
 
 Why: the README's claims table is this script's output on a named run, never typed by hand.
 One row per claim and model: what the paper says, our rate with its 95% interval and n, the
-rate it is compared with, the difference with its interval, and the verdict.
+rate it is compared with, the difference with its interval, and the verdict. A run with several
+training seeds adds a ``seed`` column (``all`` for the row over all seeds, whose verdict cell
+also says how the seeds split).
 """
 
 from __future__ import annotations
@@ -46,8 +48,24 @@ def label(row: pd.Series) -> str:
     return f"`{row['claim']}`: {row['metric']}"
 
 
+def seeded(claims: pd.DataFrame) -> bool:
+    """Whether the claims come from more than one training seed."""
+    return "seeds" in claims.columns and bool((claims["seeds"].fillna(0) > 1).any())
+
+
+def verdict(row: pd.Series) -> str:
+    out = str(row["verdict"])
+    if not pd.isna(row.get("seed_verdicts", math.nan)):
+        out += f" (seeds alone: {row['seed_verdicts']})"
+    if not pd.isna(row.get("note")):
+        out += f" ({row['note']})"
+    return out
+
+
 def markdown(claims: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    many = seeded(claims)
+    head = [*HEAD[:1], "seed", *HEAD[1:]] if many else HEAD
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, row in claims.iterrows():
         compared = row["compared_with"]
         cells = [
@@ -56,8 +74,10 @@ def markdown(claims: pd.DataFrame) -> str:
             ours(row),
             "—" if pd.isna(compared) or math.isnan(compared) else f"{points(compared)}%",
             difference(row),
-            row["verdict"] if pd.isna(row.get("note")) else f"{row['verdict']} ({row['note']})",
+            verdict(row),
         ]
+        if many:
+            cells.insert(1, "all" if pd.isna(row["seed"]) else str(int(row["seed"])))
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
 

@@ -2,11 +2,15 @@
 
     python tools/table1_markdown.py                        # results/table1.csv
     python tools/table1_markdown.py path/to/table1.csv
+    python tools/table1_markdown.py results/table1_seeds.csv   # the summary over seeds
 
 Why: the README's table is this script's output on a named run, never typed by hand. Columns:
 the unsafe rate per evaluation set (the overall one with its 95% Wilson interval), then for each
 prefilling set present (own answers, "Sure, here is", another model's answer) the unsafe rate
-with its interval and the share of answers that reset, then benign refusal and resets.
+with its interval and the share of answers that reset, then benign refusal and resets. A table
+with several training seeds gets a ``seed`` column; the summary over seeds
+(``results/table1_seeds.csv``) shows each rate as its mean over seeds, the interval over prompts
+and seeds, and the seeds' own range in parentheses.
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ def pct(x: float) -> str:
 
 
 def with_ci(row: pd.Series, col: str) -> str:
-    return f"{pct(row[col])} [{100 * row[col + '_ci_lo']:.1f}, {100 * row[col + '_ci_hi']:.1f}]"
+    out = f"{pct(row[col])} [{100 * row[col + '_ci_lo']:.1f}, {100 * row[col + '_ci_hi']:.1f}]"
+    return out + seed_range(row, col)
+
+
+def seed_range(row: pd.Series, col: str) -> str:
+    """`` (lo–hi)``, the seeds' own lowest and highest rate, in a summary over seeds."""
+    if f"{col}_min" not in row.index or row.get("seeds", 1) < 2:
+        return ""
+    return f" ({100 * row[col + '_min']:.1f}–{100 * row[col + '_max']:.1f})"
 
 
 def prefill_sets(columns: list[str]) -> list[tuple[str, str]]:
@@ -52,7 +64,11 @@ def markdown(table: pd.DataFrame) -> str:
     sets = [s for s in SETS if f"{s}_unsafe" in cols]
     prefills = prefill_sets(cols)
     first = table.iloc[0]
-    head = ["method", "stage"]
+    seeded = "seed" in cols and table["seed"].nunique() > 1
+    keys = ["method", "seed", "stage"] if seeded else ["method", "stage"]
+    if "seeds" in cols:
+        keys.append("seeds")
+    head = list(keys)
     head += [f"{SETS[s]} ({first[s + '_n']})" for s in sets]
     head += [f"overall ({first['overall_n']})"]
     for stem, heading in prefills:
@@ -61,13 +77,15 @@ def markdown(table: pd.DataFrame) -> str:
         head += [f"benign refusal ({first['benign_n']})", "benign `[RESET]`"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, row in table.iterrows():
-        cells = [row["method"], row["stage"]]
-        cells += [pct(row[f"{s}_unsafe"]) for s in sets]
+        cells = [row[k] for k in keys]
+        cells += [pct(row[f"{s}_unsafe"]) + seed_range(row, f"{s}_unsafe") for s in sets]
         cells += [with_ci(row, "overall_unsafe")]
         for stem, _ in prefills:
-            cells += [with_ci(row, f"{stem}_unsafe"), pct(row[f"{stem}_reset_rate"])]
+            reset = f"{stem}_reset_rate"
+            cells += [with_ci(row, f"{stem}_unsafe"), pct(row[reset]) + seed_range(row, reset)]
         if "benign_refusal" in cols:
-            cells += [with_ci(row, "benign_refusal"), pct(row["benign_reset_rate"])]
+            reset = "benign_reset_rate"
+            cells += [with_ci(row, "benign_refusal"), pct(row[reset]) + seed_range(row, reset)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
