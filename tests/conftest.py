@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -107,6 +108,32 @@ def make_tiny_gemma_dir(path: Path) -> Path:
     Gemma3ForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+SCONTROL_SHIM = "BACKTRACK_TEST_SCONTROL_SHIM"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Where slurm-wlm is installed (CI installs it) but no cluster runs, the SLURM executor
+    plugin waits about 7 s on ``scontrol`` at every snakemake start, dry runs included: minutes
+    over the suite. A stand-in that fails at once (no cluster) goes first on the PATH; it gives
+    the same plans. The SLURM tests take it off again (``real_slurm_path``)."""
+    if not shutil.which("scontrol") or SCONTROL_SHIM in os.environ:
+        return
+    shim = Path(tempfile.mkdtemp(prefix="scontrol-shim-"))
+    (shim / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (shim / "scontrol").chmod(0o755)
+    os.environ[SCONTROL_SHIM] = str(shim)
+    os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def real_slurm_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the real ``scontrol`` back: the SLURM tests talk to a running cluster."""
+    shim = env.get(SCONTROL_SHIM)
+    if not shim:
+        return env
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p != shim]
+    return {**env, "PATH": os.pathsep.join(path)}
 
 
 @pytest.fixture(autouse=True)

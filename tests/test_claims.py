@@ -224,3 +224,38 @@ def test_the_row_over_seeds_counts_the_seeds_noise():
     # A claim whose per-prompt answers are not at hand says so rather than pooling.
     gcg = claims[(claims["claim"] == "resists_gcg") & claims["seed"].isna()]
     assert gcg.iloc[0]["note"] == "per seed only"
+
+
+def test_a_table2_claim_over_seeds_pools_the_seeds_rates():
+    """GCG on two seeds: the baseline broken on 30 and 34 of 40 prompts, backtracking on 2 and
+    12. The row over seeds gives the mean rates and a difference interval that holds the seeds'
+    spread (wider than either seed's own), not "per seed only"."""
+    table2 = pd.DataFrame(
+        [
+            {"model": "m", "method": method, "seed": seed, "stage": "dpo", "attack": "gcg"}
+            | {"n": 40, "asr": k / 40}
+            for (method, seed), k in {
+                ("baseline", 0): 30,
+                ("baseline", 1): 34,
+                ("backtrack", 0): 2,
+                ("backtrack", 1): 12,
+            }.items()
+        ]
+    )
+    claims = build_claims(
+        pd.concat([_table1(), _table1(seed=1)]),
+        table2=table2,
+        logit_bias=None,
+        worst_of_k=None,
+        prefill_sets={},
+        judge="refusal",
+    )
+    gcg = claims[claims["claim"] == "resists_gcg"]
+    per_seed, over = gcg[gcg["seed"].notna()], gcg[gcg["seed"].isna()].iloc[0]
+    assert list(per_seed["verdict"]) == [REPRODUCED, REPRODUCED]
+    assert over["verdict"] == REPRODUCED and over["note"].startswith("interval: the seeds'")
+    assert over["ours"] == pytest.approx(0.175) and over["compared_with"] == pytest.approx(0.8)
+    assert over["difference"] == pytest.approx(-0.625)
+    width = over["difference_ci_hi"] - over["difference_ci_lo"]
+    assert width > (per_seed["difference_ci_hi"] - per_seed["difference_ci_lo"]).max()
+    assert over["seeds_same_direction"] == "2/2"

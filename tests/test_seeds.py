@@ -1,14 +1,21 @@
-"""Training seeds: the power arithmetic, the crossed (prompts x seeds) bootstrap, and the
-summary of Table 1 over seeds, on constructed data."""
+"""Training seeds: the power arithmetic, the crossed (prompts x seeds) bootstrap, the summary
+of Table 1 over seeds, and the summary of the other tables from their per-seed rows, on
+constructed data."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
-from backtrack.report.seeds import outcome_matrix, summary_row
-from backtrack.stats import crossed_bootstrap, prompts_for_power
+from backtrack.report.seeds import outcome_matrix, summarise_table, summary_row
+from backtrack.stats import (
+    combine_over_seeds,
+    crossed_bootstrap,
+    prompts_for_power,
+    wilson_interval,
+)
 
 
 def test_power_matches_r_power_prop_test():
@@ -93,3 +100,76 @@ def test_summary_row_means_ranges_and_the_pooled_rate():
 def test_seeds_must_answer_the_same_prompts():
     with pytest.raises(ValueError, match="seeds answered different prompts"):
         outcome_matrix([_judged(5), _judged(5, n=90)], "unsafe")
+
+
+def test_the_combined_interval_of_one_seed_is_its_own():
+    lo, hi = wilson_interval(12, 200)
+    assert combine_over_seeds([0.06], [lo], [hi], level=0.95) == pytest.approx((0.06, lo, hi))
+    # Seeds that agree add nothing for their spread; NaN (a set not built) stays NaN.
+    assert combine_over_seeds([0.06] * 3, [lo] * 3, [hi] * 3, level=0.95)[1:] == pytest.approx(
+        (lo, hi)
+    )
+    assert math.isnan(combine_over_seeds([0.1, math.nan], [0, 0], [1, 1], level=0.95)[1])
+
+
+def test_the_combined_interval_covers_both_the_prompts_and_the_seeds_noise():
+    """Simulated runs: 200 prompts of varied difficulty answered by 3 training seeds that each
+    shift every answer's odds. The interval from the seeds' Wilson intervals and their spread
+    covers the population rate about as often as it says; the seeds' intervals alone (the
+    prompts' noise only) fall well short."""
+    rng = np.random.default_rng(0)
+
+    def draw(prompts: int, seeds: int) -> np.ndarray:
+        logit = rng.normal(-1.5, 1.5, prompts)[None, :] + rng.normal(0, 0.6, seeds)[:, None]
+        return 1 / (1 + np.exp(-logit))
+
+    truth = draw(3000, 3000).mean()
+    covered = {"combined": 0, "prompts only": 0}
+    reps = 400
+    for _ in range(reps):
+        k = (rng.random((3, 200)) < draw(200, 3)).sum(axis=1)
+        lo, hi = zip(*(wilson_interval(int(x), 200) for x in k), strict=True)
+        _, a, b = combine_over_seeds(k / 200, lo, hi, level=0.95)
+        covered["combined"] += a <= truth <= b
+        covered["prompts only"] += np.mean(lo) <= truth <= np.mean(hi)
+    assert covered["combined"] / reps > 0.87
+    assert covered["prompts only"] / reps < 0.82
+
+
+def test_a_table_over_seeds_groups_rows_that_differ_only_in_their_seed():
+    """Table 2 and the logit-bias sweep with two seeds: one row per (model, method, stage,
+    attack) or per bias, the rates' mean, range and an interval at least as wide as the widest
+    seed's; an interval that is not a rate (helpfulness's NLL) is not clipped to [0, 1]."""
+    rows = []
+    for seed, asr in ((0, 0.1), (1, 0.3)):
+        for attack in ("prefill_10", "gcg"):
+            lo, hi = wilson_interval(round(asr * 50), 50)
+            rows.append(
+                {"model": "m", "method": "backtrack", "seed": seed, "stage": "dpo"}
+                | {"attack": attack, "n": 50, "asr": asr, "asr_ci_lo": lo, "asr_ci_hi": hi}
+                | {"reset_rate": 0.5 + seed / 10, "judge": "refusal"}
+            )
+    out = summarise_table(pd.DataFrame(rows), level=0.95)
+    assert list(out["attack"]) == ["prefill_10", "gcg"] and set(out["seeds"]) == {2}
+    row = out.iloc[0]
+    assert row["seed_list"] == "0 1" and row["judge"] == "refusal" and row["n"] == 50
+    assert row["asr"] == pytest.approx(0.2) and row["reset_rate"] == pytest.approx(0.55)
+    assert (row["asr_min"], row["asr_max"]) == (0.1, 0.3)
+    widest = max(r["asr_ci_hi"] - r["asr_ci_lo"] for r in rows)
+    assert row["asr_ci_hi"] - row["asr_ci_lo"] > widest and row["asr_ci_lo"] >= 0
+
+    sweep = pd.DataFrame(
+        [
+            {"model": "m", "seed": s, "bias": b, "nll": 3.0 + s, "nll_ci_lo": 0.0}
+            | {"nll_ci_hi": 6.0 + s}
+            for s in (0, 1, 2)
+            for b in (0.0, -5.0)
+        ]
+    )
+    with pytest.raises(ValueError, match="key columns"):
+        summarise_table(sweep, numeric_keys=["k"], level=0.95)
+    by_bias = summarise_table(sweep, numeric_keys=["bias"], unbounded=["nll"], level=0.95)
+    assert list(by_bias["bias"]) == [0.0, -5.0] and set(by_bias["seeds"]) == {3}
+    assert (by_bias["nll_ci_hi"] > 6.0).all()
+    clipped = summarise_table(sweep, numeric_keys=["bias"], level=0.95)
+    assert (clipped["nll_ci_hi"] == 1.0).all()

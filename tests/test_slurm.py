@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import real_slurm_path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
@@ -38,11 +40,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(why)
     state = tmp_path_factory.mktemp("slurm")
     script = ROOT / "tools/local_slurm.sh"
-    proc = subprocess.run(["bash", script, "start", state], capture_output=True, text=True)
+    real = real_slurm_path(dict(os.environ))
+    proc = subprocess.run(
+        ["bash", script, "start", state], capture_output=True, text=True, env=real
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    env = {**real, "SLURM_CONF": str(state / "slurm.conf")}
     yield env
-    subprocess.run(["bash", script, "stop", state], capture_output=True, text=True)
+    subprocess.run(["bash", script, "stop", state], capture_output=True, text=True, env=real)
 
 
 def test_local_cluster_has_the_machines_cpus_whatever_omp_says(tmp_path: Path) -> None:
@@ -54,7 +59,8 @@ def test_local_cluster_has_the_machines_cpus_whatever_omp_says(tmp_path: Path) -
         pytest.skip(why)
     cpus = len(os.sched_getaffinity(0))
     script = ROOT / "tools/local_slurm.sh"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLURM_CONF": str(tmp_path / "slurm.conf")}
+    env = {**real_slurm_path(dict(os.environ)), "OMP_NUM_THREADS": "1",
+           "SLURM_CONF": str(tmp_path / "slurm.conf")}  # fmt: skip
     proc = subprocess.run(
         ["bash", script, "start", tmp_path], capture_output=True, text=True, env=env
     )
@@ -68,7 +74,7 @@ def test_local_cluster_has_the_machines_cpus_whatever_omp_says(tmp_path: Path) -
         job = subprocess.run(sbatch, capture_output=True, text=True, env=env, timeout=120)
         assert job.returncode == 0, job.stdout + job.stderr
     finally:
-        subprocess.run(["bash", script, "stop", tmp_path], capture_output=True, text=True)
+        subprocess.run(["bash", script, "stop", tmp_path], capture_output=True, text=True, env=env)
 
 
 def test_a_second_cluster_on_the_same_port_fails_to_start(tmp_path: Path) -> None:
@@ -79,12 +85,17 @@ def test_a_second_cluster_on_the_same_port_fails_to_start(tmp_path: Path) -> Non
         pytest.skip(why)
     script = ROOT / "tools/local_slurm.sh"
     first, second = tmp_path / "first", tmp_path / "second"
+    env = real_slurm_path(dict(os.environ))
     try:
-        up = subprocess.run(["bash", script, "start", first], capture_output=True, text=True)
+        up = subprocess.run(
+            ["bash", script, "start", first], capture_output=True, text=True, env=env
+        )
         assert up.returncode == 0, up.stdout + up.stderr
-        again = subprocess.run(["bash", script, "start", second], capture_output=True, text=True)
+        again = subprocess.run(
+            ["bash", script, "start", second], capture_output=True, text=True, env=env
+        )
         assert again.returncode == 1 and "another cluster" in again.stderr, again.stderr
         assert os.path.realpath("/etc/slurm/slurm.conf") == str(first / "slurm.conf")
     finally:
         for d in (second, first):
-            subprocess.run(["bash", script, "stop", d], capture_output=True, text=True)
+            subprocess.run(["bash", script, "stop", d], capture_output=True, text=True, env=env)

@@ -240,6 +240,8 @@ def test_report_gathers_tables_and_figures(run):
         "table1.csv",
         "table1_seeds.csv",
         "table2.csv",
+        "table2_seeds.csv",
+        "helpfulness_seeds.csv",
         "logit_bias.png",
         "worst_of_k.png",
         "helpfulness.csv",
@@ -422,7 +424,7 @@ def test_a_second_training_seed_adds_only_its_own_jobs(run, tmp_path):
         "judge": 4 * sets,
         "table1": 1,
     }
-    smk(copy, "results/claims.csv")
+    smk(copy, "results/claims.csv", "results/table2_seeds.csv")
     t1 = pd.read_csv(copy / "results/table1.csv")
     assert list(zip(t1.method, t1.seed, t1.stage, strict=True))[:2] == [
         ("baseline", seed, "sft"),
@@ -435,6 +437,13 @@ def test_a_second_training_seed_adds_only_its_own_jobs(run, tmp_path):
     for name in ("table2", "logit_bias", "worst_of_k", "claims"):
         df = pd.read_csv(copy / f"results/{name}.csv")
         assert set(df["seed"].dropna()) == {seed, seed + 1}, name
+    # Table 2 over seeds: a row per (model, method, stage, attack), each over both seeds; the
+    # claims' row over seeds for an attack pools the seeds' rates into an interval.
+    t2, t2s = (pd.read_csv(copy / f"results/{n}.csv") for n in ("table2", "table2_seeds"))
+    assert len(t2s) * 2 == len(t2) and set(t2s["seeds"]) == {2}
+    claims = pd.read_csv(copy / "results/claims.csv")
+    gcg = claims[(claims["claim"] == "resists_gcg") & claims["seed"].isna()].iloc[0]
+    assert gcg["seeds"] == 2 and not pd.isna(gcg["difference_ci_lo"]), gcg.to_dict()
 
 
 def test_pool_openers_rebuild_the_pool_and_all_training(run):

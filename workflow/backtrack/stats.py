@@ -117,3 +117,37 @@ def crossed_bootstrap(
     tail = (1 - level) / 2
     lo, hi = np.quantile(draws, [tail, 1 - tail])
     return point, float(lo), float(hi)
+
+
+def combine_over_seeds(
+    points: Sequence[float],
+    los: Sequence[float],
+    his: Sequence[float],
+    *,
+    level: float,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+) -> tuple[float, float, float]:
+    """The mean of the seeds' estimates and an interval from their own intervals and their
+    spread, for tables whose per-prompt answers are not read (Table 2, the sweeps, helpfulness).
+
+    Each side's half-width is ``sqrt(mean(own half-width^2) + z^2 * var(points) / S)``: the
+    seeds' own (Wilson, Newcombe or bootstrap) intervals carry the prompts' noise, which does not
+    shrink with more seeds because every seed answers the same prompts, and the sample variance
+    of the seeds' estimates carries the training runs'. It counts the per-answer noise twice, so
+    it is wider than the crossed bootstrap of Table 1 (:func:`crossed_bootstrap`); with one seed
+    it is that seed's interval, and with three its seed term, like the bootstrap's, rests on
+    two degrees of freedom. ``bounds`` clips it (rates live in [0, 1]; None: no clipping).
+    """
+    x, lo, hi = (np.asarray(v, dtype=float) for v in (points, los, his))
+    if not (len(x) == len(lo) == len(hi)) or len(x) == 0:
+        raise ValueError("one estimate and one interval per seed, at least one seed")
+    mean = float(x.mean())
+    if np.isnan(x).any() or np.isnan(lo).any() or np.isnan(hi).any():
+        return mean, math.nan, math.nan
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    between = z * z * float(x.var(ddof=1)) / len(x) if len(x) > 1 else 0.0
+    low = mean - math.sqrt(float(((x - lo) ** 2).mean()) + between)
+    high = mean + math.sqrt(float(((hi - x) ** 2).mean()) + between)
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return mean, low, high

@@ -191,20 +191,39 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+# The per-seed tables that table_seeds summarises over training seeds (Table 1 has its own
+# summary, from the answers). Per table, the numeric columns that with the text columns say
+# what a row is, and the columns with intervals that are not rates (not clipped to [0, 1]).
+SEED_TABLES = {
+    "table2": {"numeric_keys": [], "unbounded": []},
+    "logit_bias": {"numeric_keys": ["bias"], "unbounded": []},
+    "worst_of_k": {"numeric_keys": ["k"], "unbounded": []},
+    "helpfulness": {"numeric_keys": [], "unbounded": ["answer_nll", "nll_vs_base"]},
+}
+
+
+def get_seed_table(wildcards):
+    """How table_seeds groups and clips ``wildcards.table`` (:data:`SEED_TABLES`)."""
+    return as_json(SEED_TABLES[wildcards.table])
+
+
 def get_final_outputs():
     """Everything the report shows (rule all; `snakemake --report` reports this graph)."""
-    return [
-        "results/claims.csv",
-        "results/table1.csv",
-        "results/table1_seeds.csv",
-        "results/table2.csv",
-        "results/logit_bias.csv",
-        "results/figures/logit_bias.png",
-        "results/worst_of_k.csv",
-        "results/figures/worst_of_k.png",
-        "results/helpfulness.csv",
-    ] + (
-        ["results/mt_bench.csv"] if config["helpfulness"]["mt_bench"]["enabled"] else []
+    return (
+        [
+            "results/claims.csv",
+            "results/table1.csv",
+            "results/table1_seeds.csv",
+            "results/figures/logit_bias.png",
+            "results/figures/worst_of_k.png",
+        ]
+        + [f"results/{t}.csv" for t in SEED_TABLES]
+        + [f"results/{t}_seeds.csv" for t in SEED_TABLES]
+        + (
+            ["results/mt_bench.csv"]
+            if config["helpfulness"]["mt_bench"]["enabled"]
+            else []
+        )
     )
 
 

@@ -57,6 +57,32 @@ rule table1_seeds:
         "../scripts/report/table1_seeds.py"
 
 
+# Table 2, the sweeps and the helpfulness table over training seeds, from the per-seed table:
+# one row per group of rows that differ only in their seed (with one seed, its rows).
+rule table_seeds:
+    input:
+        table="results/{table}.csv",
+    output:
+        table=report(
+            "results/{table}_seeds.csv",
+            caption="../report/table_seeds.rst",
+            category="Seeds",
+        ),
+    log:
+        "logs/table_seeds/{table}.log",
+    benchmark:
+        "benchmarks/table_seeds/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(SEED_TABLES),
+    conda:
+        "../../envs/report.yaml"
+    params:
+        spec=get_seed_table,
+        ci_level=config["report"]["ci_level"],
+    script:
+        "../scripts/report/table_seeds.py"
+
+
 rule table2:
     input:
         judgments=judgments_of(table2_cells),

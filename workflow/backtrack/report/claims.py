@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 
 from backtrack.report.seeds import RATE_FIELD, outcome_matrix
-from backtrack.stats import Rate, crossed_bootstrap, newcombe_difference, prompts_for_power
+from backtrack.stats import (
+    Rate,
+    combine_over_seeds,
+    crossed_bootstrap,
+    newcombe_difference,
+    prompts_for_power,
+)
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -69,12 +75,44 @@ class SeedRate:
         return lo, hi
 
 
-def difference(a: Rate | SeedRate, b: Rate | SeedRate) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class PooledRate:
+    """A rate over training seeds from the seeds' own table rates, for claims read from Table 2
+    and the sweeps, whose answers the claims do not read: the mean and
+    :func:`backtrack.stats.combine_over_seeds` of the seeds' Wilson intervals and spread."""
+
+    rates: tuple[Rate, ...]
+    level: float
+
+    @property
+    def p(self) -> float:
+        return float(np.mean([r.p for r in self.rates]))
+
+    @property
+    def n(self) -> int:
+        return self.rates[0].n
+
+    @cached_property
+    def ci(self) -> tuple[float, float]:
+        points = [r.p for r in self.rates]
+        lo, hi = zip(*(r.ci for r in self.rates), strict=True)
+        return combine_over_seeds(points, lo, hi, level=self.level)[1:]
+
+
+AnyRate = Rate | SeedRate | PooledRate
+
+
+def difference(a: AnyRate, b: AnyRate) -> tuple[float, float, float]:
     """``p_a - p_b`` and its interval: Newcombe's for one run's rates, the crossed bootstrap
-    (the same prompts drawn for both, each arm's seeds on their own) for rates over seeds."""
+    (the same prompts drawn for both, each arm's seeds on their own) for rates over seeds, and
+    for pooled rates the seeds' own Newcombe differences combined with their spread."""
     if isinstance(a, SeedRate) and isinstance(b, SeedRate):
         arms = [a.matrix, b.matrix]
         return crossed_bootstrap(arms, weights=(1, -1), reps=a.reps, level=a.level, seed=a.seed)
+    if isinstance(a, PooledRate) and isinstance(b, PooledRate):
+        diffs = [newcombe_difference(x, y) for x, y in zip(a.rates, b.rates, strict=True)]
+        d, lo, hi = zip(*diffs, strict=True)
+        return combine_over_seeds(d, lo, hi, level=a.level, bounds=(-1.0, 1.0))
     return newcombe_difference(a, b)
 
 
@@ -307,7 +345,7 @@ def _row(
     metric: str,
     rule: str,
     verdict: str,
-    rates: tuple[Rate | SeedRate, ...] = (),
+    rates: tuple[AnyRate, ...] = (),
     note: str = "",
     paper_rates: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
@@ -390,17 +428,24 @@ def _contexts(claim: Claim, base: dict[str, Any], prefill_sets: dict[str, str]) 
         yield base
 
 
+def _claim_rates(
+    claim: Claim, model: str, ctx: dict[str, Any], tables: dict[str, Any], level: float
+) -> list[Rate | None]:
+    """The rates a claim compares, on one model's rows of one training seed (``ctx["seed"]``)."""
+    keys = {**claim.fixed, **{k: ctx[k] for k in claim.match}, "seed": ctx["seed"]}
+    column, n_column = claim.column.format(**ctx), claim.n_column.format(**ctx)
+    return [
+        _rate(tables[claim.table], column, n_column, level, **keys, model=model, **ROWS[name])
+        for name in claim.rows
+    ]
+
+
 def _claim_row(
     claim: Claim, model: str, ctx: dict[str, Any], tables: dict[str, Any], level: float
 ) -> dict[str, Any]:
     """Test one claim on one model's rows of one training seed (``ctx["seed"]``); ``not
     measured`` if a rate is missing."""
-    keys = {**claim.fixed, **{k: ctx[k] for k in claim.match}, "seed": ctx["seed"]}
-    column, n_column = claim.column.format(**ctx), claim.n_column.format(**ctx)
-    rates = [
-        _rate(tables[claim.table], column, n_column, level, **keys, model=model, **ROWS[name])
-        for name in claim.rows
-    ]
+    rates = _claim_rates(claim, model, ctx, tables, level)
     name, metric = claim.name.format(**ctx), claim.metric.format(**ctx)
     if any(r is None for r in rates):
         row = _row(name, model, claim.paper, metric, claim.rule, NOT_MEASURED)
@@ -418,19 +463,30 @@ def _across_seeds(
     model: str,
     ctx: dict[str, Any],
     per_seed: list[dict[str, Any]],
-    outcomes: Outcomes | None,
+    data: _SeedData,
 ) -> dict[str, Any]:
     """A claim's row over all seeds: rates over seeds with crossed-bootstrap intervals where the
-    per-prompt answers are at hand (Table 1's claims), and always how many seeds point the same
-    way and the verdicts the seeds give alone."""
+    per-prompt answers are at hand (Table 1's claims), else pooled from the seeds' own table
+    rates (:class:`PooledRate`), and always how many seeds point the same way and the verdicts
+    the seeds give alone."""
     name, metric = claim.name.format(**ctx), claim.metric.format(**ctx)
     counts = pd.Series([r["verdict"] for r in per_seed]).value_counts()
     alone = ", ".join(f"{v} {counts[v]}" for v in sorted(counts.index))
     signs = [np.sign(r["difference"]) for r in per_seed if not pd.isna(r["difference"])]
-    rates = None
-    if outcomes is not None and claim.table == "table1":
+    rates: list[AnyRate | None] | None = None
+    note = ""
+    if data.outcomes is not None and claim.table == "table1":
         column = claim.column.format(**ctx)
-        rates = [outcomes.rate(model, ROWS[n], column) for n in claim.rows]
+        rates = [data.outcomes.rate(model, ROWS[n], column) for n in claim.rows]
+    if rates is None or any(r is None for r in rates):
+        by_seed = [
+            _claim_rates(claim, model, ctx | {"seed": s}, data.tables, data.level)
+            for s in data.seeds
+        ]
+        if all(r is not None for rs in by_seed for r in rs):
+            arms = zip(*by_seed, strict=True)  # per compared row, its rate in each seed
+            rates = [PooledRate(tuple(arm), data.level) for arm in arms]
+            note = "interval: the seeds' own intervals combined with their spread"
     if rates is None or any(r is None for r in rates):
         verdict = per_seed[0]["verdict"] if len(counts) == 1 else "seeds disagree"
         row = _row(name, model, claim.paper, metric, claim.rule, verdict, note="per seed only")
@@ -438,11 +494,21 @@ def _across_seeds(
         found = tuple(r for r in rates if r is not None)
         verdict = claim.check(*found)
         row = _row(
-            name, model, claim.paper, metric, claim.rule, verdict, found, "", claim.paper_rates
+            name, model, claim.paper, metric, claim.rule, verdict, found, note, claim.paper_rates
         )
     same = max((signs.count(x) for x in set(signs)), default=0)
     extra = {"seeds_same_direction": f"{same}/{len(per_seed)}", "seed_verdicts": alone}
     return {"seed": None, "seeds": len(per_seed)} | row | extra
+
+
+@dataclass(frozen=True)
+class _SeedData:
+    """What a row over seeds reads: the tables, the seeds and, for Table 1, the answers."""
+
+    tables: dict[str, Any]
+    seeds: list[int]
+    level: float
+    outcomes: Outcomes | None
 
 
 @dataclass(frozen=True)
@@ -510,7 +576,8 @@ def build_claims(
                 ]
                 rows += per_seed
                 if len(seeds) > 1:
-                    rows.append(_across_seeds(claim, model, ctx, per_seed, outcomes))
+                    data = _SeedData(tables, seeds, level, outcomes)
+                    rows.append(_across_seeds(claim, model, ctx, per_seed, data))
             if claim.each == "set" and all(s == "base_model" for s in prefill_sets.values()):
                 rows.append({"seed": None, "seeds": len(seeds)} | NO_FOREIGN_PREFILL.row(model))
     rows += [

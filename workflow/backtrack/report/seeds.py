@@ -1,6 +1,7 @@
-"""Table 1 over training seeds (``results/table1_seeds.csv``): per (model, method, stage) the
-mean over seeds of each rate, its range, and an interval that counts both the prompts' and the
-seeds' noise.
+"""Tables over training seeds: per (model, method, stage) the mean over seeds of each rate, its
+range, and an interval that counts both the prompts' and the seeds' noise. Table 1
+(``results/table1_seeds.csv``) from its judged answers; Table 2, the sweeps and helpfulness
+(``results/<table>_seeds.csv``) from the per-seed tables themselves (:func:`summarise_table`).
 
 Why a bootstrap over prompts and seeds together: one training run moved the project's verdicts
 as much as the evaluation prompts did, and the Wilson intervals of Table 1 see only the prompts.
@@ -15,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from backtrack.stats import crossed_bootstrap
+from backtrack.stats import combine_over_seeds, crossed_bootstrap
 
 #: Which judged field a set's rate counts, by the set's kind (backtrack.plan.eval_datasets).
 RATE_FIELD = {"harmful": "unsafe", "dev": "unsafe", "prefill": "unsafe", "benign": "refused"}
@@ -88,3 +90,50 @@ def summary_row(
         row["overall_n"] = overall.shape[1]
         row |= rate_summary("overall_unsafe", overall, level=level, reps=reps, seed=seed)
     return row
+
+
+def summarise_table(
+    df: pd.DataFrame,
+    *,
+    numeric_keys: Sequence[str] = (),
+    unbounded: Sequence[str] = (),
+    level: float,
+) -> pd.DataFrame:
+    """One row per group of a per-seed table: the rows that differ only in ``seed``.
+
+    The groups are the table's text columns (model, method, stage, attack, set, judge, ...) and
+    ``numeric_keys`` (a sweep's bias or k). A column ``x`` with ``x_ci_lo`` and ``x_ci_hi`` gets
+    the seeds' mean, their range (``x_min``, ``x_max``) and the interval of
+    :func:`backtrack.stats.combine_over_seeds`, clipped to [0, 1] unless named in ``unbounded``;
+    any other number its mean over seeds. Why from the table and not the answers: these tables
+    have several sources of answers each (attack transcripts, sampled sweeps, scores), and the
+    seeds' own intervals already hold the prompts' noise.
+    """
+    if "seed" not in df.columns:
+        raise ValueError("a per-seed table needs a 'seed' column")
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c != "seed"]
+    keys = [c for c in df.columns if c not in numeric and c != "seed"] + list(numeric_keys)
+    missing = [k for k in numeric_keys if k not in df.columns]
+    if missing:
+        raise ValueError(f"key columns {missing} are not in the table ({list(df.columns)})")
+    with_ci = [c for c in numeric if f"{c}_ci_lo" in df.columns and f"{c}_ci_hi" in df.columns]
+    bounds_of = {c: f"{c}_ci_lo" for c in with_ci} | {c: f"{c}_ci_hi" for c in with_ci}
+    rows = []
+    for group, part in df.groupby(keys, sort=False, dropna=False):
+        row: dict[str, Any] = dict(zip(keys, group, strict=True))
+        seeds = sorted(int(s) for s in part["seed"])
+        row |= {"seeds": len(seeds), "seed_list": " ".join(map(str, seeds))}
+        for c in numeric:
+            if c in numeric_keys or c in bounds_of.values():
+                continue
+            if c in with_ci:
+                mean, lo, hi = combine_over_seeds(
+                    part[c], part[f"{c}_ci_lo"], part[f"{c}_ci_hi"], level=level,
+                    bounds=None if c in unbounded else (0.0, 1.0),
+                )  # fmt: skip
+                row |= {c: mean, f"{c}_min": part[c].min(), f"{c}_max": part[c].max()}
+                row |= {f"{c}_ci_lo": lo, f"{c}_ci_hi": hi}
+            else:
+                row[c] = part[c].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
