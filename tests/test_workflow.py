@@ -115,6 +115,23 @@ def test_table1_rows_and_columns(run):
     assert list((work / "benchmarks").rglob("*.tsv"))
 
 
+def test_table1_ends_with_a_summary_a_person_reads_and_a_figure(run):
+    """The run prints Table 1's summary at its end (the table job is the last of command 1)
+    and writes it beside the CSV, with the rates as percentages and a line per claim."""
+    work, _, out = run
+    text = (work / "results/table1_summary.txt").read_text()
+    assert text.startswith("Table 1 (results/table1.csv)")
+    assert "What Table 1 says of the paper's claims" in text
+    df = pd.read_csv(work / "results/table1.csv")
+    row = df[(df.method == "baseline") & (df.stage == "dpo")].iloc[0]
+    shown = f"{100 * row.overall_unsafe:.1f}% [{100 * row.overall_unsafe_ci_lo:.1f}, "
+    assert shown in text
+    assert "- overall unsafe, backtracking SFT+DPO vs baseline SFT+DPO:" in text
+    assert text.splitlines()[0] in out  # printed to the console
+    png = (work / "results/figures/table1.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
 def test_table2_rows_and_columns(run):
     work, _, _ = run
     df = pd.read_csv(work / "results/table2.csv")
@@ -242,6 +259,7 @@ def test_report_gathers_tables_and_figures(run):
         "table2.csv",
         "table2_seeds.csv",
         "helpfulness_seeds.csv",
+        "table1.png",
         "logit_bias.png",
         "worst_of_k.png",
         "helpfulness.csv",

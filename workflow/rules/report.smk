@@ -1,3 +1,4 @@
+# Table 1, its summary for a person (also printed when it is built) and its figure.
 rule table1:
     input:
         judgments=judgments_of(table1_cells),
@@ -6,6 +7,12 @@ rule table1:
         table=report(
             "results/table1.csv",
             caption="../report/table1.rst",
+            category="Table 1",
+        ),
+        summary="results/table1_summary.txt",
+        figure=report(
+            "results/figures/table1.png",
+            caption="../report/table1_figure.rst",
             category="Table 1",
         ),
     log:
@@ -18,6 +25,11 @@ rule table1:
         cells=cell_keys(table1_cells(config)),
         datasets=as_json(EVAL_SETS),
         ci_level=config["report"]["ci_level"],
+        prefill_sources=as_json(
+            {name: pre.source for name, pre in table1_prefilled_sets(config).items()}
+        ),
+        bootstrap=config["report"]["seed_bootstrap"],
+        seed=config["seed"],
         provenance=as_json(
             {
                 "models": config["models"],

@@ -1,8 +1,13 @@
 import json
+import sys
 
+import pandas as pd
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
+from backtrack.io import atomic_file
 from backtrack.metrics import write_table
 from backtrack.plan import cell_of
+from backtrack.report.claims import Outcomes
+from backtrack.report.summary import plot_table1, summary_text, table1_claims
 from backtrack.report.tables import table1_row
 from backtrack.smk import param_json, setup
 
@@ -45,3 +50,31 @@ for row in dict.fromkeys(c.row for c in cells):
     )
 write_table(rows, snakemake.output.table)
 log.info("table 1: %d rows", len(rows))
+
+# The summary and the figure read the table as written (its rounding), and the claims Table 1
+# decides; over several seeds those need the answers, prompt by prompt.
+table = pd.read_csv(snakemake.output.table)
+seeds = tuple(sorted({c.seed for c in cells}))
+outcomes = None
+if len(seeds) > 1:
+    by_cell = {(c.model, c.method, c.seed, c.stage, c.dataset): judged[(c.row, c.dataset)]
+               for c in cells}  # fmt: skip
+    outcomes = Outcomes(
+        by_cell, datasets, seeds, snakemake.params.ci_level, snakemake.params.bootstrap,
+        snakemake.params.seed,
+    )  # fmt: skip
+level = snakemake.params.ci_level
+claims = table1_claims(
+    table,
+    param_json(snakemake, "prefill_sources"),
+    judge=prov["judge"]["name"],
+    level=level,
+    outcomes=outcomes,
+)
+text = summary_text(table, datasets, claims, level=level)
+with atomic_file(snakemake.output.summary) as tmp:
+    tmp.write_text(text)
+with atomic_file(snakemake.output.figure) as tmp:
+    plot_table1(table, datasets, tmp, level)
+log.info("summary:\n%s", text)
+print(text, file=sys.__stderr__, flush=True)  # the console, where the run ends
