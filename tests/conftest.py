@@ -127,6 +127,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shim = os.environ.pop(SCONTROL_SHIM, None)
+    if shim and Path(shim).name.startswith("scontrol-shim-"):
+        shutil.rmtree(shim, ignore_errors=True)
+
+
 def real_slurm_path(env: dict[str, str]) -> dict[str, str]:
     """``env`` with the real ``scontrol`` back: the SLURM tests talk to a running cluster."""
     shim = env.get(SCONTROL_SHIM)

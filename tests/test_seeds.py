@@ -14,6 +14,7 @@ from backtrack.stats import (
     combine_over_seeds,
     crossed_bootstrap,
     prompts_for_power,
+    t_quantile,
     wilson_interval,
 )
 
@@ -102,6 +103,13 @@ def test_seeds_must_answer_the_same_prompts():
         outcome_matrix([_judged(5), _judged(5, n=90)], "unsafe")
 
 
+def test_t_quantiles_match_the_tables():
+    # Student's t, 97.5th percentile (any statistics table).
+    for df, t in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042)):
+        assert t_quantile(0.975, df) == pytest.approx(t, abs=2e-3), df
+    assert t_quantile(0.025, 3) == pytest.approx(-3.182, abs=2e-3)
+
+
 def test_the_combined_interval_of_one_seed_is_its_own():
     lo, hi = wilson_interval(12, 200)
     assert combine_over_seeds([0.06], [lo], [hi], level=0.95) == pytest.approx((0.06, lo, hi))
@@ -156,7 +164,16 @@ def test_a_table_over_seeds_groups_rows_that_differ_only_in_their_seed():
     assert row["asr"] == pytest.approx(0.2) and row["reset_rate"] == pytest.approx(0.55)
     assert (row["asr_min"], row["asr_max"]) == (0.1, 0.3)
     widest = max(r["asr_ci_hi"] - r["asr_ci_lo"] for r in rows)
-    assert row["asr_ci_hi"] - row["asr_ci_lo"] > widest and row["asr_ci_lo"] >= 0
+    assert row["asr_ci_hi"] - row["asr_ci_lo"] > widest
+    # Two seeds far apart at a low rate: a rate's interval is clipped at 0, another number's not.
+    far = pd.DataFrame(
+        [{"model": "m", "seed": s, "x": x, "x_ci_lo": x / 2, "x_ci_hi": 2 * x}
+         for s, x in ((0, 0.01), (1, 0.2))]
+    )  # fmt: skip
+    assert summarise_table(far, level=0.95).iloc[0]["x_ci_lo"] == 0.0
+    assert summarise_table(far, unbounded=["x"], level=0.95).iloc[0]["x_ci_lo"] < 0.0
+    with pytest.raises(ValueError, match="repeat a seed"):
+        summarise_table(pd.concat([pd.DataFrame(rows)] * 2), level=0.95)
 
     sweep = pd.DataFrame(
         [

@@ -117,23 +117,29 @@ def summarise_table(
     if missing:
         raise ValueError(f"key columns {missing} are not in the table ({list(df.columns)})")
     with_ci = [c for c in numeric if f"{c}_ci_lo" in df.columns and f"{c}_ci_hi" in df.columns]
-    bounds_of = {c: f"{c}_ci_lo" for c in with_ci} | {c: f"{c}_ci_hi" for c in with_ci}
+    bounds = {f"{c}_ci_{side}" for c in with_ci for side in ("lo", "hi")}
     rows = []
     for group, part in df.groupby(keys, sort=False, dropna=False):
         row: dict[str, Any] = dict(zip(keys, group, strict=True))
         seeds = sorted(int(s) for s in part["seed"])
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(
+                f"rows {row} repeat a seed ({seeds}): a column that tells them apart is not "
+                "among the keys (numeric_keys)"
+            )
         row |= {"seeds": len(seeds), "seed_list": " ".join(map(str, seeds))}
         for c in numeric:
-            if c in numeric_keys or c in bounds_of.values():
+            if c in numeric_keys or c in bounds:
                 continue
             if c in with_ci:
                 mean, lo, hi = combine_over_seeds(
                     part[c], part[f"{c}_ci_lo"], part[f"{c}_ci_hi"], level=level,
                     bounds=None if c in unbounded else (0.0, 1.0),
                 )  # fmt: skip
-                row |= {c: mean, f"{c}_min": part[c].min(), f"{c}_max": part[c].max()}
+                low, high = part[c].min(skipna=False), part[c].max(skipna=False)
+                row |= {c: mean, f"{c}_min": low, f"{c}_max": high}
                 row |= {f"{c}_ci_lo": lo, f"{c}_ci_hi": hi}
             else:
-                row[c] = part[c].mean()
+                row[c] = part[c].mean(skipna=False)
         rows.append(row)
     return pd.DataFrame(rows)

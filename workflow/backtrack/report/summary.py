@@ -32,9 +32,15 @@ def _pct(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{100 * x:.1f}%"
 
 
+def _interval(x: float, lo: float, hi: float) -> str:
+    """``x% [lo, hi]``; the rate alone where it has no interval."""
+    if pd.isna(lo) or pd.isna(hi):
+        return _pct(x)
+    return f"{_pct(x)} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
 def _with_ci(row: pd.Series, col: str) -> str:
-    lo, hi = row[f"{col}_ci_lo"], row[f"{col}_ci_hi"]
-    return f"{_pct(row[col])} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return _interval(row[col], row[f"{col}_ci_lo"], row[f"{col}_ci_hi"])
 
 
 def headline_sets(table1: pd.DataFrame, kinds: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -79,12 +85,11 @@ def table1_claims(
 
 def _claim_line(row: pd.Series) -> str:
     """``claim: ours vs theirs, difference [interval] -> verdict (note)``."""
-    text = f"- {row['metric']}: {_pct(row['ours'])} [{100 * row['ours_ci_lo']:.1f}, "
-    text += f"{100 * row['ours_ci_hi']:.1f}]"
+    text = f"- {row['metric']}: {_interval(row['ours'], row['ours_ci_lo'], row['ours_ci_hi'])}"
     if not pd.isna(row["compared_with"]):
         d, lo, hi = (100 * row[c] for c in ("difference", "difference_ci_lo", "difference_ci_hi"))
         text += f" vs {_pct(row['compared_with'])}, difference {d:+.1f} points"
-        text += f" [{lo:+.1f}, {hi:+.1f}]"
+        text += "" if pd.isna(lo) or pd.isna(hi) else f" [{lo:+.1f}, {hi:+.1f}]"
     text += f" -> {row['verdict']}"
     if isinstance(row.get("seed_verdicts"), str):
         text += f" (seeds alone: {row['seed_verdicts']})"
@@ -172,7 +177,7 @@ def plot_table1(
         for ax, title in ((ax_rate, "unsafe (benign: refused), %"), (ax_reset, "[RESET], %")):
             ax.set_yticks(range(len(cols)), [label for _, label in cols])
             ax.set_xlim(-2, 102)
-            ax.invert_yaxis()
+            ax.set_ylim(len(cols) - 0.5, -0.5)  # first set on top; both panels row by row
             ax.grid(axis="x", alpha=0.3)
             ax.set_title(f"{model}: {title}", fontsize=10)
         ax_reset.set_yticklabels([])
