@@ -72,3 +72,38 @@ def test_several_seeds_add_a_seed_column_and_the_split():
     assert out[0].startswith("| claim | seed | paper |")
     assert out[2].split(" | ")[1] == "0" and out[4].split(" | ")[1] == "all"
     assert out[4].endswith("| inconclusive (seeds alone: inconclusive 1, reproduced 1) |")
+
+
+def test_over_seeds_lists_the_rows_over_all_seeds_and_which_verdicts_the_seeds_share(
+    tmp_path, capsys
+):
+    rows = []
+    for claim, verdicts, over in (
+        ("four_times_safer", ("reproduced", "inconclusive"), "inconclusive"),
+        ("dpo_keeps_helpfulness", ("not reproduced", "not reproduced"), "not reproduced"),
+    ):
+        rows += [
+            _claim(claim, 0.02, 0.05, v) | {"seed": s, "seeds": 1} for s, v in enumerate(verdicts)
+        ]
+        split = pd.Series(verdicts).value_counts()
+        rows.append(
+            _claim(claim, 0.02, 0.05, over)
+            | {"seed": NAN, "seeds": 2}
+            | {"seed_verdicts": ", ".join(f"{v} {split[v]}" for v in sorted(split.index))}
+        )
+    path = tmp_path / "claims.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert md.main([str(path), "--over-seeds"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[1] for line in out[2:4]] == ["all", "all"]
+    assert out[-2] == (
+        "- The same verdict in each of the 2 seeds: `dpo_keeps_helpfulness` (not reproduced 2)."
+    )
+    assert out[-1] == (
+        "- A verdict that changes between seeds: `four_times_safer` (inconclusive 1, "
+        "reproduced 1; over all seeds: inconclusive)."
+    )
+    one = tmp_path / "one.csv"
+    pd.DataFrame([_claim("four_times_safer", 0.02, 0.05, "reproduced")]).to_csv(one, index=False)
+    with pytest.raises(SystemExit, match="one training seed only"):
+        md.main([str(one), "--over-seeds"])
