@@ -85,9 +85,10 @@ def markdown(claims: pd.DataFrame) -> str:
 
 
 def seed_agreement(claims: pd.DataFrame) -> str:
-    """Two lines over the rows over all seeds: the claims whose seeds each give the same
-    verdict alone, and those whose seeds differ (with how they split)."""
+    """Two lines over the measured rows over all seeds: the claims whose seeds each give the
+    same verdict alone, and those whose seeds differ (with how they split)."""
     over = claims[claims["seed"].isna() & (claims["seeds"].fillna(0) > 1)]
+    over = over[over["verdict"] != "not measured"]
     same, differ = [], []
     for _, row in over.iterrows():
         split = str(row["seed_verdicts"])
