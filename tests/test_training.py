@@ -338,3 +338,18 @@ def test_attn_implementation_auto_is_eager_on_cpu_sdpa_on_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert attn_implementation("auto") == "sdpa"
     assert attn_implementation("eager") == "eager"
+
+
+def test_the_last_logged_loss_is_the_final_one_not_the_mean():
+    from backtrack.train.trainers import last_logged_loss
+
+    history = [
+        {"loss": 2.0, "step": 5},
+        {"loss": 0.5, "step": 10},
+        {"train_loss": 1.25, "step": 10},
+    ]
+    assert last_logged_loss(history) == {"final_loss": 0.5, "final_loss_step": 10}
+    assert last_logged_loss([{"train_loss": 0.7, "step": 2}]) == {
+        "final_loss": None,
+        "final_loss_step": None,
+    }

@@ -132,6 +132,25 @@ def test_table1_ends_with_a_summary_a_person_reads_and_a_figure(run):
     assert png.startswith(b"\x89PNG")
 
 
+def test_training_logs_end_with_the_final_and_the_mean_loss(run):
+    """A training job's log ends with the final logged loss and the mean over training, each
+    named (the Trainer's own lines are one per logging step); the checkpoint records both."""
+    work, _, _ = run
+    for stage in ("sft", "dpo"):
+        lines = (work / f"logs/train_{stage}/tiny_backtrack_seed0.log").read_text().splitlines()
+        assert f"{stage} done after" in lines[-1], lines[-3:]
+        assert "final loss" in lines[-1] and "mean loss over training" in lines[-1]
+        # SFT runs 6 steps, so the Trainer logged step 5 on a line of its own; DPO runs 4.
+        logged = any(line.startswith("{'loss': ") for line in lines)
+        assert logged == (stage == "sft") and ("not logged" in lines[-1]) == (stage == "dpo")
+        prov = json.loads(
+            (
+                work / f"results/models/tiny/backtrack/seed0/{stage}/backtrack_provenance.json"
+            ).read_text()
+        )
+        assert {"final_loss", "final_loss_step", "train_loss"} <= set(prov), stage
+
+
 def test_table2_rows_and_columns(run):
     work, _, _ = run
     df = pd.read_csv(work / "results/table2.csv")

@@ -43,7 +43,7 @@ def run_rank(
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     from backtrack.io import read_jsonl
     from backtrack.train.spec import TrainJob
-    from backtrack.train.trainers import Ranks, run_dpo, run_sft
+    from backtrack.train.trainers import Ranks, done_message, run_dpo, run_sft
 
     log = logging.getLogger("backtrack.train.rank")
     job = TrainJob.from_spec(spec)
@@ -59,7 +59,7 @@ def run_rank(
         job.settings,
         Ranks(job.num_processes, callbacks, on_saved),
     )
-    log.info("%s done: loss %.4f over %d steps", spec["stage"], info["train_loss"], info["steps"])
+    log.info(done_message(spec["stage"], info))
     return info
 
 

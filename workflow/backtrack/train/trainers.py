@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +78,9 @@ def _common_args(
         # Several processes (DDP): every parameter gets a gradient, so skip DDP's extra search.
         "ddp_find_unused_parameters": False,
         "train_sampling_strategy": params["sampling"],
-        "disable_tqdm": False,
+        # A progress bar in a job's log file is one line of carriage returns; without a
+        # terminal the Trainer prints each logging step (loss, learning rate) as its own line.
+        "disable_tqdm": not sys.stderr.isatty(),
         # Tokens trained on (all ranks, padding excluded): the FLOP count of the job's record.
         "include_num_input_tokens_seen": "non_padding",
     }
@@ -103,6 +106,7 @@ def _train_and_save(
         **info,
         "parent": str(parent),
         "train_loss": result.training_loss,
+        **last_logged_loss(trainer.state.log_history),
         "steps": result.global_step,
         "tokens_seen": trainer.state.num_input_tokens_seen,
     }
@@ -112,6 +116,29 @@ def _train_and_save(
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         _write_records(tmp, tok, info, trainer)
     return info
+
+
+def last_logged_loss(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last loss the Trainer logged and its step (``final_loss``, ``final_loss_step``;
+    None where the run was shorter than one logging interval). ``train_loss`` is the mean over
+    the whole run, which hides where training ended."""
+    logged = [h for h in history if "loss" in h]
+    if not logged:
+        return {"final_loss": None, "final_loss_step": None}
+    return {"final_loss": float(logged[-1]["loss"]), "final_loss_step": logged[-1].get("step")}
+
+
+def done_message(stage: str, info: dict[str, Any]) -> str:
+    """A training job's last log line: the final logged loss and the mean over training, each
+    named as such, and the steps."""
+    final = (
+        f"final loss {info['final_loss']:.4f} (logged at step {info['final_loss_step']})"
+        if info.get("final_loss") is not None
+        else "final loss not logged (fewer steps than one logging interval)"
+    )
+    return f"{stage} done after {info['steps']} steps: {final}, mean loss over training " + (
+        f"{info['train_loss']:.4f}"
+    )
 
 
 def _write_records(tmp: Path, tok: Any, info: dict[str, Any], trainer: Any) -> None:

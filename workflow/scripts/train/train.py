@@ -5,6 +5,7 @@ from backtrack.settings import job_settings
 from backtrack.smk import param_json, setup
 from backtrack.train.launch import train_job
 from backtrack.train.spec import TrainJob, TrainSettings
+from backtrack.train.trainers import done_message
 
 log = setup(snakemake)
 stage = snakemake.params.stage
@@ -26,4 +27,4 @@ t = info["tokens_seen"]
 # DPO also runs the frozen reference model forward over the same tokens.
 passes = {"train": [t, t]} | ({"reference": [t, t]} if stage == "dpo" else {})
 write_job_stats(snakemake, snakemake.output.model, TokenCounts(passes), settings.precision)
-log.info("%s done: loss %.4f over %d steps", stage, info["train_loss"], info["steps"])
+log.info(done_message(stage, info))
