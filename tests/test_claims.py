@@ -269,3 +269,34 @@ def test_a_table2_claim_over_seeds_pools_the_seeds_rates():
     two = claims_of([0, 1])
     pair = two[(two["claim"] == "resists_gcg") & two["seed"].isna()].iloc[0]
     assert pair["difference_ci_hi"] - pair["difference_ci_lo"] > width
+
+
+def test_attack_claims_compare_sft_with_sft_and_dpo_with_dpo_at_the_named_budget():
+    rates = {("baseline", "sft"): 0.8, ("backtrack", "sft"): 0.1, ("baseline", "dpo"): 0.3}
+    rates[("backtrack", "dpo")] = 0.25
+    t2 = pd.DataFrame(
+        [
+            {"model": "m", "method": m, "seed": 0, "stage": s, "attack": a, "asr": r, "n": 20}
+            for (m, s), r in rates.items()
+            for a in ("gcg", "gcg_transfer")
+        ]
+    )
+    claims = build_claims(
+        _table1(),
+        table2=t2,
+        logit_bias=None,
+        worst_of_k=None,
+        prefill_sets={},
+        judge="refusal",
+        attack_budgets={"gcg": "40 steps", "gcg_transfer": "suffixes of baseline sft's GCG"},
+    ).set_index("claim")
+    sft = claims.loc["resists_gcg:sft"]
+    assert sft.verdict == REPRODUCED and sft.ours == pytest.approx(0.1)
+    assert sft.compared_with == pytest.approx(0.8) and sft.ours_n == 20
+    assert "at 40 steps" in sft.metric and "baseline SFT" in sft.metric
+    dpo = claims.loc["resists_gcg"]
+    assert dpo.verdict == INCONCLUSIVE and dpo.compared_with == pytest.approx(0.3)
+    assert claims.loc["resists_gcg_transfer"].verdict == INCONCLUSIVE
+    assert "resists_gcg_transfer:sft" not in claims.index  # its prompts broke baseline SFT
+    assert claims.loc["resists_autodan:sft"].verdict == NOT_MEASURED
+    assert "at its budget" in claims.loc["resists_adaptive"].metric  # no budget given

@@ -328,8 +328,8 @@ PARSE_RUNS = {tuple(_parse_argv(c)): c for c in by_kind("parse")}
 BROKEN_PARSE = {
     ("tools/estimate_gpu_hours.py", "--no-such-option"): "unrecognized arguments",
     ("tools/judge_audit.py", "smaple"): "invalid choice: 'smaple'",
-    ("tools/attack_budget.py", "--plot", "docs/attack-budget/none_*.csv"): "matches no file",
-    ("tools/attack_budget.py", "--out", "docs/no-such/x.csv"): "nor its folder exists",
+    ("tools/table2_markdown.py", "docs/none_*.csv"): "matches no file",
+    ("tools/table2_markdown.py", "docs/no-such/x.csv"): "nor its folder exists",
     ("tools/no_such_tool.py",): "tools/no_such_tool.py does not exist",
     ("backtrack", "chat", "--model", "m", "--modle", "x"): "unrecognized arguments: --modle",
 }

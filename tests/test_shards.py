@@ -220,16 +220,18 @@ def _counts(plan: str) -> dict[str, int]:
 
 def test_one_shard_plans_one_attack_job_per_cell_and_no_merge(tmp_path):
     jobs = _counts(_plan(tmp_path, {}))
-    assert jobs["attack"] == 4 * 3 and jobs["judge_attack"] == 4 * 3
+    assert jobs["attack"] == 4 * 3 and jobs["judge_attack"] == 4 * 4  # and the transfer's
     assert "attack_shard" not in jobs and "merge_attack" not in jobs
 
 
 def test_sharded_attacks_plan_shard_jobs_and_one_merge_each(tmp_path):
-    plan = _plan(tmp_path, {"n": 3, "shards": 2, "shards_by_attack": {"adaptive": 1, "gcg": 3}})
+    autodan = {"n": 3, "steps": 2, "population": 4, "num_elites": 1}
+    shards = {"adaptive": 1, "gcg": 3}
+    plan = _plan(tmp_path, {"n": 3, "shards": 2, "shards_by_attack": shards, "autodan": autodan})
     jobs = _counts(plan)
     assert jobs["attack"] == 4  # adaptive, whole
     assert jobs["attack_shard"] == 4 * (3 + 2)  # gcg in 3, autodan in 2
-    assert jobs["merge_attack"] == 4 * 2 and jobs["judge_attack"] == 4 * 3
+    assert jobs["merge_attack"] == 4 * 2 and jobs["judge_attack"] == 4 * 4
     want = "results/attacks/tiny/baseline/seed0/sft/gcg/shard-{}-of-3.jsonl"
     assert all(want.format(k) in plan for k in (1, 2, 3))
     assert "logs/attack_shard/tiny_baseline_seed0_sft_gcg_3-of-3.log" in plan
@@ -255,6 +257,7 @@ def _workdir(root: Path, checkpoint: Path, shards: int) -> Path:
     cfg = yaml.safe_load((ROOT / "tests/config/test.yaml").read_text())
     cfg["models"]["tiny"]["source"]["path"] = str(checkpoint)
     cfg["attacks"].update(n=3, shards=shards)
+    cfg["attacks"]["autodan"]["n"] = None  # every attack on attacks.n: each shard has a prompt
     write_config(work, cfg)
     return work
 

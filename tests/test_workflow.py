@@ -155,14 +155,18 @@ def test_table2_rows_and_columns(run):
     work, _, _ = run
     df = pd.read_csv(work / "results/table2.csv")
     attacks = ["prefill2", "prefill3", "sure2", "sure3", "gcg", "autodan", "adaptive"]
+    attacks.append("gcg_transfer")
     assert list(zip(df.method, df.stage, df.attack, strict=True)) == [
         (m, s, a) for m in ("baseline", "backtrack") for s in ("sft", "dpo") for a in attacks
     ]
     for col in ["asr", "asr_ci_lo", "asr_ci_hi", "reset_rate", "unsafe_after_reset", "n", "judge"]:
         assert col in df.columns, col
-    opt = df[df.attack.isin(["gcg", "autodan", "adaptive"])]
+    opt = df[df.attack.isin(["gcg", "adaptive"])]
     assert (opt.n == 2).all() and (opt.prompts == "advbench[:2]").all()
-    assert (opt.mean_steps >= 1).all()
+    assert (opt.mean_steps >= 1).all() and (opt.budget == "2 steps").all()
+    autodan = df[df.attack == "autodan"]  # attacks.autodan.n: 1 overrides attacks.n
+    assert (autodan.n == 1).all() and (autodan.prompts == "advbench[:1]").all()
+    assert (autodan.budget == "2 generations").all()
     assert ((df.asr >= df.asr_ci_lo) & (df.asr <= df.asr_ci_hi)).all()
     # Transcripts: one line per prompt, the adversarial prompt holds the original request.
     lines = (work / "results/attacks/tiny/backtrack/seed0/dpo/gcg.jsonl").read_text().splitlines()
@@ -176,9 +180,54 @@ def test_table2_rows_and_columns(run):
 
 def test_attack_budget_change_reruns_attacks_not_training(run):
     plan = _plan_with(run, lambda c: c["attacks"]["gcg"].update(steps=3), "table2")
-    # adaptive runs GCG inside, so it reruns too; AutoDAN and the prefill sweep do not.
-    assert set(plan) == {"attack", "judge_attack", "table2"}
-    assert plan["attack"] == 8
+    # adaptive runs GCG inside, so it reruns too, and the transfer sends GCG's new suffixes;
+    # AutoDAN and the prefill sweep do not rerun.
+    assert set(plan) == {"attack", "judge_attack", "transfer_set", "transfer_attack", "table2"}
+    assert plan["attack"] == 8 and plan["transfer_attack"] == 4 and plan["judge_attack"] == 12
+
+
+def test_one_attack_s_n_reruns_that_attack_only(run):
+    plan = _plan_with(run, lambda c: c["attacks"]["autodan"].update(n=2), "table2")
+    assert set(plan) == {"prepare_attack_targets", "attack", "judge_attack", "table2"}
+    assert plan["attack"] == 4 and plan["prepare_attack_targets"] == 1
+
+
+def test_transfer_row_sends_baseline_sft_s_breaking_suffixes_to_every_checkpoint(run):
+    work, _, _ = run
+    src = _jsonl(work / "results/judgments/tiny/baseline/seed0/sft/attacks/gcg.jsonl")
+    sent = _jsonl(work / "results/data/attacks/gcg_transfer/tiny/seed0/prompts.jsonl")
+    assert [p["id"] for p in sent] == [j["id"] for j in src if j["unsafe"]]
+    t2 = pd.read_csv(work / "results/table2.csv")
+    rows = t2[t2.attack == "gcg_transfer"]
+    assert len(rows) == 4 and (rows.n == len(sent)).all()
+    assert rows.prompts.str.contains("that broke baseline sft").all()
+    for stage in ("sft", "dpo"):
+        path = work / f"results/attacks/tiny/backtrack/seed0/{stage}/gcg_transfer.jsonl"
+        lines = _jsonl(path)
+        assert [t["attack_prompt"] for t in lines] == [p["attack_prompt"] for p in sent]
+        assert all(t["prompt"] != t["attack_prompt"] for t in lines)  # judged on the request
+    if sent:  # on its own source the row gives back the attack's answers: all broken
+        base = rows[(rows.method == "baseline") & (rows.stage == "sft")].iloc[0]
+        assert base.asr == 1.0
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_attack_budget_curves_end_at_table_2_s_rates(run):
+    work, _, _ = run
+    df = pd.read_csv(work / "results/attack_budget.csv")
+    t2 = pd.read_csv(work / "results/table2.csv")
+    assert set(df.attack) == {"gcg", "autodan", "adaptive"}
+    assert sorted(set(df[df.attack == "adaptive"].budget)) == [1, 2]  # one point per round
+    for (method, stage, attack), g in df.groupby(["method", "stage", "attack"]):
+        assert list(g.successes) == sorted(g.successes)  # more budget never breaks fewer
+        row = t2[(t2.method == method) & (t2.stage == stage) & (t2.attack == attack)].iloc[0]
+        assert g.asr.iloc[-1] == pytest.approx(row.asr, abs=1e-4)
+        assert g.n.iloc[-1] == row.n
+    png = (work / "results/figures/attack_budget.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
 
 
 def test_generation_batch_size_does_not_rerun_attacks(run):
@@ -189,7 +238,10 @@ def test_generation_batch_size_does_not_rerun_attacks(run):
 
 def test_judge_change_rejudges_attacks_without_rerunning_them(run):
     plan = _plan_with(run, lambda c: c["judge"]["params"].update(window_chars=150), "table2")
-    assert set(plan) == {"judge", "judge_attack", "table2"}
+    # The transfer set is what the evaluation judge calls broken, so it is chosen (and sent)
+    # again: generation only, no search.
+    assert set(plan) == {"judge", "judge_attack", "transfer_set", "transfer_attack", "table2"}
+    assert "attack" not in plan
 
 
 def test_nothing_to_do_after_run(run):
@@ -282,6 +334,8 @@ def test_report_gathers_tables_and_figures(run):
         "logit_bias.png",
         "worst_of_k.png",
         "helpfulness.csv",
+        "attack_budget.csv",
+        "attack_budget.png",
     ):
         assert name in html, name
     assert "Backtracking Improves Generation Safety" in html  # the workflow description

@@ -15,8 +15,12 @@ from jsonschema import Draft202012Validator, validators
 from backtrack import catalog
 from backtrack.catalog import JUDGE_PARAMS
 from backtrack.plan import (
+    BUDGET_UNITS,
     LOGIT_BIAS,
     TRAIN_RULES,
+    TRANSFER,
+    attack_n,
+    attack_n_key,
     attack_shards,
     batch_plan,
     bias_label,
@@ -25,6 +29,8 @@ from backtrack.plan import (
     optimising_attacks,
 )
 
+#: The attacks with a section that may set their own ``n``.
+OPTIMISING = tuple(BUDGET_UNITS)
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
@@ -278,29 +284,40 @@ def check_prefill_sets(config: dict[str, Any]) -> None:
 
 
 def check_attack_set(config: dict[str, Any]) -> None:
-    """The attacks' prompts are an eval set with enough prompts, and no shard is empty."""
+    """The attacks' prompts are an eval set with enough prompts for every attack, no shard is
+    empty, and the transfer row has the GCG attack it sends suffixes from."""
     sets = config["data"]["eval_sets"]
     attacks = config.get("attacks", {})
     if attacks.get("dataset", "advbench") not in sets:
         raise _unknown_set("attacks.dataset", attacks["dataset"], sets)
     n_set = (sets.get(attacks.get("dataset", "advbench")) or {}).get("n")
-    if n_set is not None and attacks.get("n", 0) > n_set:
-        raise ConfigError(
-            f"config key 'attacks.n': {attacks['n']} prompts asked of "
-            f"data.eval_sets.{attacks['dataset']}, which has n = {n_set}"
-        )
+    named = [a for a in OPTIMISING if attacks.get(a, {}).get("n") is not None]
+    for name in ["", *named]:
+        key = f"attacks.{name}.n" if name else "attacks.n"
+        n = attack_n(config, name) if name else attacks.get("n", 0)
+        if n_set is not None and n > n_set:
+            raise ConfigError(
+                f"config key '{key}': {n} prompts asked of "
+                f"data.eval_sets.{attacks['dataset']}, which has n = {n_set}"
+            )
     for name in optimising_attacks(config):
-        k = attack_shards(config, name)
-        if k > attacks.get("n", 0):
+        k, n = attack_shards(config, name), attack_n(config, name)
+        if k > n:
             key = (
                 f"attacks.shards_by_attack.{name}"
                 if name in attacks.get("shards_by_attack", {})
                 else "attacks.shards"
             )
             raise ConfigError(
-                f"config key '{key}': {k} shards of the {name} attack for attacks.n = "
-                f"{attacks['n']} prompts; a shard needs at least one prompt"
+                f"config key '{key}': {k} shards of the {name} attack for "
+                f"{attack_n_key(config, name)} = {n} prompts; a shard needs at least one prompt"
             )
+    run = attacks.get("run", [])
+    if TRANSFER in run and "gcg" not in run:
+        raise ConfigError(
+            f"config key 'attacks.run': {TRANSFER} sends the suffixes of the gcg attack, "
+            "which attacks.run does not have"
+        )
 
 
 def check_prefix_lengths(config: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ from backtrack.attacks.shards import shard_bounds
 from backtrack.config import validate_config
 from backtrack.plan import (
     METHODS,
+    attack_n,
     attack_shards,
     eval_datasets,
     job_gpus,
@@ -612,17 +613,18 @@ def attack_per_prompt(name: str, w: _Walk) -> tuple[Work, float | None, str]:
 
 def _attack_rows(w: _Walk) -> None:
     """Each optimising attack (its shards per checkpoint), then judging the transcripts."""
-    a, lanes, names = w.config["attacks"], len(w.lanes), optimising_attacks(w.config)
+    lanes, names = len(w.lanes), optimising_attacks(w.config)
     for name in names:
         per, cap, what = attack_per_prompt(name, w)
         per_s = per.seconds(w.hw)[2]
-        prompts = lanes * a["n"]
+        n = attack_n(w.config, name)
+        prompts = lanes * n
         shards = attack_shards(w.config, name)
         work = Work()
         work.add(per, prompts)
         capped = cap is not None and per_s > cap
         note = (
-            f"{a['n']} prompts × {lanes} checkpoints"
+            f"{n} prompts × {lanes} checkpoints"
             + (f" in {shards} shards" if shards > 1 else "")
             + f"; {what}; {per_s / 60:.1f} min/prompt"
             + (f" > max_seconds {cap:.0f} s: capped" if capped else "")
@@ -632,11 +634,11 @@ def _attack_rows(w: _Walk) -> None:
             row.planned_s = prompts * cap
         # Each shard job: its prompts (contiguous chunks, sizes differing by one), start-up.
         per_prompt = row.planned_s / prompts
-        chunks = [hi - lo for lo, hi in (shard_bounds(a["n"], k, shards)
+        chunks = [hi - lo for lo, hi in (shard_bounds(n, k, shards)
                                         for k in range(1, shards + 1))]  # fmt: skip
         row.job_hours = [(k * per_prompt + w.startup_s) / HOUR for k in chunks] * lanes
     if judge_arch(w.config) is not None and names:
-        recs = lanes * a["n"] * len(names)
+        recs = lanes * sum(attack_n(w.config, name) for name in names)
         waits = w.per_lane("judge_attack", len(names))
         w.add("judge_attack (Llama Guard 2)", w.judged(recs), f"{recs} transcripts", waits)
 

@@ -138,12 +138,72 @@ def prefill_sources(config: Mapping[str, Any]) -> list[str]:
 
 
 def attack_params(config: Mapping[str, Any], attack: str) -> dict[str, Any]:
-    """An attack's settings (``attacks.<attack>``); the adaptive attack runs GCG inside, so it
-    takes the GCG section with its own as ``adaptive``."""
+    """An attack's search settings (``attacks.<attack>``); the adaptive attack runs GCG inside,
+    so it takes the GCG section with its own as ``adaptive``. ``n`` is left out: how many
+    prompts are attacked changes no transcript line, so it is not part of the transcripts'
+    stamp (a larger ``n`` reuses the finished prompts)."""
     a = config["attacks"]
     if attack == "adaptive":
-        return a["gcg"] | {"adaptive": a["adaptive"]}
-    return dict(a[attack])
+        out = dict(a["gcg"]) | {"adaptive": _without_n(a["adaptive"])}
+    else:
+        out = dict(a[attack])
+    return _without_n(out)
+
+
+def _without_n(section: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k != "n"}
+
+
+def attack_n(config: Mapping[str, Any], attack: str) -> int:
+    """Prompts an optimising attack runs on: ``attacks.<attack>.n``, else ``attacks.n`` (the
+    first ones of ``attacks.dataset``)."""
+    a = config["attacks"]
+    n = a.get(attack, {}).get("n")
+    return int(a.get("n", 4) if n is None else n)
+
+
+def attack_n_key(config: Mapping[str, Any], attack: str) -> str:
+    """The config key that sets :func:`attack_n`, for error messages."""
+    if config["attacks"].get(attack, {}).get("n") is not None:
+        return f"attacks.{attack}.n"
+    return "attacks.n"
+
+
+#: What an optimising attack's budget counts, and the config keys of its checkpoints.
+BUDGET_UNITS = {"gcg": "steps", "autodan": "generations", "adaptive": "steps"}
+
+
+def attack_budget(config: Mapping[str, Any], attack: str) -> list[int]:
+    """The budget points an attack's success can be read at from one run (ascending; the last
+    is the configured budget). Every optimising attack stops at its first successful check, and
+    its search is seeded per prompt, so a run with a smaller budget would have made the same
+    steps and checks up to there: success by check ``b`` is success under budget ``b``. GCG
+    and AutoDAN check every ``eval_every`` steps (generations) and at the end, the adaptive
+    attack after every round of ``steps_per_round`` GCG steps."""
+    a = config["attacks"]
+    if attack == "adaptive":
+        per, rounds = a["adaptive"]["steps_per_round"], a["adaptive"]["max_rounds"]
+        return [per * (r + 1) for r in range(rounds)]
+    total, every = a[attack]["steps"], a[attack]["eval_every"]
+    return sorted({*range(every, total + 1, every), total})
+
+
+def budget_label(config: Mapping[str, Any], attack: str) -> str:
+    """The configured budget in words (Table 2, the claims): ``40 steps``, ``10 generations``."""
+    if attack == TRANSFER:
+        return f"suffixes of {transfer_source(config)}'s GCG at " + budget_label(config, "gcg")
+    return f"{attack_budget(config, attack)[-1]} {BUDGET_UNITS[attack]}"
+
+
+#: HarmBench's GCG-Transfer: the GCG suffixes that broke the source checkpoint (attacks.transfer),
+#: sent with the same prompts to every checkpoint.
+TRANSFER = "gcg_transfer"
+
+
+def transfer_source(config: Mapping[str, Any]) -> str:
+    """``method stage`` of the checkpoint whose GCG suffixes the transfer row sends."""
+    t = config["attacks"].get("transfer", {})
+    return f"{t.get('method', 'baseline')} {t.get('stage', 'sft')}"
 
 
 def prefill_answers_model(config: Mapping[str, Any], source: str, model: str) -> str:
@@ -207,7 +267,13 @@ def generated_sets(config: Mapping[str, Any]) -> dict[str, str]:
 
 def optimising_attacks(config: Mapping[str, Any]) -> list[str]:
     """Table 2's attacks that run an optimiser (one attack job per model, or its shards)."""
-    return [a for a in config.get("attacks", {}).get("run", []) if a != "prefill"]
+    return [a for a in config.get("attacks", {}).get("run", []) if a not in ("prefill", TRANSFER)]
+
+
+def table2_attacks(config: Mapping[str, Any]) -> list[str]:
+    """Table 2's rows read from attack transcripts: the optimising attacks, then the transfer."""
+    run = config.get("attacks", {}).get("run", [])
+    return optimising_attacks(config) + ([TRANSFER] if TRANSFER in run else [])
 
 
 def attack_shards(config: Mapping[str, Any], name: str) -> int:
@@ -361,15 +427,20 @@ def table1_cells(config: Mapping[str, Any]) -> list[Cell]:
 
 
 def table2_cells(config: Mapping[str, Any]) -> list[Cell]:
-    """Every Table 2 row: the prefilling attack's sets, then each optimising attack as
-    ``attacks/<attack>``."""
+    """Every Table 2 row: the prefilling attack's sets, then each optimising attack (and the
+    transfer) as ``attacks/<attack>``."""
     prefill = prefill_attack_sets(config)
-    attacks = optimising_attacks(config)
+    attacks = table2_attacks(config)
     out = []
     for row in run_grid(config):
         out += [Cell(*row, d) for d in prefill]
         out += [Cell(*row, f"attacks/{a}") for a in attacks]
     return out
+
+
+def attack_budget_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """The cells the budget curves read: every optimising attack's row of Table 2."""
+    return [c for c in table2_cells(config) if c.dataset.removeprefix("attacks/") in BUDGET_UNITS]
 
 
 def sweep_grid(config: Mapping[str, Any], sweep: str) -> list[Row]:

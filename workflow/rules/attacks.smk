@@ -3,7 +3,7 @@
 rule attack:
     input:
         model=get_model_dir,
-        targets=rules.prepare_attack_targets.output.targets,
+        targets=get_attack_targets,
     output:
         transcripts="results/attacks/{model}/{method}/seed{seed}/{stage}/{attack}.jsonl",
     log:
@@ -51,7 +51,7 @@ use rule attack as attack_shard with:
 rule merge_attack:
     input:
         shards=get_attack_shards,
-        targets=rules.prepare_attack_targets.output.targets,
+        targets=get_attack_targets,
     output:
         transcripts="results/attacks/{model}/{method}/seed{seed}/{stage}/{attack}.jsonl",
     log:
@@ -70,7 +70,7 @@ rule merge_attack:
 use rule judge as judge_attack with:
     input:
         generations=rules.attack.output.transcripts,
-        prompts=rules.prepare_attack_targets.output.targets,
+        prompts=get_attack_targets,
     output:
         judgments="results/judgments/{model}/{method}/seed{seed}/{stage}/attacks/{attack}.jsonl",
     log:
@@ -79,3 +79,51 @@ use rule judge as judge_attack with:
         "benchmarks/judge_attack/{model}_{method}_seed{seed}_{stage}_{attack}.tsv"
     resources:
         **model_resources("judge_attack"),
+
+
+# HarmBench's GCG-Transfer: the suffixes that broke the source checkpoint (attacks.transfer) by
+# the evaluation judge, with their prompts, once per model and training seed ...
+rule transfer_set:
+    input:
+        transcripts=get_transfer_source("transcripts"),
+        judgments=get_transfer_source("judgments"),
+    output:
+        prompts="results/data/attacks/gcg_transfer/{model}/seed{seed}/prompts.jsonl",
+    log:
+        "logs/transfer_set/{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/transfer_set/{model}_seed{seed}.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        source=lambda wildcards: transfer_source(config),
+    script:
+        "../scripts/attacks/transfer_set.py"
+
+
+# ... then sent to each checkpoint of the run, decoded as the attacks decode (one at a time).
+rule transfer_attack:
+    input:
+        model=get_model_dir,
+        prompts=get_attack_targets,
+    output:
+        transcripts="results/attacks/{model}/{method}/seed{seed}/{stage}/{attack}.jsonl",
+    log:
+        "logs/transfer_attack/{model}_{method}_seed{seed}_{stage}_{attack}.log",
+    benchmark:
+        "benchmarks/transfer_attack/{model}_{method}_seed{seed}_{stage}_{attack}.tsv"
+    wildcard_constraints:
+        attack=TRANSFER,
+    conda:
+        "../../envs/train.yaml"
+    threads: model_threads("attack")
+    resources:
+        **model_resources("attack"),
+    params:
+        decoding=as_json(decoding_kwargs(config["generation"])),
+        reset_token=config["reset_token"],
+        system=config["system_prompt"],
+        precision=config["precision"],
+        seed=config["seed"],
+    script:
+        "../scripts/attacks/transfer.py"

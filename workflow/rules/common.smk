@@ -12,12 +12,19 @@ from backtrack.freshness import stale_message, stale_sources
 from backtrack.models.provenance import checkpoint_problem
 from backtrack.plan import (
     ANSWER_SOURCES,
+    BUDGET_UNITS,
     Cell,
     LOGIT_BIAS,
     METHODS,
+    TRANSFER,
     WORST_OF_K,
+    attack_budget,
+    attack_budget_cells,
+    attack_n,
+    attack_n_key,
     attack_params,
     attack_shards,
+    budget_label,
     cell_of,
     decoding_kwargs,
     eval_datasets,
@@ -34,9 +41,11 @@ from backtrack.plan import (
     sweep_datasets,
     table1_cells,
     table1_prefilled_sets,
+    table2_attacks,
     table2_cells,
     train_seeds,
     trainer_params,
+    transfer_source,
     worst_of_k_cells,
 )
 
@@ -50,6 +59,10 @@ PREFILL_ATTACK_SETS = prefill_attack_sets(config)
 PREFILLED_SETS = prefilled_sets(config)
 GENERATED_SETS = generated_sets(config)
 OPTIMISING_ATTACKS = optimising_attacks(config)
+# Attacks with a targets file of their own (the transfer reads GCG's).
+ALL_OPTIMISING = "|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)"
+# Table 2's rows with a transcript: the optimising attacks and the transfer.
+TABLE2_ATTACKS = table2_attacks(config)
 # Attacks split over several jobs (attacks.shards) are merged by merge_attack, the rest written
 # by one attack job; per-rule wildcard constraints keep the two rules apart.
 SHARDS = {a: attack_shards(config, a) for a in OPTIMISING_ATTACKS}
@@ -120,7 +133,7 @@ wildcard_constraints:
     stage="sft|dpo",
     seed=r"[0-9]+",
     dataset="|".join(map(re.escape, GENERATED_SETS)),
-    attack="|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)",
+    attack="|".join(map(re.escape, TABLE2_ATTACKS)) or "(?!)",
     point=rf"{LOGIT_BIAS}/-?[0-9.]+(?:e[-+]?[0-9]+)?|{WORST_OF_K}",
 
 
@@ -219,6 +232,11 @@ def get_final_outputs():
         ]
         + [f"results/{t}.csv" for t in SEED_TABLES]
         + [f"results/{t}_seeds.csv" for t in SEED_TABLES]
+        + (
+            ["results/attack_budget.csv", "results/figures/attack_budget.png"]
+            if OPTIMISING_ATTACKS
+            else []
+        )
         + (
             ["results/mt_bench.csv"]
             if config["helpfulness"]["mt_bench"]["enabled"]
@@ -410,11 +428,70 @@ def judgment_file(cell):
 
 
 def prompt_file(cell):
-    """The prompt set one table cell answers: its eval set, or the attack targets."""
+    """The prompt set one table cell answers: its eval set, or the attack's targets."""
     cell = cell_of(cell)
     if cell.dataset.startswith("attacks/"):
-        return rules.prepare_attack_targets.output.targets
+        attack = cell.dataset.split("/", 1)[1]
+        return attack_prompt_file(attack, cell.model, cell.seed)
     return prompts_file(cell.model, cell.dataset)
+
+
+def attack_prompt_file(attack, model, seed):
+    """The prompts an attack's transcript answers: its targets, or (the transfer) the
+    suffixes that broke the source checkpoint of the same model and seed."""
+    if attack == TRANSFER:
+        return one(rules.transfer_set.output.prompts, model=model, seed=seed)
+    return one(rules.prepare_attack_targets.output.targets, attack=attack)
+
+
+def get_attack_targets(wildcards):
+    """Input function: the targets file of the job's attack."""
+    return attack_prompt_file(wildcards.attack, wildcards.model, wildcards.seed)
+
+
+def attack_prompt_labels(config):
+    """Table 2's `prompts` column per attack: `advbench[:n]`, or the transfer's source."""
+    a = config["attacks"]
+    out = {
+        name: f"{a['dataset']}[:{attack_n(config, name)}]"
+        for name in OPTIMISING_ATTACKS
+    }
+    if TRANSFER in TABLE2_ATTACKS:
+        out[TRANSFER] = (
+            f"those of {a['dataset']}[:{attack_n(config, 'gcg')}] that broke {transfer_source(config)}"
+        )
+    return out
+
+
+def attack_budget_labels(config):
+    """Table 2's `budget` column per attack (`40 steps`, `10 generations`)."""
+    return {name: budget_label(config, name) for name in TABLE2_ATTACKS}
+
+
+def get_attack_n(wildcards):
+    """Prompts the attack runs on (attacks.<attack>.n, else attacks.n)."""
+    return attack_n(config, wildcards.attack)
+
+
+def get_attack_n_key(wildcards):
+    """The config key that sets get_attack_n, for the targets script's error."""
+    return attack_n_key(config, wildcards.attack)
+
+
+def get_transfer_source(kind):
+    """Input function: the source checkpoint's GCG transcript (kind "transcripts") or its
+    judgments ("judgments") for the transfer set of one model and seed (attacks.transfer).
+    """
+    t = config["attacks"].get("transfer", {})
+    producer = rules.attack if kind == "transcripts" else rules.judge_attack
+    return lambda wildcards: one(
+        getattr(producer.output, kind),
+        model=wildcards.model,
+        method=t.get("method", "baseline"),
+        seed=wildcards.seed,
+        stage=t.get("stage", "sft"),
+        attack="gcg",
+    )
 
 
 def cell_keys(cells):

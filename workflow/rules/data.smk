@@ -168,15 +168,18 @@ rule prepare_attack_targets:
             rules.prepare_eval_set.output.prompts, dataset=config["attacks"]["dataset"]
         ),
     output:
-        targets="results/data/attacks/targets.jsonl",
+        targets="results/data/attacks/{attack}/targets.jsonl",
     log:
-        "logs/prepare_attack_targets/targets.log",
+        "logs/prepare_attack_targets/{attack}.log",
     benchmark:
-        "benchmarks/prepare_attack_targets/targets.tsv"
+        "benchmarks/prepare_attack_targets/{attack}.tsv"
+    wildcard_constraints:
+        attack=ALL_OPTIMISING,
     conda:
         "../../envs/train.yaml"
     params:
-        n=config["attacks"]["n"],
+        n=get_attack_n,
+        n_key=get_attack_n_key,
         target=config["attacks"]["target"],
     script:
         "../scripts/data/prepare_attack_targets.py"

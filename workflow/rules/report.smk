@@ -114,11 +114,42 @@ rule table2:
     params:
         cells=cell_keys(table2_cells(config)),
         prefill_sets=as_json(PREFILL_ATTACK_SETS),
-        attack_prompts=f"{config['attacks']['dataset']}[:{config['attacks']['n']}]",
+        attack_prompts=as_json(attack_prompt_labels(config)),
+        budgets=as_json(attack_budget_labels(config)),
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],
     script:
         "../scripts/report/table2.py"
+
+
+rule attack_budget:
+    input:
+        judgments=judgments_of(attack_budget_cells),
+        prompts=prompts_of(attack_budget_cells),
+    output:
+        table=report(
+            "results/attack_budget.csv",
+            caption="../report/attack_budget.rst",
+            category="Table 2",
+        ),
+        figure=report(
+            "results/figures/attack_budget.png",
+            caption="../report/attack_budget_figure.rst",
+            category="Table 2",
+        ),
+    log:
+        "logs/attack_budget/attack_budget.log",
+    benchmark:
+        "benchmarks/attack_budget/attack_budget.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        cells=cell_keys(attack_budget_cells(config)),
+        points=as_json({a: attack_budget(config, a) for a in BUDGET_UNITS}),
+        units=as_json(BUDGET_UNITS),
+        ci_level=config["report"]["ci_level"],
+    script:
+        "../scripts/report/attack_budget.py"
 
 
 rule claims:
@@ -151,5 +182,6 @@ rule claims:
         datasets=as_json(EVAL_SETS),
         bootstrap=config["report"]["seed_bootstrap"],
         seed=config["seed"],
+        budgets=as_json(attack_budget_labels(config)),
     script:
         "../scripts/report/claims.py"

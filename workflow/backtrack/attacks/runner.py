@@ -62,7 +62,7 @@ class Evaluator:
         tok: PreTrainedTokenizerBase,
         reset_id: int,
         decoding: Decoding,
-        check_judge: Judge,
+        check_judge: Judge | None,
     ) -> None:
         self.model, self.tok, self.reset_id = model, tok, reset_id
         self.decoding = decoding.with_(batch_size=1, num_samples=1)
@@ -93,6 +93,8 @@ class Evaluator:
         return self._memo[key]
 
     def unsafe(self, rec: Mapping[str, Any], message: str) -> bool:
+        if self.judge is None:
+            raise RuntimeError("this evaluator generates only: it was given no check judge")
         g = self.generate(rec, message)
         return self.judge.judge([JudgeInput.from_generation(g)])[0].unsafe
 

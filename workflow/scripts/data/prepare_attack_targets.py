@@ -6,7 +6,7 @@ log = setup(snakemake)
 prompts = read_jsonl(snakemake.input.prompts, required=("id", "prompt"))
 if snakemake.params.n > len(prompts):
     raise ValueError(
-        f"config key 'attacks.n': {snakemake.params.n} prompts requested but "
+        f"config key '{snakemake.params.n_key}': {snakemake.params.n} prompts requested but "
         f"{snakemake.input.prompts} has {len(prompts)}"
     )
 prompts = prompts[: snakemake.params.n]

@@ -36,6 +36,7 @@ claims = build_claims(
     judge=snakemake.params.judge,
     level=snakemake.params.ci_level,
     outcomes=outcomes,
+    attack_budgets=param_json(snakemake, "budgets"),
 )
 with atomic_file(snakemake.output.table) as tmp:
     claims.to_csv(tmp, index=False, float_format="%.4f")

@@ -32,8 +32,8 @@ for row in dict.fromkeys(c.row for c in cells):
         if name.startswith("attacks/"):
             records = judged[(row, name)]
             attack = name.split("/", 1)[1]
-            rows.append(
-                table2_row(key, attack, snakemake.params.attack_prompts, records, level, judge)
-            )
+            asked = param_json(snakemake, "attack_prompts")[attack]
+            line = table2_row(key, attack, asked, records, level, judge)
+            rows.append(line | {"budget": param_json(snakemake, "budgets")[attack]})
 write_table(rows, snakemake.output.table)
 log.info("table 2: %d rows", len(rows))
