@@ -12,11 +12,8 @@ run on the machine that made it.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import pandas as pd
+from backtrack.report.markdown import table_main
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -47,13 +44,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("table", nargs="?", type=Path, default=Path("results/attack_budget.csv"))
-    args = ap.parse_args(argv)
-    if not args.table.exists():
-        sys.exit(f"{args.table}: no such file (make it with: snakemake --cores all {args.table})")
-    print(markdown(pd.read_csv(args.table)))
-    return 0
+    return table_main(__doc__, "results/attack_budget.csv", markdown, argv)
 
 
 if __name__ == "__main__":

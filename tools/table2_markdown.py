@@ -13,11 +13,8 @@ answer it is cut from) shows as a dash.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import pandas as pd
+from backtrack.report.markdown import table_main
 
 
 def cell(row: pd.Series) -> str:
@@ -45,13 +42,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("table", nargs="?", type=Path, default=Path("results/table2.csv"))
-    args = ap.parse_args(argv)
-    if not args.table.exists():
-        sys.exit(f"{args.table}: no such file (make it with: snakemake --cores all {args.table})")
-    print(markdown(pd.read_csv(args.table)))
-    return 0
+    return table_main(__doc__, "results/table2.csv", markdown, argv)
 
 
 if __name__ == "__main__":
