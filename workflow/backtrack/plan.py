@@ -200,10 +200,15 @@ def budget_label(config: Mapping[str, Any], attack: str) -> str:
 TRANSFER = "gcg_transfer"
 
 
-def transfer_source(config: Mapping[str, Any]) -> str:
-    """``method stage`` of the checkpoint whose GCG suffixes the transfer row sends."""
+def transfer_checkpoint(config: Mapping[str, Any]) -> tuple[str, str]:
+    """(method, stage) of the checkpoint whose GCG suffixes the transfer row sends."""
     t = config["attacks"].get("transfer", {})
-    return f"{t.get('method', 'baseline')} {t.get('stage', 'sft')}"
+    return t.get("method", "baseline"), t.get("stage", "sft")
+
+
+def transfer_source(config: Mapping[str, Any]) -> str:
+    """:func:`transfer_checkpoint` in words: ``baseline sft``."""
+    return " ".join(transfer_checkpoint(config))
 
 
 def prefill_answers_model(config: Mapping[str, Any], source: str, model: str) -> str:

@@ -45,6 +45,7 @@ from backtrack.plan import (
     table2_cells,
     train_seeds,
     trainer_params,
+    transfer_checkpoint,
     transfer_source,
     worst_of_k_cells,
 )
@@ -482,14 +483,14 @@ def get_transfer_source(kind):
     """Input function: the source checkpoint's GCG transcript (kind "transcripts") or its
     judgments ("judgments") for the transfer set of one model and seed (attacks.transfer).
     """
-    t = config["attacks"].get("transfer", {})
+    method, stage = transfer_checkpoint(config)
     producer = rules.attack if kind == "transcripts" else rules.judge_attack
     return lambda wildcards: one(
         getattr(producer.output, kind),
         model=wildcards.model,
-        method=t.get("method", "baseline"),
+        method=method,
         seed=wildcards.seed,
-        stage=t.get("stage", "sft"),
+        stage=stage,
         attack="gcg",
     )
 

@@ -8,6 +8,8 @@ log = setup(snakemake)
 cells = [cell_of(c) for c in param_json(snakemake, "cells")]
 sweep = param_json(snakemake, "prefill_sets")
 level = snakemake.params.ci_level
+asked_of = param_json(snakemake, "attack_prompts")
+budgets = param_json(snakemake, "budgets")
 judge = snakemake.params.judge
 
 # cells, judgments and prompts come in the same order; a cell's set is a prefilled set or
@@ -32,8 +34,7 @@ for row in dict.fromkeys(c.row for c in cells):
         if name.startswith("attacks/"):
             records = judged[(row, name)]
             attack = name.split("/", 1)[1]
-            asked = param_json(snakemake, "attack_prompts")[attack]
-            line = table2_row(key, attack, asked, records, level, judge)
-            rows.append(line | {"budget": param_json(snakemake, "budgets")[attack]})
+            line = table2_row(key, attack, asked_of[attack], records, level, judge)
+            rows.append(line | {"budget": budgets[attack]})
 write_table(rows, snakemake.output.table)
 log.info("table 2: %d rows", len(rows))
