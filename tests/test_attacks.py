@@ -20,6 +20,8 @@ from backtrack.attacks.scoring import (
     prefix_cache,
     segment_logits,
     target_ce,
+    target_cw,
+    target_loss,
 )
 from backtrack.data.targets import sure_here_target
 from backtrack.judge.refusal import RefusalJudge
@@ -170,6 +172,41 @@ def test_adaptive_loss_adds_a_reset_term_with_nonzero_gradient(model_tok):
     logp = torch.log_softmax(logits, -1)[0, :, rid]
     assert logits.shape[1] == n + 1
     torch.testing.assert_close(term[0], -torch.log1p(-logp.exp()).mean())
+
+
+def test_cw_loss_is_the_floored_margin_and_ignores_tokens_already_won():
+    # Two target positions, vocabulary of 4: position 0 loses to token 3 by 2, position 1 wins
+    # by 5 (beyond the margin 1, so it contributes the floor and no gradient).
+    logits = torch.tensor([[[0.0, 1.0, 0.0, 3.0], [0.0, 0.0, 6.0, 1.0], [0.0, 0.0, 0.0, 0.0]]])
+    logits.requires_grad_(True)
+    segment = torch.tensor([1, 2])
+    loss = target_cw(logits, segment, margin=1.0)
+    torch.testing.assert_close(loss, torch.tensor([(2.0 + -1.0) / 2]))
+    (g,) = torch.autograd.grad(loss.sum(), logits)
+    assert g[0, 1].abs().sum() == 0 and g[0, 2].abs().sum() == 0
+    assert g[0, 0, 1] < 0 and g[0, 0, 3] > 0  # raise the target, lower its rival
+    assert target_loss("ce") is target_ce
+    torch.testing.assert_close(target_loss("cw", 1.0)(logits, segment), loss)
+    with pytest.raises(ValueError, match=r"attacks\.gcg\.loss"):
+        target_loss("mse")
+    with pytest.raises(ValueError, match="cw_margin"):
+        GCGConfig(loss="cw", cw_margin=0)
+
+
+def test_gcg_and_the_adaptive_loss_use_the_configured_target_loss(model_tok, banned):
+    m, tok, rid = model_tok
+    slots = chat_slots(tok, f"{PROMPT} {SLOT}", text_ids(tok, TARGET))
+    cfg = GCGConfig(steps=2, search_width=8, topk=8, suffix_init="! ! !", loss="cw")
+    res = GCG(m, tok, cfg, banned).optimise(slots)
+    suffix = torch.tensor(res.suffix_ids)
+    logits = segment_logits(m, slots, m.get_input_embeddings()(suffix)[None], None)
+    # the reported loss is the cw margin of the kept suffix, not its cross-entropy
+    assert res.loss == pytest.approx(float(target_cw(logits, slots.segment)[0]), abs=2e-2)
+    n = slots.segment.numel()
+    loss = ResetAwareLoss(rid, 1.0, n, cfg.target_loss())
+    torch.testing.assert_close(
+        loss(logits, slots.segment), target_cw(logits, slots.segment) + loss.reset_term(logits)
+    )
 
 
 def test_adaptive_extends_the_protected_segment_when_the_model_resets(model_tok, banned):

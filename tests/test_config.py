@@ -64,6 +64,8 @@ def test_defaults_are_filled(cfg):
         (lambda c: c["attacks"].__setitem__("dataset", "nope"), "attacks.dataset"),
         (lambda c: c["attacks"]["prefill"].__setitem__("tokens", [80]), "prefill.max_new_tokens"),
         (lambda c: c["attacks"]["gcg"].__setitem__("search_width", 0), "attacks.gcg.search_width"),
+        (lambda c: c["attacks"]["gcg"].__setitem__("loss", "mse"), "attacks.gcg.loss"),
+        (lambda c: c["attacks"]["gcg"].__setitem__("cw_margin", 0), "attacks.gcg.cw_margin"),
         (lambda c: c["attacks"].__setitem__("run", ["gcg", "pair"]), "attacks.run.1"),
         (lambda c: c["sft"].__setitem__("learning_rate", float("nan")), "sft.learning_rate"),
         (

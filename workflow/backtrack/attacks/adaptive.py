@@ -4,7 +4,8 @@ The paper does not publish its pseudocode in full. Our reading, from the
 reviews' description ("an adaptive version of GCG ... designed to counteract the reset
 function"):
 
-1. Optimise a GCG suffix on ``CE(target) + w · mean_t -log(1 - P([RESET]))``, the second term
+1. Optimise a GCG suffix on ``L(target) + w · mean_t -log(1 - P([RESET]))`` (``L`` is GCG's
+   target loss, ``attacks.gcg.loss``), the second term
    taken at every position of the *protected segment* (the target, then whatever the model
    itself said after it) and at the position after it. A backtracking model can follow the
    target and still reset a few tokens later; plain GCG ignores that, this loss does not.
@@ -99,7 +100,7 @@ def run_adaptive(
     out = AdaptiveResult("", [], float("inf"))
     suffix: torch.Tensor | None = None
     for r in range(cfg.max_rounds):
-        loss_fn = ResetAwareLoss(reset_id, cfg.reset_weight, n_target)
+        loss_fn = ResetAwareLoss(reset_id, cfg.reset_weight, n_target, gcg.cfg.target_loss())
         res = gcg.optimise(
             slots,
             loss_fn=loss_fn,

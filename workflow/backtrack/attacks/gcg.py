@@ -26,7 +26,7 @@ from backtrack.attacks.scoring import (
     extend_cache,
     prefix_cache,
     segment_logits,
-    target_ce,
+    target_loss,
 )
 
 
@@ -47,6 +47,8 @@ class GCGConfig:
     n_replace: int = 1
     suffix_init: str = " ".join(["!"] * 20)
     allow_non_ascii: bool = False
+    loss: str = "ce"  # target loss: "ce" (HarmBench's) or "cw" (see scoring.target_cw)
+    cw_margin: float = 1.0  # the cw loss's floor, in logits
     batch_size: int | None = None  # candidates per forward pass; None = the whole width
     use_prefix_cache: bool = True
     eval_every: int = 10  # steps between success checks (generate + judge)
@@ -57,6 +59,13 @@ class GCGConfig:
         for name in ("steps", "search_width", "topk", "n_replace", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"gcg.{name} must be >= 1, got {getattr(self, name)}")
+        if self.cw_margin <= 0:
+            raise ValueError(f"gcg.cw_margin must be > 0, got {self.cw_margin}")
+        target_loss(self.loss, self.cw_margin)  # names the key if the loss is unknown
+
+    def target_loss(self) -> LossFn:
+        """The configured target loss."""
+        return target_loss(self.loss, self.cw_margin)
 
 
 @dataclass
@@ -226,7 +235,7 @@ class GCG:
         self,
         slots: ChatSlots,
         *,
-        loss_fn: LossFn = target_ce,
+        loss_fn: LossFn | None = None,
         part: Round | None = None,
         check_fn: Callable[[str], bool] | None = None,
         on_step: Callable[[int, float, str], None] | None = None,
@@ -236,9 +245,11 @@ class GCG:
 
         ``check_fn(suffix_text) -> bool`` is called every ``eval_every`` steps and at the end
         (generate and judge; True = jailbroken) and stops the search on success;
-        ``cfg.max_seconds`` applies from the start of this call.
+        ``cfg.max_seconds`` applies from the start of this call. ``loss_fn`` defaults to the
+        configured target loss (``cfg.loss``).
         """
         cfg = self.cfg
+        loss_fn = loss_fn or cfg.target_loss()
         part = part or Round()
         suffix, steps, deadline = part.suffix, part.steps, part.deadline
         start = clock()

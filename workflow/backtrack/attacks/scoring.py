@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -204,9 +205,41 @@ def target_ce(logits: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
     return ce.mean(dim=1)
 
 
+def target_cw(logits: torch.Tensor, segment: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Mean Carlini-Wagner margin loss of the segment, per row: at each position, the largest
+    other logit minus the target token's, floored at ``-margin``.
+
+    Why beside cross-entropy: greedy decoding follows the target only if every target token is
+    the argmax. Mean cross-entropy is dominated by the many easy tokens that copy the request
+    ("... how to commit insider trading"), so it can fall to 0.2 while the first token still
+    loses to a refusal's "I". A position whose target already leads by ``margin`` adds no
+    gradient here, so the search spends its candidates on the positions that still lose.
+    """
+    t = segment.numel()
+    z = logits[:, :t].float()
+    idx = segment[None, :, None].expand(z.shape[0], -1, 1)
+    target = z.gather(2, idx).squeeze(2)
+    other = z.scatter(2, idx, float("-inf")).amax(dim=2)
+    return (other - target).clamp_min(-margin).mean(dim=1)
+
+
+#: Target losses by config name (attacks.gcg.loss).
+TARGET_LOSSES = ("ce", "cw")
+
+
+def target_loss(name: str, cw_margin: float = 1.0) -> LossFn:
+    """The target loss a config names: ``ce`` (HarmBench's, nanoGCG's) or ``cw``."""
+    if name == "ce":
+        return target_ce
+    if name == "cw":
+        return partial(target_cw, margin=cw_margin)
+    raise ValueError(f"attacks.gcg.loss: {name!r} is not one of {TARGET_LOSSES}")
+
+
 @dataclass
 class ResetAwareLoss:
-    """The adaptive attack's loss: target cross-entropy on the first ``n_target`` segment tokens,
+    """The adaptive attack's loss: the target loss (cross-entropy unless ``target`` says
+    otherwise) on the first ``n_target`` segment tokens,
     plus ``weight`` times the mean of ``-log(1 - P([RESET]))`` at every segment position and the
     one after it. That term is zero when the model never wants to reset and grows without bound
     as ``P([RESET])`` nears 1; unlike ``+log P([RESET])`` it cannot be driven to minus infinity
@@ -216,10 +249,11 @@ class ResetAwareLoss:
     reset_id: int
     weight: float
     n_target: int
+    target: LossFn = target_ce  # the target term (attacks.gcg.loss)
 
     def __call__(self, logits: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
-        ce = target_ce(logits[:, : self.n_target + 1], segment[: self.n_target])
-        return ce + self.weight * self.reset_term(logits)
+        head = self.target(logits[:, : self.n_target + 1], segment[: self.n_target])
+        return head + self.weight * self.reset_term(logits)
 
     def reset_term(self, logits: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(logits.float(), dim=-1)[..., self.reset_id]
