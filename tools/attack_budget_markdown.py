@@ -14,33 +14,12 @@ from __future__ import annotations
 
 import pandas as pd
 from backtrack.report.markdown import table_main
+from backtrack.report.readable import budget_grid, to_markdown
 
 
 def markdown(table: pd.DataFrame) -> str:
     """One line per curve, in the table's order."""
-    seeded = "seed" in table.columns and table["seed"].nunique() > 1
-    keys = ["model", "method", *(["seed"] if seeded else []), "stage", "attack"]
-    head = [*keys, "budget", "broken [95%]", "50% reached at", "s/step", "median s to success"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, g in table.groupby(keys, sort=False):
-        last = g.iloc[-1]
-        half = g[g["asr"] >= 0.5]["budget"]
-        broken = (
-            f"{int(last['successes'])}/{int(last['n'])} = {100 * last['asr']:.0f}% "
-            f"[{100 * last['asr_ci_lo']:.0f}, {100 * last['asr_ci_hi']:.0f}]"
-        )
-        cells = [
-            *map(str, key),
-            f"{int(last['budget'])} {last['unit']}",
-            broken,
-            f"{int(half.min())}" if len(half) else "—",
-            f"{last['seconds_per_step']:.2f}",
-            "—"
-            if pd.isna(last["median_seconds_to_success"])
-            else f"{last['median_seconds_to_success']:.0f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return to_markdown(budget_grid(table))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,73 +15,15 @@ also says how the seeds split).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 import pandas as pd
-
-HEAD = ["claim", "paper", "ours [95%] (n)", "compared with", "difference [95%]", "verdict"]
-
-
-def points(x: float) -> str:
-    """A rate as a percentage, or a difference in percentage points with its sign."""
-    return f"{100 * x:.1f}"
-
-
-def ours(row: pd.Series) -> str:
-    if pd.isna(row["ours"]):
-        return "—"
-    lo, hi = points(row["ours_ci_lo"]), points(row["ours_ci_hi"])
-    return f"{points(row['ours'])}% [{lo}, {hi}] ({int(row['ours_n'])})"
-
-
-def difference(row: pd.Series) -> str:
-    if pd.isna(row["difference"]):
-        return "—"
-    lo, hi = row["difference_ci_lo"], row["difference_ci_hi"]
-    return f"{100 * row['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-
-
-def label(row: pd.Series) -> str:
-    """The claim's id and the metric it was measured with; paper-scale rows name the model."""
-    if row["claim"] == "paper_model_row":
-        return f"{row['model']} rows"
-    return f"`{row['claim']}`: {row['metric']}"
-
-
-def seeded(claims: pd.DataFrame) -> bool:
-    """Whether the claims come from more than one training seed."""
-    return "seeds" in claims.columns and bool((claims["seeds"].fillna(0) > 1).any())
-
-
-def verdict(row: pd.Series) -> str:
-    out = str(row["verdict"])
-    if not pd.isna(row.get("seed_verdicts", math.nan)):
-        out += f" (seeds alone: {row['seed_verdicts']})"
-    if not pd.isna(row.get("note")):
-        out += f" ({row['note']})"
-    return out
+from backtrack.report.readable import claims_grid, seeded_claims, to_markdown
 
 
 def markdown(claims: pd.DataFrame) -> str:
-    many = seeded(claims)
-    head = [*HEAD[:1], "seed", *HEAD[1:]] if many else HEAD
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, row in claims.iterrows():
-        compared = row["compared_with"]
-        cells = [
-            label(row),
-            row["paper"],
-            ours(row),
-            "—" if pd.isna(compared) or math.isnan(compared) else f"{points(compared)}%",
-            difference(row),
-            verdict(row),
-        ]
-        if many:
-            cells.insert(1, "all" if pd.isna(row["seed"]) else str(int(row["seed"])))
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines)
+    return to_markdown(claims_grid(claims))
 
 
 def seed_agreement(claims: pd.DataFrame) -> str:
@@ -116,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"{args.claims}: no such file (make it with: snakemake --cores all {args.claims})")
     claims = pd.read_csv(args.claims)
     if args.over_seeds:
-        if not seeded(claims):
+        if not seeded_claims(claims):
             sys.exit(f"{args.claims}: one training seed only (train_seeds; docs/seeds.md)")
         over = claims[claims["seed"].isna() & (claims["seeds"].fillna(0) > 1)]
         print(markdown(over) + "\n\n" + seed_agreement(claims))

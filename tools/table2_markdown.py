@@ -15,30 +15,12 @@ from __future__ import annotations
 
 import pandas as pd
 from backtrack.report.markdown import table_main
-
-
-def cell(row: pd.Series) -> str:
-    if pd.isna(row["asr"]) or not row["n"]:
-        return "—"
-    out = f"{100 * row['asr']:.1f}% [{100 * row['asr_ci_lo']:.1f}, {100 * row['asr_ci_hi']:.1f}]"
-    if "asr_min" in row.index and row.get("seeds", 1) > 1:
-        out += f" ({100 * row['asr_min']:.1f}–{100 * row['asr_max']:.1f})"
-    return out + f" {{{100 * row['reset_rate']:.0f}%}}"
+from backtrack.report.readable import table2_grid, to_markdown
 
 
 def markdown(table: pd.DataFrame) -> str:
     """Rows in the table's order of (model, method, stage[, seed]); attacks in its column order."""
-    seeded = "seed" in table.columns and table["seed"].nunique() > 1
-    keys = ["model", "method", "seed", "stage"] if seeded else ["model", "method", "stage"]
-    attacks = list(dict.fromkeys(table["attack"]))
-    sizes = table.groupby("attack", sort=False)["n"].max()
-    head = [*keys, *(f"{a} (n={int(sizes[a])})" for a in attacks)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, rows in table.groupby(keys, sort=False):
-        by_attack = {r["attack"]: cell(r) for _, r in rows.iterrows()}
-        cells = [*map(str, key), *(by_attack.get(a, "—") for a in attacks)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return to_markdown(table2_grid(table))
 
 
 def main(argv: list[str] | None = None) -> int:
