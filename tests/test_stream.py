@@ -162,6 +162,17 @@ def test_token_streamer_rejects_batches() -> None:
         s.put(torch.tensor([[3], [4]]))
 
 
+def test_the_first_reset_also_counts_the_prefill_it_erases() -> None:
+    rec = Recorder()
+    s = TokenStreamer(FakeTokenizer(), rec, reset_id=1, prefill_tokens=4)
+    s.put(torch.tensor([[3, 4, 5]]))  # the prompt (the prefill's tokens end it)
+    for tid in [1, 3, 1, 5]:  # reset at once, one token, reset again, one token
+        s.put(torch.tensor([tid]))
+    s.end()
+    resets = [n for kind, n in rec.calls if kind == "reset"]
+    assert resets == [4, 1]  # the prefill alone, then only what was generated after
+
+
 def write_script(tmp_path: Path) -> Path:
     path = tmp_path / "script.json"
     path.write_text(json.dumps([*words(UNSAFE), None, *words(SAFE)]))
@@ -171,7 +182,7 @@ def write_script(tmp_path: Path) -> Path:
 def test_main_script_to_plain_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["chat", "--script", str(write_script(tmp_path)), "--prefill", PREFILL]) == 0
     out = capsys.readouterr().out
-    n = len(words(UNSAFE))
+    n = len(words(UNSAFE)) + 1  # the prefill is erased too: one more scripted piece
     assert out == f"{PREFILL}{UNSAFE}\n[retracted {n} tokens]\n{SAFE}\n"
 
 
@@ -212,7 +223,8 @@ def test_main_model_path_wires_generate(
     monkeypatch.setattr("backtrack.models.provenance.provenance", lambda d: {"reset_token": "R"})
     argv = ["chat", "--model", "m", "--prompt", "q", "--prefill", "Sure", "--reset-bias", "2"]
     assert main(argv) == 0
-    assert capsys.readouterr().out == "SureStep\n[retracted 1 token]\n No.\n"
+    # the prefill's 2 tokens and the 1 generated before [RESET] are erased
+    assert capsys.readouterr().out == "SureStep\n[retracted 3 tokens]\n No.\n"
     assert seen["input_ids"].tolist() == [[10, 11, 12]]
     assert seen["generation_config"].sequence_bias == {(1,): 2.0}
     assert seen["generation_config"].do_sample is False
@@ -360,6 +372,7 @@ def test_interactive_chat_asks_again_after_an_empty_or_too_long_prompt(
     monkeypatch.setattr("builtins.input", fake_input)
     assert main(["chat", "--model", str(model_dir), "--max-new-tokens", "4"]) == 0
     err = capsys.readouterr().err
+    assert err.startswith("Type a prompt and press Enter; Ctrl-D (or Ctrl-C) quits.\n")
     assert err.count("empty prompt: type a question, or press Ctrl-D to quit") == 2
     assert err.count("prompt too long: 8 tokens") == 1
     assert prompts == [[11] * 3]  # the session went on to answer the last prompt
@@ -433,7 +446,7 @@ def test_retraction_on_a_real_screen(tmp_path: Path) -> None:
         history = tmux("-S", socket, "capture-pane", "-p", "-S", "-", "-t", "demo")
     finally:
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, timeout=10)
-    n = len(words(UNSAFE))
+    n = len(words(UNSAFE)) + 1  # the prefill counts as erased
     assert f"retracted {n} tokens" in screen
     assert SAFE in screen
     for shown_before in [PREFILL, "tension", "wrench", "plug turns"]:

@@ -104,7 +104,7 @@ def _chat_script(args: argparse.Namespace) -> int:
     events = _load_script(args.script)
     renderer = RetractingRenderer(sys.stdout)
     _show_prefill(renderer, args.prefill)
-    replay(events, renderer, delay=args.delay)
+    replay(events, renderer, delay=args.delay, shown=1 if args.prefill else 0)
     return 0
 
 
@@ -169,8 +169,8 @@ class _ModelChat:
         args, torch = self.args, self.torch
         check_prompt(prompt)
         ids = prompt_ids(self.tok, prompt, args.system)
-        if args.prefill:
-            ids = ids + text_ids(self.tok, args.prefill)
+        prefill = text_ids(self.tok, args.prefill) if args.prefill else []
+        ids = ids + prefill
         check_context(args.model, len(ids), args.max_new_tokens, self.context)
         procs = LogitsProcessorList()
         if args.max_resets >= 0:
@@ -185,7 +185,9 @@ class _ModelChat:
                 attention_mask=torch.ones_like(input_ids),
                 generation_config=self.gen_cfg,
                 logits_processor=procs,
-                streamer=TokenStreamer(self.tok, renderer, self.reset_id),
+                streamer=TokenStreamer(
+                    self.tok, renderer, self.reset_id, prefill_tokens=len(prefill)
+                ),
             )
 
 
@@ -230,8 +232,13 @@ def check_model_dir(model_dir: Path) -> str:
     return token
 
 
+#: Printed once when an interactive session starts, so a bare ``>>>`` is never a puzzle.
+GREETING = "Type a prompt and press Enter; Ctrl-D (or Ctrl-C) quits."
+
+
 def _read_prompts() -> Iterator[str]:
     """Prompts typed at ``>>> ``; EOF (Ctrl-D) ends the session, an empty line asks again."""
+    print(GREETING, file=sys.stderr)
     while True:
         try:
             line = input(">>> ")

@@ -161,8 +161,10 @@ class _TokenStreamerImpl:
         renderer: Renderer,
         reset_id: int,
         eos_ids: Sequence[int] | None = None,
+        prefill_tokens: int = 0,
     ) -> None:
         self.tok, self.renderer, self.reset_id = tok, renderer, reset_id
+        self.prefill_tokens = prefill_tokens
         if eos_ids is None:
             eos_ids = [] if tok.eos_token_id is None else [tok.eos_token_id]
         self.eos_ids = set(eos_ids)
@@ -173,6 +175,8 @@ class _TokenStreamerImpl:
         self._ended = False
         self._segment: list[int] = []
         self._shown = ""  # decoded text of the segment already handed to the renderer
+        # Tokens shown before the first generated one (a prefill): the first reset erases them.
+        self._before = self.prefill_tokens
         self.resets = 0
 
     def put(self, value: Any) -> None:
@@ -198,9 +202,9 @@ class _TokenStreamerImpl:
             self._flush(final=True)
             self._ended = True
         elif tid == self.reset_id:
-            self.renderer.reset(len(self._segment))
+            self.renderer.reset(self._before + len(self._segment))
             self.resets += 1
-            self._segment, self._shown = [], ""
+            self._segment, self._shown, self._before = [], "", 0
         else:
             self._segment.append(tid)
             self._flush(final=False)
@@ -236,9 +240,11 @@ def _token_streamer_class() -> type[_TokenStreamerImpl]:
         """Streams one generated answer (batch size 1) from HF ``generate`` to a renderer.
 
         ``tok`` decodes; ``[RESET]`` (``reset_id``) retracts the current segment, whose token
-        count the marker shows; generation stops being rendered at an EOS id (``eos_ids``,
-        default the tokenizer's). Tokens are decoded by id, never by searching the decoded text
-        for ``[RESET]``, like :func:`backtrack.generate.hf.split_generation`.
+        count the marker shows (the first segment's count includes the ``prefill_tokens`` shown
+        before generation began: they are erased too); generation stops being rendered at an
+        EOS id (``eos_ids``, default the tokenizer's). Tokens are decoded by id, never by
+        searching the decoded text for ``[RESET]``, like
+        :func:`backtrack.generate.hf.split_generation`.
         """
 
     TokenStreamer.__module__ = __name__
@@ -259,13 +265,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def replay(events: Iterable[str | None], renderer: Renderer, delay: float = 0.0) -> None:
+def replay(
+    events: Iterable[str | None], renderer: Renderer, delay: float = 0.0, shown: int = 0
+) -> None:
     """Play a scripted answer: each event is a piece of text, or ``None`` for ``[RESET]``.
 
-    Each piece counts as one token in the retraction marker; ``delay`` seconds pass after each
-    event, so that a demo streams at a readable pace.
+    Each piece counts as one token in the retraction marker, as do ``shown`` pieces already on
+    screen before it (a prefill); ``delay`` seconds pass after each event, so that a demo
+    streams at a readable pace.
     """
-    count = 0
+    count = shown
     for event in events:
         if event is None:
             renderer.reset(count)
