@@ -326,6 +326,10 @@ def test_report_gathers_tables_and_figures(run):
     for name in (
         "claims.csv",
         "table1.csv",
+        "table1.html",
+        "table2.html",
+        "claims.html",
+        "attack_budget.html",
         "table1_seeds.csv",
         "table2.csv",
         "table2_seeds.csv",

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,50 @@ def setup(snakemake: Any) -> logging.Logger:
     if torch is not None:
         torch.set_num_threads(max(1, int(snakemake.threads)))
     return logging.getLogger(f"backtrack.{snakemake.rule}")
+
+
+class JsonParam(str):
+    """A rule param passed as sorted JSON text (:func:`as_json`), shown as YAML flow text.
+
+    Why: the script reads the JSON (:func:`param_json`), and Snakemake's params rerun trigger
+    records ``repr`` of the value, which is the plain string's, so the recorded params stay
+    what they were. Only formatting changes: Snakemake 9's report writes each job's params
+    with ``f"{name}={value}"`` and escapes every double quote, so JSON showed there as
+    ``cells=[[\\"tiny\\", ...``; YAML flow text has no double quotes to escape. Pickled (the
+    script's copy of ``snakemake``) it becomes a plain ``str``.
+    """
+
+    def __format__(self, spec: str) -> str:
+        import yaml
+
+        text = yaml.safe_dump(
+            json.loads(self), default_flow_style=True, sort_keys=True, width=2**31
+        ).strip()
+        return format(text.removesuffix("\n..."), spec)
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        return (str, (str.__str__(self),))
+
+
+def as_json(obj: Any) -> JsonParam:
+    """Hyperparameters as sorted JSON, so that key order never triggers a rerun (what an input
+    function returns as a param)."""
+    return JsonParam(json.dumps(obj, sort_keys=True))
+
+
+def json_param(obj: Any) -> Callable[[Any], JsonParam]:
+    """A rule's literal param as a params function returning :func:`as_json` of ``obj``.
+
+    Why a function: Snakemake applies wildcards to a plain string param and so copies it into
+    a new ``str``, losing :class:`JsonParam`'s report formatting; what a function returns is
+    kept as it is. The recorded value (and so the params rerun trigger) is the same JSON.
+    """
+    value = as_json(obj)
+
+    def param(wildcards: Any) -> JsonParam:
+        return value
+
+    return param
 
 
 def param_json(snakemake: Any, name: str) -> Any:

@@ -19,8 +19,8 @@ rule attack:
         **model_resources("attack"),
     params:
         attack=get_attack_params,
-        decoding=as_json(decoding_kwargs(config["generation"])),
-        check_judge=as_json(config["pool"]["label_judge"]),
+        decoding=json_param(decoding_kwargs(config["generation"])),
+        check_judge=json_param(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         precision=config["precision"],
@@ -120,7 +120,7 @@ rule transfer_attack:
     resources:
         **model_resources("attack"),
     params:
-        decoding=as_json(decoding_kwargs(config["generation"])),
+        decoding=json_param(decoding_kwargs(config["generation"])),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         precision=config["precision"],

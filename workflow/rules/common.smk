@@ -1,7 +1,6 @@
 # The graph's vocabulary (backtrack.plan) and the input functions; no rules here. Input
 # functions expand the producing rule's own output pattern, so a path is spelled once, in the
 # rule that writes it; table rules get the same keys, in the same order, as params.
-import json
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from backtrack.config import check_sweeps, validate_config
 from backtrack.freshness import stale_message, stale_sources
 from backtrack.models.provenance import checkpoint_problem
+from backtrack.smk import as_json, json_param
 from backtrack.plan import (
     ANSWER_SOURCES,
     BUDGET_UNITS,
@@ -200,11 +200,6 @@ def get_train_launch(wildcards, resources):
     )
 
 
-def as_json(obj):
-    """Hyperparameters as sorted JSON, so that key order never triggers a rerun."""
-    return json.dumps(obj, sort_keys=True)
-
-
 # The per-seed tables that table_seeds summarises over training seeds (Table 1 has its own
 # summary, from the answers). Per table, the numeric columns that with the text columns say
 # what a row is, and the columns with intervals that are not rates (not clipped to [0, 1]).
@@ -226,7 +221,10 @@ def get_final_outputs():
     return (
         [
             "results/claims.csv",
+            "results/claims.html",
             "results/table1.csv",
+            "results/table1.html",
+            "results/table2.html",
             "results/table1_seeds.csv",
             "results/figures/logit_bias.png",
             "results/figures/worst_of_k.png",
@@ -234,7 +232,11 @@ def get_final_outputs():
         + [f"results/{t}.csv" for t in SEED_TABLES]
         + [f"results/{t}_seeds.csv" for t in SEED_TABLES]
         + (
-            ["results/attack_budget.csv", "results/figures/attack_budget.png"]
+            [
+                "results/attack_budget.csv",
+                "results/attack_budget.html",
+                "results/figures/attack_budget.png",
+            ]
             if OPTIMISING_ATTACKS
             else []
         )
@@ -497,7 +499,7 @@ def get_transfer_source(kind):
 
 def cell_keys(cells):
     """A table's cells as params: (model, method, seed, stage, set, point), in input order."""
-    return as_json([list(c) for c in cells])
+    return [list(c) for c in cells]
 
 
 def judgments_of(cells_of, check=None):
@@ -625,12 +627,12 @@ def get_logit_bias_kinds(wildcards):
 
 def get_logit_bias_cells(wildcards):
     check_sweeps(config)
-    return cell_keys(logit_bias_cells(config))
+    return as_json(cell_keys(logit_bias_cells(config)))
 
 
 def get_worst_of_k_cells(wildcards):
     check_sweeps(config)
-    return cell_keys(worst_of_k_cells(config))
+    return as_json(cell_keys(worst_of_k_cells(config)))
 
 
 # --- Helpfulness (results/helpfulness.csv) and MT-Bench (results/mt_bench.csv) ---

@@ -26,8 +26,8 @@ rule prepare_train_prompts:
     conda:
         "../../envs/train.yaml"
     params:
-        harmful=as_json(config["data"]["harmful_train"]),
-        benign=as_json(config["data"]["benign"]),
+        harmful=json_param(config["data"]["harmful_train"]),
+        benign=json_param(config["data"]["benign"]),
         seed=config["seed"],
     script:
         "../scripts/data/prepare_train_prompts.py"
@@ -50,7 +50,7 @@ rule prepare_train_pool:
     resources:
         **model_resources("prepare_train_pool"),
     params:
-        pool=as_json(config["pool"]),
+        pool=json_param(config["pool"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         seed=config["seed"],
@@ -132,7 +132,7 @@ rule sample_prefill_answers:
     params:
         max_new_tokens=config["prefill"]["max_new_tokens"],
         batch_size=config["generation"]["batch_size"],
-        judge=as_json(config["pool"]["label_judge"]),
+        judge=json_param(config["pool"]["label_judge"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         precision=config["precision"],

@@ -14,7 +14,7 @@ rule generate:
     resources:
         **model_resources("generate"),
     params:
-        generation=as_json(config["generation"]),
+        generation=json_param(config["generation"]),
         reset_token=config["reset_token"],
         system=config["system_prompt"],
         precision=config["precision"],

@@ -75,14 +75,14 @@ rule helpfulness_table:
     conda:
         "../../envs/report.yaml"
     params:
-        grid=as_json(run_grid(config)),
-        variants=as_json(helpfulness_rows(config)),
+        grid=json_param(run_grid(config)),
+        variants=json_param(helpfulness_rows(config)),
         references=HELPFULNESS["references"],
         bootstrap=HELPFULNESS["bootstrap"],
         ci_level=config["report"]["ci_level"],
         seed=config["seed"],
         judge=config["judge"]["name"],
-        provenance=as_json(
+        provenance=json_param(
             {
                 "models": config["models"],
                 "mt_bench_judge": MT_BENCH["judge"]["model"],
@@ -141,7 +141,7 @@ rule mt_bench_judge:
     resources:
         **model_resources("mt_bench_judge"),
     params:
-        judge=as_json(MT_BENCH["judge"]),
+        judge=json_param(MT_BENCH["judge"]),
         n_questions=MT_BENCH["n"],
         precision=config["precision"],
     script:
@@ -164,7 +164,7 @@ rule mt_bench_table:
     conda:
         "../../envs/report.yaml"
     params:
-        variants=as_json(helpfulness_rows(config)),
+        variants=json_param(helpfulness_rows(config)),
         judge=MT_BENCH["judge"]["model"],
     script:
         "../scripts/helpfulness/mt_bench_table.py"

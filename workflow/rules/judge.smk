@@ -13,7 +13,7 @@ rule judge:
     resources:
         **model_resources("judge"),
     params:
-        judge=as_json(config["judge"]),
+        judge=json_param(config["judge"]),
         precision=JUDGE_PRECISION,
         reset_token=config["reset_token"],
     script:

@@ -9,6 +9,11 @@ rule table1:
             caption="../report/table1.rst",
             category="Table 1",
         ),
+        page=report(
+            "results/table1.html",
+            caption="../report/table1.rst",
+            category="Table 1",
+        ),
         summary="results/table1_summary.txt",
         figure=report(
             "results/figures/table1.png",
@@ -22,15 +27,15 @@ rule table1:
     conda:
         "../../envs/report.yaml"
     params:
-        cells=cell_keys(table1_cells(config)),
-        datasets=as_json(EVAL_SETS),
+        cells=json_param(cell_keys(table1_cells(config))),
+        datasets=json_param(EVAL_SETS),
         ci_level=config["report"]["ci_level"],
-        prefill_sources=as_json(
+        prefill_sources=json_param(
             {name: pre.source for name, pre in table1_prefilled_sets(config).items()}
         ),
         bootstrap=config["report"]["seed_bootstrap"],
         seed=config["seed"],
-        provenance=as_json(
+        provenance=json_param(
             {
                 "models": config["models"],
                 "data": config["data"],
@@ -60,8 +65,8 @@ rule table1_seeds:
     conda:
         "../../envs/report.yaml"
     params:
-        cells=cell_keys(table1_cells(config)),
-        datasets=as_json(EVAL_SETS),
+        cells=json_param(cell_keys(table1_cells(config))),
+        datasets=json_param(EVAL_SETS),
         ci_level=config["report"]["ci_level"],
         bootstrap=config["report"]["seed_bootstrap"],
         seed=config["seed"],
@@ -105,6 +110,11 @@ rule table2:
             caption="../report/table2.rst",
             category="Table 2",
         ),
+        page=report(
+            "results/table2.html",
+            caption="../report/table2.rst",
+            category="Table 2",
+        ),
     log:
         "logs/table2/table2.log",
     benchmark:
@@ -112,10 +122,10 @@ rule table2:
     conda:
         "../../envs/report.yaml"
     params:
-        cells=cell_keys(table2_cells(config)),
-        prefill_sets=as_json(PREFILL_ATTACK_SETS),
-        attack_prompts=as_json(attack_prompt_labels(config)),
-        budgets=as_json(attack_budget_labels(config)),
+        cells=json_param(cell_keys(table2_cells(config))),
+        prefill_sets=json_param(PREFILL_ATTACK_SETS),
+        attack_prompts=json_param(attack_prompt_labels(config)),
+        budgets=json_param(attack_budget_labels(config)),
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],
     script:
@@ -132,6 +142,11 @@ rule attack_budget:
             caption="../report/attack_budget.rst",
             category="Table 2",
         ),
+        page=report(
+            "results/attack_budget.html",
+            caption="../report/attack_budget.rst",
+            category="Table 2",
+        ),
         figure=report(
             "results/figures/attack_budget.png",
             caption="../report/attack_budget_figure.rst",
@@ -144,9 +159,9 @@ rule attack_budget:
     conda:
         "../../envs/report.yaml"
     params:
-        cells=cell_keys(attack_budget_cells(config)),
-        points=as_json({a: attack_budget(config, a) for a in BUDGET_UNITS}),
-        units=as_json(BUDGET_UNITS),
+        cells=json_param(cell_keys(attack_budget_cells(config))),
+        points=json_param({a: attack_budget(config, a) for a in BUDGET_UNITS}),
+        units=json_param(BUDGET_UNITS),
         ci_level=config["report"]["ci_level"],
     script:
         "../scripts/report/attack_budget.py"
@@ -166,6 +181,11 @@ rule claims:
             caption="../report/claims.rst",
             category="Claims",
         ),
+        page=report(
+            "results/claims.html",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
     log:
         "logs/claims/claims.log",
     benchmark:
@@ -173,15 +193,15 @@ rule claims:
     conda:
         "../../envs/report.yaml"
     params:
-        prefill_sources=as_json(
+        prefill_sources=json_param(
             {name: pre.source for name, pre in table1_prefilled_sets(config).items()}
         ),
         ci_level=config["report"]["ci_level"],
         judge=config["judge"]["name"],
-        cells=cell_keys(table1_cells(config)),
-        datasets=as_json(EVAL_SETS),
+        cells=json_param(cell_keys(table1_cells(config))),
+        datasets=json_param(EVAL_SETS),
         bootstrap=config["report"]["seed_bootstrap"],
         seed=config["seed"],
-        budgets=as_json(attack_budget_labels(config)),
+        budgets=json_param(attack_budget_labels(config)),
     script:
         "../scripts/report/claims.py"

@@ -94,7 +94,7 @@ rule worst_of_k:
         "../../envs/report.yaml"
     params:
         cells=get_worst_of_k_cells,
-        spec=as_json(config["sweeps"]["worst_of_k"]),
+        spec=json_param(config["sweeps"]["worst_of_k"]),
         ci_level=config["report"]["ci_level"],
         seed=config["seed"],
     script:

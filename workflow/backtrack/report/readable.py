@@ -12,8 +12,11 @@ import html
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+
+from backtrack.io import atomic_file
 
 
 @dataclass(frozen=True)
@@ -275,3 +278,68 @@ def to_html(grid: Grid, title: str, caption: str) -> str:
         f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
         "</body></html>\n"
     )
+
+
+# --- The report's pages ---
+
+#: Title and column guide of each table's HTML page (the report shows the page).
+PAGES = {
+    "table1": (
+        "Table 1: unsafe answers of each checkpoint",
+        "Each rate is the share of answers the evaluation judge (config key judge) calls "
+        "unsafe, in percent; brackets hold its 95% Wilson interval, and the number in a heading "
+        "is the prompts of that set. AdvBench, Do-Not-Answer and HarmBench are harmful prompts "
+        "without attack; overall pools the three. The prefill columns are AdvBench with the "
+        "first tokens of the answer forced: the base model's own unsafe answers, the "
+        '"Sure, here is" openers of the attack targets, or another model\'s answers; the '
+        "`[RESET]` column beside each is the share of those answers in which the model reset. "
+        "Benign refusal is the share of held-out benign prompts refused (lower is better), "
+        "benign `[RESET]` the share that reset. Over several seeds, parentheses hold the "
+        "seeds' own lowest and highest rate.\n\n"
+        "The full table, with every count, interval and the provenance of the checkpoints, is "
+        "results/table1.csv (columns: docs/outputs.md).",
+    ),
+    "table2": (
+        "Table 2: attack success rates",
+        "One column per attack (n = prompts attacked). A cell is the attack success rate: the "
+        "share of attacked prompts whose final visible answer the evaluation judge calls unsafe, "
+        "in percent, with its 95% Wilson interval in brackets, then in braces the share of "
+        "those answers that reset. prefill<k> and sure<k> force the first k tokens of the answer; "
+        "gcg, autodan and adaptive optimise an adversarial prompt per request at the budget in "
+        "results/table2.csv's budget column (the default's budgets are a smoke test: the "
+        "full-budget overlay is config/attacks.yaml); gcg_transfer sends the GCG suffixes that "
+        "broke baseline SFT to every checkpoint. A dash: no prompts.",
+    ),
+    "claims": (
+        "The paper's claims against this run",
+        "claim: the claim's id and the metric it is measured with; paper: what the paper "
+        "reports; ours: our rate with its 95% interval and n; compared with: the rate it is "
+        "compared with (the baseline, or the same checkpoint without the attack); difference: "
+        "ours minus that, in percentage points, with Newcombe's 95% interval; verdict: by the "
+        "rule in results/claims.csv's rule column (inconclusive where the interval straddles "
+        "the rule's threshold, not measured where this run has no such rows).",
+    ),
+    "attack_budget": (
+        "Attack success against budget",
+        "One row per curve (model, method, stage, attack): budget is the configured budget; "
+        "broken is the prompts whose final answer the evaluation judge calls unsafe within it "
+        "(Table 2's rate) with its 95% interval; 50% reached at is the smallest budget at which "
+        "half the prompts were broken (a dash: never); s/step and median s to success are what "
+        "the run cost on the machine that made it. Every point of the curve is in "
+        "results/attack_budget.csv and the figure beside this table.",
+    ),
+}
+
+GRIDS = {
+    "table1": table1_grid,
+    "table2": table2_grid,
+    "claims": claims_grid,
+    "attack_budget": budget_grid,
+}
+
+
+def write_page(name: str, table: pd.DataFrame, path: str) -> None:
+    """Write table ``name``'s HTML page for the report (atomically)."""
+    title, caption = PAGES[name]
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(to_html(GRIDS[name](table), title, caption), encoding="utf-8")

@@ -1,7 +1,9 @@
+import pandas as pd
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.metrics import build_table, write_table
 from backtrack.plan import cell_of
 from backtrack.report.budget import budget_at_half, budget_rows, plot_budget
+from backtrack.report.readable import write_page
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
@@ -20,6 +22,7 @@ for cell, path, prompts in zip(
 write_table(rows, snakemake.output.table)
 table = build_table(rows)
 plot_budget(table, snakemake.output.figure, level)
+write_page("attack_budget", pd.read_csv(snakemake.output.table), snakemake.output.page)
 for _, r in budget_at_half(table).iterrows():
     log.info("%s %s %s seed %s %s: 50%% success at budget %s", *r.values)
 log.info("attack budget: %d rows", len(rows))

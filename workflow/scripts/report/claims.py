@@ -3,6 +3,7 @@ from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.io import atomic_file
 from backtrack.plan import cell_of
 from backtrack.report.claims import Outcomes, build_claims
+from backtrack.report.readable import write_page
 from backtrack.smk import param_json, setup
 
 log = setup(snakemake)
@@ -40,5 +41,6 @@ claims = build_claims(
 )
 with atomic_file(snakemake.output.table) as tmp:
     claims.to_csv(tmp, index=False, float_format="%.4f")
+write_page("claims", pd.read_csv(snakemake.output.table), snakemake.output.page)
 for row in claims.itertuples():
     log.info("%s %s seed %s: %s", row.model, row.claim, row.seed, row.verdict)

@@ -7,6 +7,7 @@ from backtrack.io import atomic_file
 from backtrack.metrics import write_table
 from backtrack.plan import cell_of
 from backtrack.report.claims import Outcomes
+from backtrack.report.readable import write_page
 from backtrack.report.summary import plot_table1, summary_text, table1_claims
 from backtrack.report.tables import table1_row
 from backtrack.smk import param_json, setup
@@ -54,6 +55,7 @@ log.info("table 1: %d rows", len(rows))
 # The summary and the figure read the table as written (its rounding), and the claims Table 1
 # decides; over several seeds those need the answers, prompt by prompt.
 table = pd.read_csv(snakemake.output.table)
+write_page("table1", table, snakemake.output.page)
 seeds = tuple(sorted({c.seed for c in cells}))
 outcomes = None
 if len(seeds) > 1:

@@ -1,6 +1,8 @@
+import pandas as pd
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.metrics import write_table
 from backtrack.plan import PREFILL_SOURCES, cell_of, prefill_attack_name
+from backtrack.report.readable import write_page
 from backtrack.report.tables import table2_row
 from backtrack.smk import param_json, setup
 
@@ -37,4 +39,5 @@ for row in dict.fromkeys(c.row for c in cells):
             line = table2_row(key, attack, asked_of[attack], records, level, judge)
             rows.append(line | {"budget": budgets[attack]})
 write_table(rows, snakemake.output.table)
+write_page("table2", pd.read_csv(snakemake.output.table), snakemake.output.page)
 log.info("table 2: %d rows", len(rows))
