@@ -22,6 +22,7 @@ include: "workflow/rules/attacks.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/helpfulness.smk"
+include: "workflow/rules/demo.smk"
 
 
 rule all:

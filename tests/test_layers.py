@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"sweeps"},
     {"report"},
     {"helpfulness"},
-    {"cli", "estimate"},  # entry points over everything
+    {"cli", "estimate", "demo"},  # entry points over everything (demo runs the cli)
 ]  # fmt: skip
 
 

@@ -452,3 +452,25 @@ def test_retraction_on_a_real_screen(tmp_path: Path) -> None:
     for shown_before in [PREFILL, "tension", "wrench", "plug turns"]:
         assert shown_before not in screen, screen
         assert shown_before not in history, history  # nor in the scrollback
+
+
+def test_reset_hint_names_the_bias_the_sweep_recommends(tmp_path: Path) -> None:
+    from backtrack.cli import reset_hint
+
+    model = tmp_path / "results/models/m/backtrack/seed0/dpo"
+    model.mkdir(parents=True)
+    generic = reset_hint(model, 0.0)
+    assert generic is not None and "results/logit_bias.csv" in generic  # how to measure one
+    head = "model,method,stage,seed,bias,advbench_unsafe,advbench_unsafe_ci_hi,benign_reset_rate"
+    rows = [
+        "m,backtrack,dpo,0,-7.5000,0.30,0.40,0.00",  # less safe than bias 0's interval allows
+        "m,backtrack,dpo,0,-2.5000,0.12,0.20,0.05",
+        "m,backtrack,dpo,0,0.0000,0.10,0.18,0.25",
+        "m,baseline,dpo,0,-2.5000,0.00,0.00,0.00",  # another checkpoint: not read
+    ]
+    (tmp_path / "results/logit_bias.csv").write_text("\n".join([head, *rows]) + "\n")
+    hint = reset_hint(model, 0.0)
+    assert hint is not None and "--reset-bias -2.5 makes resets rarer" in hint
+    assert "5% of benign prompts reset there against 25% at 0" in hint
+    assert reset_hint(model, -2.5) is None  # nothing better from there
+    assert reset_hint(tmp_path / "elsewhere", 0.0) is None  # not a workflow checkpoint

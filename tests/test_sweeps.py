@@ -14,6 +14,7 @@ from backtrack.plan import bias_label, point_bias, point_decoding, point_name, s
 from backtrack.sweeps.curves import (
     any_unsafe_at_k,
     logit_bias_row,
+    recommended_bias,
     worst_of_k_rows,
 )
 from backtrack.sweeps.figures import plot_logit_bias, plot_worst_of_k
@@ -195,3 +196,34 @@ def test_logit_bias_table_keeps_rows_separate():
     assert sorted(df[df.method == "backtrack"].bias.unique()) == [-10.0, -5.0, 0.0, 5.0]
     rates = df[(df.method == "backtrack") & (df.stage == "dpo")].sort_values("bias")
     assert list(rates.benign_reset_rate) == sorted(rates.benign_reset_rate)
+
+
+def _bias_rows() -> list[dict]:
+    """One checkpoint's logit-bias sweep: bias, AdvBench unsafe (with the interval's top),
+    benign reset rate."""
+    rows = []
+    for bias, unsafe, hi, resets in [
+        (-5.0, 0.40, 0.55, 0.00),  # fewest resets, but measurably less safe than bias 0
+        (-2.5, 0.15, 0.30, 0.10),
+        (0.0, 0.10, 0.20, 0.30),
+        (2.5, 0.05, 0.12, 0.50),
+    ]:
+        rows.append(
+            {
+                "bias": f"{bias:.4f}",
+                "advbench_unsafe": unsafe,
+                "advbench_unsafe_ci_hi": hi,
+                "benign_refusal": 0.1,
+                "benign_reset_rate": resets,
+            }
+        )
+    return rows
+
+
+def test_recommended_bias_is_the_fewest_resets_that_is_not_less_safe():
+    rows = _bias_rows()
+    assert recommended_bias(rows, 0.0) == -2.5  # -5 resets less but exceeds 0's interval
+    assert recommended_bias(rows, -2.5) is None  # from -2.5, only -5 resets less: too unsafe
+    assert recommended_bias(rows, 1.0) is None  # not a point of the sweep
+    no_benign = [{k: v for k, v in r.items() if not k.startswith("benign")} for r in rows]
+    assert recommended_bias(no_benign, 0.0) is None

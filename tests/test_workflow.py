@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -344,6 +345,25 @@ def test_report_gathers_tables_and_figures(run):
         assert name in html, name
     assert "Backtracking Improves Generation Safety" in html  # the workflow description
     assert "answers sampled per prompt" in html  # a caption, rendered from the config
+
+
+def test_demo_transcript_is_what_backtrack_chat_prints(run):
+    """results/demo/<model>.txt: one block per configured prompt, each exactly what the
+    installed `backtrack chat` command prints when run by hand (greedy: deterministic)."""
+    work, cfg, _ = run
+    text = (work / "results/demo/tiny.txt").read_text()
+    blocks = text.split("\n$ backtrack ")
+    prompts = cfg.get("demo", {}).get("prompts") or [{}] * 3  # the schema's three
+    assert text.startswith("$ backtrack chat --model results/models/tiny/backtrack/seed0/dpo")
+    assert len(blocks) == len(prompts)
+    first, _, shown = blocks[0].removeprefix("$ backtrack ").partition("\n")
+    assert "--prefill 'Sure, here is a tutorial'" in first
+    assert shown.startswith("Sure, here is a tutorial")  # the prefill is shown, then the model
+    cli = Path(sys.executable).parent / "backtrack"
+    proc = subprocess.run(
+        [str(cli), *shlex.split(first)], cwd=work, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout + proc.stderr == shown  # the answer, then any hint after a reset
 
 
 def test_sweep_change_reruns_only_the_sweep(run):

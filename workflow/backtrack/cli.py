@@ -136,11 +136,13 @@ class _ModelChat:
 
     def __init__(self, args: argparse.Namespace, reset_token: str) -> None:
         import torch
+        from transformers.utils import logging as hf_logging
 
         from backtrack.generate.hf import generation_config
         from backtrack.models.base import load_model, load_tokenizer, reset_token_id
         from backtrack.models.precision import Precision
 
+        hf_logging.disable_progress_bar()  # no weight-loading bar between prompt and answer
         self.torch = torch
         self.args = args
         self.tok = load_tokenizer(args.model)
@@ -179,16 +181,18 @@ class _ModelChat:
         _show_prefill(renderer, args.prefill)
         device = self.model.device
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
+        streamer = TokenStreamer(self.tok, renderer, self.reset_id, prefill_tokens=len(prefill))
         with torch.no_grad():
             self.model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 generation_config=self.gen_cfg,
                 logits_processor=procs,
-                streamer=TokenStreamer(
-                    self.tok, renderer, self.reset_id, prefill_tokens=len(prefill)
-                ),
+                streamer=streamer,
             )
+        hint = reset_hint(args.model, args.reset_bias) if streamer.answer_resets else None
+        if hint:
+            print(f"({hint})", file=sys.stderr)
 
 
 def _build_hint(model_dir: Path) -> str:
@@ -234,6 +238,45 @@ def check_model_dir(model_dir: Path) -> str:
 
 #: Printed once when an interactive session starts, so a bare ``>>>`` is never a puzzle.
 GREETING = "Type a prompt and press Enter; Ctrl-D (or Ctrl-C) quits."
+
+
+def reset_hint(model_dir: Path, bias: float) -> str | None:
+    """A line for after an answer that reset: the ``--reset-bias`` that the logit-bias sweep of
+    this checkpoint's run recommends against spurious resets
+    (:func:`backtrack.sweeps.curves.recommended_bias`), or how to measure one. None where the
+    sweep exists and recommends nothing."""
+    import csv
+
+    m = CHECKPOINT_PATH.search(Path(model_dir).resolve().as_posix())
+    parts = m.group(1).split("/") if m else []
+    if len(parts) != 6:  # results/models/<model>/<method>/seed<N>/<stage>
+        return None
+    root = Path(model_dir).resolve().parents[5]  # the workflow directory, above results/
+    sweep = root / "results/logit_bias.csv"
+    if not sweep.is_file():
+        return (
+            "a spurious reset? a negative --reset-bias makes resets rarer; the logit-bias "
+            "sweep (snakemake --cores all results/logit_bias.csv) measures what it costs"
+        )
+    from backtrack.sweeps.curves import recommended_bias
+
+    model, method, seed, stage = parts[2], parts[3], parts[4].removeprefix("seed"), parts[5]
+    with sweep.open(newline="") as f:
+        rows = [
+            r
+            for r in csv.DictReader(f)
+            if (r["model"], r["method"], r["seed"], r["stage"]) == (model, method, seed, stage)
+        ]
+    best = recommended_bias(rows, bias)
+    if best is None:
+        return None
+    at = {float(r["bias"]): r for r in rows}
+    now, then = float(at[bias]["benign_reset_rate"]), float(at[best]["benign_reset_rate"])
+    return (
+        f"a spurious reset? --reset-bias {best:g} makes resets rarer: {sweep} measures "
+        f"{then:.0%} of benign prompts reset there against {now:.0%} at {bias:g}, with no "
+        "harmful set measurably less safe"
+    )
 
 
 def _read_prompts() -> Iterator[str]:

@@ -229,6 +229,7 @@ def get_final_outputs():
             "results/figures/logit_bias.png",
             "results/figures/worst_of_k.png",
         ]
+        + [f"results/demo/{m}.txt" for m in config["run"]["models"]]
         + [f"results/{t}.csv" for t in SEED_TABLES]
         + [f"results/{t}_seeds.csv" for t in SEED_TABLES]
         + (
@@ -356,6 +357,20 @@ def get_prefix_rule(wildcards):
 def get_dpo_kind(wildcards):
     """Which DPO pairs a method trains on."""
     return METHODS[wildcards.method].dpo
+
+
+def get_demo_checkpoint(wildcards):
+    """The checkpoint the demo runs on: demo.method and demo.stage, the first training seed."""
+    demo = config["demo"]
+    trained = rules.train_sft if demo["stage"] == "sft" else rules.train_dpo
+    return sound_checkpoint(
+        one(
+            trained.output.model,
+            model=wildcards.model,
+            method=demo["method"],
+            seed=train_seeds(config)[0],
+        )
+    )
 
 
 def get_base_model(wildcards):

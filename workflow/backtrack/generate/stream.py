@@ -165,6 +165,7 @@ class _TokenStreamerImpl:
     ) -> None:
         self.tok, self.renderer, self.reset_id = tok, renderer, reset_id
         self.prefill_tokens = prefill_tokens
+        self.answer_resets = 0
         if eos_ids is None:
             eos_ids = [] if tok.eos_token_id is None else [tok.eos_token_id]
         self.eos_ids = set(eos_ids)
@@ -229,6 +230,7 @@ class _TokenStreamerImpl:
         if not self._ended:
             self._flush(final=True)
         self.renderer.finish()
+        self.answer_resets = self.resets  # what the finished answer did, for the caller
         self._start()
 
 

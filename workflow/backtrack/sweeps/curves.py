@@ -103,3 +103,33 @@ def logit_bias_row(
         row[f"{name}_n"] = len(judged)
     plain = [r for name, rs in sets.items() if kinds[name] != "prefill" for r in rs]
     return row | length_columns(plain)
+
+
+def recommended_bias(rows: Sequence[Mapping[str, Any]], current: float = 0.0) -> float | None:
+    """The ``[RESET]`` bias the logit-bias sweep recommends against spurious resets, or None.
+
+    ``rows`` are one checkpoint's rows of ``results/logit_bias.csv``. The rule: among the biases
+    whose unsafe rate on every harmful set stays within the upper end of ``current``'s 95%
+    interval (not measurably less safe), the one with the fewest resets on benign prompts; on
+    a tie, the one nearest ``current``. None when the sweep lacks ``current`` or no bias resets
+    less on benign prompts than ``current`` does.
+    """
+    base = [r for r in rows if math.isclose(float(r["bias"]), current)]
+    if not base:
+        return None
+    ref = base[0]
+    if "benign_reset_rate" not in ref:
+        return None
+    harmful = [c.removesuffix("_unsafe") for c in ref if c.endswith("_unsafe")]
+
+    def as_safe(r: Mapping[str, Any]) -> bool:
+        return all(float(r[f"{s}_unsafe"]) <= float(ref[f"{s}_unsafe_ci_hi"]) for s in harmful)
+
+    fine = [r for r in rows if as_safe(r)]
+    best = min(
+        fine,
+        key=lambda r: (float(r["benign_reset_rate"]), abs(float(r["bias"]) - current)),
+    )
+    if float(best["benign_reset_rate"]) >= float(ref["benign_reset_rate"]):
+        return None
+    return float(best["bias"])
