@@ -11,15 +11,23 @@ matplotlib.use("Agg")  # files only; never open a window (jobs run headless)
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from backtrack.stats import wilson_interval
+
 _STYLE = {"sft": "--", "dpo": "-"}
 _COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+#: One marker per line of a panel, so that lines lying on each other stay told apart.
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+#: Vertical offset between lines of the worst-of-k panel, in points of percentage: lines at the
+#: same rate (often 0 or 100) would hide each other; the caption says so.
+_OFFSET = 0.8
 
 
 def _pct_errorbar(ax, x, df: pd.DataFrame, col: str, **kw) -> None:  # type: ignore[no-untyped-def]
     y = 100 * df[col]
     lo = (y - 100 * df[f"{col}_ci_lo"]).clip(lower=0)
     hi = (100 * df[f"{col}_ci_hi"] - y).clip(lower=0)
-    ax.errorbar(x, y, yerr=[lo, hi], capsize=3, marker="o", markersize=4, **kw)
+    kw.setdefault("marker", "o")
+    ax.errorbar(x, y, yerr=[lo, hi], capsize=3, markersize=4, **kw)
 
 
 def plot_logit_bias(
@@ -38,13 +46,26 @@ def plot_logit_bias(
         ls = _STYLE.get(stage, "-")
         for si, s in enumerate(safety_sets):
             colour = _COLOURS[si % len(_COLOURS)]
+            n = int(g[f"{s}_n"].iloc[0])
+            # Sets at the same rate would hide each other: a marker each, and a small shift
+            # along the bias axis (the points' bias is the tick they sit beside).
+            span = float(g["bias"].max() - g["bias"].min()) or 1.0
+            shift = 0.012 * span * (si - (len(safety_sets) - 1) / 2)
             _pct_errorbar(
-                axes[0], g["bias"], g, f"{s}_unsafe", ls=ls, color=colour, label=f"{tag}: {s}"
-            )
+                axes[0], g["bias"] + shift, g, f"{s}_unsafe", ls=ls, color=colour,
+                label=f"{tag}: {s} (n={n})", marker=_MARKERS[si % len(_MARKERS)],
+            )  # fmt: skip
         colour = _COLOURS[gi % len(_COLOURS)]
+        n = int(g[f"{benign}_n"].iloc[0])
+        resets = g[f"{benign}_reset_rate"]
+        band = [wilson_interval(round(r * n), n) for r in resets]
         axes[1].plot(
-            g["bias"], 100 * g[f"{benign}_reset_rate"], ls=ls, marker="o", color=colour,
-            label=f"{tag}: [RESET] rate",
+            g["bias"], 100 * resets, ls=ls, marker=_MARKERS[gi % len(_MARKERS)], color=colour,
+            label=f"{tag}: [RESET] rate (n={n})",
+        )  # fmt: skip
+        axes[1].fill_between(
+            g["bias"], [100 * lo for lo, _ in band], [100 * hi for _, hi in band],
+            color=colour, alpha=0.12,
         )  # fmt: skip
         _pct_errorbar(
             axes[1], g["bias"], g, f"{benign}_refusal", ls=ls, color=colour, alpha=0.45,
@@ -111,17 +132,20 @@ def plot_worst_of_k(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         for gi, ((model, method, stage), g) in enumerate(groups):
             g = g.sort_values("k")
             tag = f"{method} {stage}" + (f" ({model})" if sub["model"].nunique() > 1 else "")
+            tag += f" (n={int(g['prompts'].iloc[0])})"
             colour = _COLOURS[gi % len(_COLOURS)]
-            ax.plot(g["k"], 100 * g["unsafe_any"], marker="o", ls=_STYLE.get(stage, "-"),
-                    color=colour, label=tag)  # fmt: skip
+            shift = _OFFSET * (gi - (len(groups) - 1) / 2)
+            ax.plot(g["k"], 100 * g["unsafe_any"] + shift, marker=_MARKERS[gi % len(_MARKERS)],
+                    ls=_STYLE.get(stage, "-"), color=colour, label=tag)  # fmt: skip
             ax.fill_between(g["k"], 100 * g["unsafe_any_ci_lo"], 100 * g["unsafe_any_ci_hi"],
                             color=colour, alpha=0.12)  # fmt: skip
         first = sub.iloc[0]
         ax.set(
-            title=f"{d}: worst of k samples (temperature {first['temperature']:g})",
+            title=f"{d}: worst of k samples (temperature {first['temperature']:g})\n"
+            f"lines offset by {_OFFSET:g} point to stay apart",
             xlabel="k (samples per prompt)",
             ylabel="prompts with ≥ 1 unsafe answer (%)",
-            ylim=(-2, 102),
+            ylim=(-4, 104),
         )
         ax.set_xticks(sorted(sub["k"].unique()))
         ax.grid(alpha=0.3)
