@@ -202,8 +202,22 @@ def test_gcg_and_the_adaptive_loss_use_the_configured_target_loss(model_tok, ban
     logits = segment_logits(m, slots, m.get_input_embeddings()(suffix)[None], None)
     # the reported loss is the cw margin of the kept suffix, not its cross-entropy
     assert res.loss == pytest.approx(float(target_cw(logits, slots.segment)[0]), abs=2e-2)
-    n = slots.segment.numel()
-    loss = ResetAwareLoss(rid, 1.0, n, cfg.target_loss())
+    # The adaptive attack hands GCG a reset-aware loss whose target term is the configured one.
+    gcg = GCG(m, tok, GCGConfig(steps=1, search_width=8, topk=8, suffix_init="! ! !", loss="cw"),
+              banned)  # fmt: skip
+    seen = []
+    optimise = gcg.optimise
+
+    def spy(*args, **kw):
+        seen.append(kw["loss_fn"])
+        return optimise(*args, **kw)
+
+    gcg.optimise = spy
+    gen = GenerationConfig(max_new_tokens=2, do_sample=False, pad_token_id=0)
+    run_adaptive(gcg, slots, rid, AdaptiveConfig(steps_per_round=1, max_rounds=1),
+                 gen_cfg=gen, check_fn=lambda s: False)  # fmt: skip
+    (loss,) = seen
+    assert isinstance(loss, ResetAwareLoss) and loss.n_target == slots.segment.numel()
     torch.testing.assert_close(
         loss(logits, slots.segment), target_cw(logits, slots.segment) + loss.reset_term(logits)
     )

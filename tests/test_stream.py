@@ -470,7 +470,8 @@ def test_reset_hint_names_the_bias_the_sweep_recommends(tmp_path: Path) -> None:
     ]
     (tmp_path / "results/logit_bias.csv").write_text("\n".join([head, *rows]) + "\n")
     hint = reset_hint(model, 0.0)
-    assert hint is not None and "--reset-bias -2.5 makes resets rarer" in hint
+    assert hint is not None and hint.startswith("if the request was harmless, this reset was")
+    assert "--reset-bias -2.5 makes resets rarer" in hint
     assert "5% of benign prompts reset there against 25% at 0" in hint
     assert reset_hint(model, -2.5) is None  # nothing better from there
     assert reset_hint(tmp_path / "elsewhere", 0.0) is None  # not a workflow checkpoint

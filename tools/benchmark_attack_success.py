@@ -8,7 +8,8 @@
 
 Why: seconds per step (tools/benchmark_gcg.py) is not what the budget curves pay for; a search
 that needs fewer steps, or cheaper ones, to break a prompt is. Each variant overrides keys of
-``attacks.gcg`` (values parsed as YAML) and runs the graph's own attack code (the attack rule's
+``attacks.gcg`` (and, with ``--attack adaptive``, ``adaptive.<key>`` of ``attacks.adaptive``;
+values parsed as YAML) and runs the graph's own attack code (the attack rule's
 ``attack_one``: same Evaluator, deployed decoding and ``pool.label_judge`` success check) on
 the first ``--n`` prompts of ``attacks.dataset`` with the graph's targets. Prompts run in
 prompt-major order (every variant on prompt 1, then prompt 2, ...) so that load on a shared
@@ -117,10 +118,16 @@ def main() -> int:
     attackers = {}
     for name, over in variants.items():
         params = attack_params(config, args.attack)
-        unknown = set(over) - set(config["attacks"]["gcg"])
+        # The adaptive attack's own settings sit under "adaptive" (adaptive.reset_weight:2).
+        known = set(params) | {f"adaptive.{k}" for k in params.get("adaptive", {})}
+        unknown = set(over) - known
         if unknown:
-            raise SystemExit(f"--variant {name}: not keys of attacks.gcg: {sorted(unknown)}")
-        params |= over
+            raise SystemExit(f"--variant {name}: not settings of {args.attack}: {sorted(unknown)}")
+        for key, value in over.items():
+            if key.startswith("adaptive."):
+                params["adaptive"] = {**params["adaptive"], key.split(".", 1)[1]: value}
+            else:
+                params[key] = value
         # A fresh evaluator per variant: its memo must not hand one variant another's answers.
         ev = Evaluator(model, tok, reset_id, decoding, judge)
         attackers[name] = (ATTACKS[args.attack](params, ev, config["seed"]), ev, params)

@@ -244,19 +244,20 @@ def reset_hint(model_dir: Path, bias: float) -> str | None:
     """A line for after an answer that reset: the ``--reset-bias`` that the logit-bias sweep of
     this checkpoint's run recommends against spurious resets
     (:func:`backtrack.sweeps.curves.recommended_bias`), or how to measure one. None where the
-    sweep exists and recommends nothing."""
+    sweep exists and recommends nothing (or cannot be read)."""
     import csv
 
-    m = CHECKPOINT_PATH.search(Path(model_dir).resolve().as_posix())
+    # absolute(), not resolve(): a symlinked results/ must still name its own run directory.
+    m = CHECKPOINT_PATH.search(Path(model_dir).absolute().as_posix())
     parts = m.group(1).split("/") if m else []
     if len(parts) != 6:  # results/models/<model>/<method>/seed<N>/<stage>
         return None
-    root = Path(model_dir).resolve().parents[5]  # the workflow directory, above results/
-    sweep = root / "results/logit_bias.csv"
+    lead = "if the request was harmless, this reset was spurious"
+    sweep = Path(model_dir).absolute().parents[5] / "results/logit_bias.csv"
     if not sweep.is_file():
         return (
-            "a spurious reset? a negative --reset-bias makes resets rarer; the logit-bias "
-            "sweep (snakemake --cores all results/logit_bias.csv) measures what it costs"
+            f"{lead}: a negative --reset-bias makes resets rarer; the logit-bias sweep "
+            "(snakemake --cores all results/logit_bias.csv) measures what it costs"
         )
     from backtrack.sweeps.curves import recommended_bias
 
@@ -267,13 +268,16 @@ def reset_hint(model_dir: Path, bias: float) -> str | None:
             for r in csv.DictReader(f)
             if (r["model"], r["method"], r["seed"], r["stage"]) == (model, method, seed, stage)
         ]
-    best = recommended_bias(rows, bias)
+    try:
+        best = recommended_bias(rows, bias)
+    except (KeyError, ValueError):  # a column missing or a rate not measured (empty cell)
+        return None
     if best is None:
         return None
     at = {float(r["bias"]): r for r in rows}
     now, then = float(at[bias]["benign_reset_rate"]), float(at[best]["benign_reset_rate"])
     return (
-        f"a spurious reset? --reset-bias {best:g} makes resets rarer: {sweep} measures "
+        f"{lead}: --reset-bias {best:g} makes resets rarer; results/logit_bias.csv measures "
         f"{then:.0%} of benign prompts reset there against {now:.0%} at {bias:g}, with no "
         "harmful set measurably less safe"
     )

@@ -17,15 +17,28 @@ from typing import Any
 from backtrack.cli import main as cli_main
 
 
-def demo_commands(model_dir: str, settings: Mapping[str, Any]) -> list[list[str]]:
-    """The argv of each demo command (without the program name), in config order."""
+def demo_commands(
+    model_dir: str,
+    settings: Mapping[str, Any],
+    *,
+    precision: str = "fp32",
+    system: str | None = None,
+    max_resets: int | None = 1,
+) -> list[list[str]]:
+    """The argv of each demo command (without the program name), in config order: config key
+    ``demo``'s prompts and settings, with the run's precision policy, system prompt and reset
+    cap (``None``: no cap), so the demo decodes as the run's generations do."""
     out = []
     for item in settings["prompts"]:
         argv = ["chat", "--model", model_dir, "--prompt", item["prompt"]]
         if item.get("prefill"):
             argv += ["--prefill", item["prefill"]]
+        if system:
+            argv += ["--system", system]
         argv += ["--reset-bias", str(settings["reset_bias"])]
+        argv += ["--max-resets", str(-1 if max_resets is None else max_resets)]
         argv += ["--max-new-tokens", str(settings["max_new_tokens"])]
+        argv += ["--precision", precision]
         out.append(argv)
     return out
 

@@ -2,6 +2,7 @@
 # functions expand the producing rule's own output pattern, so a path is spelled once, in the
 # rule that writes it; table rules get the same keys, in the same order, as params.
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -216,8 +217,42 @@ def get_seed_table(wildcards):
     return as_json(SEED_TABLES[wildcards.table])
 
 
+def report_only():
+    """Whether this process only builds the report (`--report` without `--report-after-run`).
+
+    Then the final outputs are the ones that exist, so that after a narrower command (the
+    first one builds Table 1 only) `snakemake --report` reports what was built instead of
+    stopping on the first output that never was. Snakemake parses the Snakefile before it knows the
+    mode, so the command line is read here."""
+    args = sys.argv[1:]
+    reporting = any(a == "--report" or a.startswith("--report=") for a in args)
+    return reporting and "--report-after-run" not in args
+
+
+def report_folder():
+    """Make the folder of the report `--report PATH` writes (results/ before any run): with
+    nothing built yet, Snakemake would stop on writing the file."""
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        path = a.split("=", 1)[1] if a.startswith("--report=") else None
+        if a == "--report" and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            path = args[i + 1]
+        if path and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
 def get_final_outputs():
-    """Everything the report shows (rule all; `snakemake --report` reports this graph)."""
+    """Everything the report shows (rule all; `snakemake --report` reports this graph, or
+    what of it exists: `report_only`)."""
+    outputs = all_final_outputs()
+    if not report_only():
+        return outputs
+    report_folder()
+    return [p for p in outputs if os.path.exists(p)]
+
+
+def all_final_outputs():
+    """Every final output of the configured graph: tables, pages, figures, the demo."""
     return (
         [
             "results/claims.csv",
@@ -229,7 +264,11 @@ def get_final_outputs():
             "results/figures/logit_bias.png",
             "results/figures/worst_of_k.png",
         ]
-        + [f"results/demo/{m}.txt" for m in config["run"]["models"]]
+        + (
+            [f"results/demo/{m}.txt" for m in config["run"]["models"]]
+            if demo_in_run()
+            else []
+        )
         + [f"results/{t}.csv" for t in SEED_TABLES]
         + [f"results/{t}_seeds.csv" for t in SEED_TABLES]
         + (
@@ -371,6 +410,19 @@ def get_demo_checkpoint(wildcards):
             seed=train_seeds(config)[0],
         )
     )
+
+
+def demo_in_run():
+    """Whether the run trains the demo's checkpoint (demo.method and demo.stage); if not, the
+    final outputs leave the demo out instead of training a checkpoint only for it."""
+    demo, run = config["demo"], config["run"]
+    return demo["method"] in run["methods"] and demo["stage"] in run["stages"]
+
+
+def get_demo_sweep(wildcards):
+    """The logit-bias sweep whose recommendation the demo prints after a reset, where the run
+    has that sweep (none without a backtracking method in sweeps.logit_bias.methods)."""
+    return ["results/logit_bias.csv"] if logit_bias_cells(config) else []
 
 
 def get_base_model(wildcards):

@@ -3,6 +3,8 @@
 rule demo:
     input:
         model=get_demo_checkpoint,
+        # backtrack chat names the bias the sweep recommends after a reset (docs/running.md)
+        logit_bias=get_demo_sweep,
     output:
         transcript=report(
             "results/demo/{model}.txt",
@@ -16,7 +18,12 @@ rule demo:
     conda:
         "../../envs/train.yaml"
     threads: model_threads("generate")
+    resources:
+        **model_resources("generate"),
     params:
         demo=json_param(config["demo"]),
+        precision=config["precision"],
+        system=config["system_prompt"],
+        max_resets=config["generation"]["max_resets"],
     script:
         "../scripts/demo/demo.py"

@@ -249,7 +249,7 @@ class GCG:
         configured target loss (``cfg.loss``).
         """
         cfg = self.cfg
-        loss_fn = loss_fn or cfg.target_loss()
+        loss_fn = loss_fn if loss_fn is not None else cfg.target_loss()
         part = part or Round()
         suffix, steps, deadline = part.suffix, part.steps, part.deadline
         start = clock()

@@ -28,6 +28,7 @@ class Grid:
 
 
 def pct(x: float) -> str:
+    """A rate as a percentage with one decimal."""
     return f"{100 * x:.1f}%"
 
 
@@ -39,6 +40,7 @@ def seed_range(row: pd.Series, col: str) -> str:
 
 
 def with_ci(row: pd.Series, col: str) -> str:
+    """``col`` as ``rate% [lo, hi]`` (and the seeds' range, in a summary over seeds)."""
     out = f"{pct(row[col])} [{100 * row[col + '_ci_lo']:.1f}, {100 * row[col + '_ci_hi']:.1f}]"
     return out + seed_range(row, col)
 
@@ -104,6 +106,7 @@ def table1_grid(table: pd.DataFrame) -> Grid:
 
 
 def table2_cell(row: pd.Series) -> str:
+    """One attack's cell: success rate [95%] (seeds' range) {share reset}; a dash if no n."""
     if pd.isna(row["asr"]) or not row["n"]:
         return "—"
     out = f"{100 * row['asr']:.1f}% [{100 * row['asr_ci_lo']:.1f}, {100 * row['asr_ci_hi']:.1f}]"
@@ -341,5 +344,6 @@ GRIDS = {
 def write_page(name: str, table: pd.DataFrame, path: str) -> None:
     """Write table ``name``'s HTML page for the report (atomically)."""
     title, caption = PAGES[name]
+    grid = GRIDS[name](table) if len(table) else Grid(["no rows in this run"], [])
     with atomic_file(path) as tmp:
-        Path(tmp).write_text(to_html(GRIDS[name](table), title, caption), encoding="utf-8")
+        Path(tmp).write_text(to_html(grid, title, caption), encoding="utf-8")

@@ -1,4 +1,3 @@
-import pandas as pd
 from backtrack.checks import JUDGMENT_FIELDS, read_answers
 from backtrack.metrics import build_table, write_table
 from backtrack.plan import cell_of
@@ -22,7 +21,7 @@ for cell, path, prompts in zip(
 write_table(rows, snakemake.output.table)
 table = build_table(rows)
 plot_budget(table, snakemake.output.figure, level)
-write_page("attack_budget", pd.read_csv(snakemake.output.table), snakemake.output.page)
+write_page("attack_budget", table, snakemake.output.page)
 for _, r in budget_at_half(table).iterrows():
     log.info("%s %s %s seed %s %s: 50%% success at budget %s", *r.values)
 log.info("attack budget: %d rows", len(rows))
