@@ -113,6 +113,44 @@ def stop_with_snakemake(
     return _watching
 
 
+class LineLog:
+    """A job's log file as stdout/stderr, with every carriage return turned into a line break.
+
+    Why: progress bars (tqdm, under transformers, datasets and our own loops) redraw one line
+    with ``\\r``; in a log file that is one unreadable line of overwritten states. Here each
+    redraw becomes its own line (one line per update, no empty ones), which ``less``, ``tail -f``
+    and the Snakemake report show as text.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._at_line_start = True
+
+    def write(self, text: str) -> int:
+        out = text.replace("\r\n", "\n").replace("\r", "\n")
+        if self._at_line_start:
+            out = out.lstrip("\n") if text.startswith("\r") else out
+        while "\n\n" in out and "\r" in text:  # a redraw right after a line end
+            out = out.replace("\n\n", "\n")
+        if out:
+            self.stream.write(out)
+            self._at_line_start = out.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self.stream.encoding
+
+
 def setup(snakemake: Any) -> logging.Logger:
     """Send stdout/stderr/logging to ``snakemake.log[0]``, use the rule's thread count, turn
     SIGTERM (Snakemake's or SLURM's way to stop a job) into an exception that cleans up, and
@@ -122,7 +160,7 @@ def setup(snakemake: Any) -> logging.Logger:
     stop_with_snakemake()
     if snakemake.log:
         stream = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
-        sys.stdout = sys.stderr = stream
+        sys.stdout = sys.stderr = LineLog(stream)  # type: ignore[assignment]
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

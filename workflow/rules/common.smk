@@ -51,6 +51,10 @@ from backtrack.plan import (
     worst_of_k_cells,
 )
 
+# Progress bars in job logs: each redraw is a line of its own (backtrack.smk.LineLog), at most
+# one every 5 s per bar; tqdm reads TQDM_* defaults from the environment the jobs inherit.
+os.environ.setdefault("TQDM_MININTERVAL", "5")
+
 validate_config(config)
 
 # Table 1's sets -> kind (harmful, dev, benign, prefill).
