@@ -221,37 +221,37 @@ def get_seed_table(wildcards):
     return as_json(SEED_TABLES[wildcards.table])
 
 
-def report_only():
-    """Whether this process only builds the report (`--report` without `--report-after-run`).
+def report_only_path():
+    """The report file (`""` if `--report` names none) when this process only builds the report
+    (`--report` without `--report-after-run`), else None.
 
     Then the final outputs are the ones that exist, so that after a narrower command (the
     first one builds Table 1 only) `snakemake --report` reports what was built instead of
-    stopping on the first output that never was. Snakemake parses the Snakefile before it knows the
-    mode, so the command line is read here."""
+    stopping on the first output that never was. Snakemake parses the Snakefile before it knows
+    the mode, so the command line is read here."""
     args = sys.argv[1:]
-    reporting = any(a == "--report" or a.startswith("--report=") for a in args)
-    return reporting and "--report-after-run" not in args
-
-
-def report_folder():
-    """Make the folder of the report `--report PATH` writes (results/ before any run): with
-    nothing built yet, Snakemake would stop on writing the file."""
-    args = sys.argv[1:]
+    if "--report-after-run" in args:
+        return None
     for i, a in enumerate(args):
-        path = a.split("=", 1)[1] if a.startswith("--report=") else None
-        if a == "--report" and i + 1 < len(args) and not args[i + 1].startswith("-"):
-            path = args[i + 1]
-        if path and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+        if a.startswith("--report="):
+            return a.split("=", 1)[1]
+        if a == "--report":
+            after = args[i + 1] if i + 1 < len(args) else ""
+            return "" if after.startswith("-") else after
+    return None
 
 
 def get_final_outputs():
     """Everything the report shows (rule all; `snakemake --report` reports this graph, or
-    what of it exists: `report_only`)."""
+    what of it exists: `report_only_path`)."""
     outputs = all_final_outputs()
-    if not report_only():
+    path = report_only_path()
+    if path is None:
         return outputs
-    report_folder()
+    if os.path.dirname(
+        path
+    ):  # results/ before any run: Snakemake would stop writing the file
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     return [p for p in outputs if os.path.exists(p)]
 
 
