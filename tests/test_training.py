@@ -17,6 +17,7 @@ from backtrack.models.chat import prompt_ids, render_prompt
 from backtrack.models.precision import Precision
 from backtrack.settings import ResetToken
 from backtrack.train.lm_head import MARK, compact_lm_head
+from backtrack.train.shared_prefix import backbone_hidden, common_prefix_len
 from backtrack.train.spec import TrainSettings
 from backtrack.train.trainers import dpo_dataset, init_reset_embedding
 from transformers import AutoTokenizer, LlamaForCausalLM
@@ -202,12 +203,13 @@ def test_dpo_sequences_have_one_bos_as_in_sft(bos_model_dir, tmp_path):
 
 
 def _fused_pair(model):
-    """Two copies of ``model`` with TRL's fused LM head; the second made compact."""
+    """Two copies of ``model`` with TRL's fused LM head; the second made compact (the shared
+    prefix off: its own test below compares it with the per-row forward)."""
     a, b = copy.deepcopy(model), copy.deepcopy(model)
     outputs = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
     add_fused_lm_head(a, outputs=outputs)
     add_fused_lm_head(b, outputs=outputs)
-    compact_lm_head(b)
+    compact_lm_head(b, shared_prefix=False)
     return a, b
 
 
@@ -266,6 +268,71 @@ def test_compact_lm_head_equals_trls_head(tiny, autocast):
         assert (pb.grad - pc.grad).norm() <= 1e-6 * pc.grad.norm(), name
 
 
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_shared_prefix_gives_the_full_forwards_outputs_and_gradients(tiny, attn):
+    """The batch's common prefix run once (batch size one, keys and values repeated) gives the
+    per-row forward's log-probabilities, loss and every parameter's gradient. In float64, so
+    that what is left is the head's fp32 scoring (~1e-8 of the gradient's norm), not fp32
+    rounding of the whole model (~1e-5 on this tiny model's saturated logits). The backbone
+    runs twice, the first time on the prefix alone."""
+    model, tok, rid = tiny
+    model = copy.deepcopy(model).double()
+    batch = _batch(tok, rid)
+    k = common_prefix_len(batch["input_ids"], batch["attention_mask"])
+    assert 2 <= k < batch["input_ids"].shape[1] - 1
+    outs, calls = [], []
+    for shared in (False, True):
+        m = copy.deepcopy(model)
+        m.set_attn_implementation(attn)
+        add_fused_lm_head(m, outputs=("log_probs",))
+        compact_lm_head(m, shared_prefix=shared)
+        seen = []
+        hook = m.base_model.register_forward_hook(
+            lambda mod, args, kw, out, seen=seen: seen.append(tuple(kw["input_ids"].shape)),
+            with_kwargs=True,
+        )
+        out = m(**batch, fused_lm_head=True)
+        out.loss.backward()
+        hook.remove()
+        outs.append((m, out))
+        calls.append(seen)
+    width = batch["input_ids"].shape[1]
+    assert calls == [[(2, width)], [(1, k), (2, width - k)]]
+    (plain, a), (split, b) = outs
+    torch.testing.assert_close(b.loss, a.loss, atol=1e-7, rtol=1e-7)
+    torch.testing.assert_close(b.log_probs, a.log_probs, atol=1e-7, rtol=1e-7)
+    for (name, pa), pb in zip(plain.named_parameters(), split.parameters(), strict=True):
+        assert (pb.grad - pa.grad).norm() <= 1e-6 * pa.grad.norm(), name
+
+
+def test_common_prefix_len_and_when_the_split_is_skipped(tiny):
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 9, 9]])
+    assert common_prefix_len(ids) == 2
+    assert common_prefix_len(ids[:1]) == 0  # one row: nothing to share
+    assert common_prefix_len(torch.tensor([[5, 6, 7], [5, 6, 7]])) == 2  # the last stays per row
+    # Left padding (a zero mask at the front) shares nothing.
+    assert common_prefix_len(ids, torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])) == 0
+    model, tok, rid = tiny
+    model = copy.deepcopy(model).double()
+    batch = _batch(tok, rid)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    seen = []
+    hook = model.base_model.register_forward_hook(
+        lambda mod, args, kw, out: seen.append(kw["input_ids"].shape[0]), with_kwargs=True
+    )
+    with torch.no_grad():
+        full = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        seen.clear()
+        # Positions that are not 0..k-1 in the prefix: the plain forward.
+        shifted = (torch.arange(ids.shape[1]) + 1).expand(2, -1)
+        backbone_hidden(model.base_model, ids, mask, position_ids=shifted)
+        assert seen == [2]
+        seen.clear()
+        torch.testing.assert_close(backbone_hidden(model.base_model, ids, mask), full)
+        assert seen == [1, 2]
+    hook.remove()
+
+
 def test_compact_lm_head_leaves_the_plain_forward_and_cuda_alone(tiny):
     model, tok, rid = tiny
     trl_model, compact = _fused_pair(model)
@@ -287,14 +354,16 @@ def test_compact_lm_head_runs_under_the_given_autocast(tiny):
     compact_lm_head(plain, lambda: torch.autocast("cpu", torch.bfloat16))
     dtypes = []
     for m in (compact, plain):
+        seen = set()
         hook = m.base_model.layers[0].self_attn.q_proj.register_forward_hook(
-            lambda mod, args, out: dtypes.append(out.dtype)
+            lambda mod, args, out, seen=seen: seen.add(out.dtype)
         )
         with torch.no_grad():
             out = m(**_batch(tok, rid), fused_lm_head=True)
         hook.remove()
         assert out.log_probs.dtype == torch.float32
-    assert dtypes == [torch.float32, torch.bfloat16]
+        dtypes.append(seen)
+    assert dtypes == [{torch.float32}, {torch.bfloat16}]  # the second: prefix and rest alike
 
 
 def test_training_runs_wrap_the_trainers_heads(tiny_source_dir, tmp_path, monkeypatch):

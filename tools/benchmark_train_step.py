@@ -4,6 +4,7 @@
         results/models/smollm2-135m/backtrack/seed0/sft                 # the data and models, once
     python tools/benchmark_train_step.py --stage sft --method backtrack --threads 1
     python tools/benchmark_train_step.py --stage dpo --variants trl compact compact+eager
+    python tools/benchmark_train_step.py --variants compact prefix --dir /path/to/a/finished/run
 
 One trainer is built exactly as the ``train_sft``/``train_dpo`` job builds it (TRL's SFTTrainer or
 DPOTrainer, config.yaml's hyperparameters, ``precision: auto``), on the job's real data. Each of
@@ -13,8 +14,10 @@ to batch, so a shared machine's load falls on all of them alike: ``Trainer.train
 switches on the same model:
 
 - ``trl``: TRL's fused LM head as the trainer installed it (every position projected on a CPU);
-- ``compact``: :func:`backtrack.train.lm_head.compact_lm_head` (labelled positions only), as
-  the jobs run;
+- ``compact``: :func:`backtrack.train.lm_head.compact_lm_head` (labelled positions only), the
+  whole batch through the backbone;
+- ``prefix``: the compact head, with the batch's common leading tokens through the backbone once
+  (:mod:`backtrack.train.shared_prefix`), as the jobs run;
 - ``+eager``: transformers' eager attention instead of SDPA.
 
 Process CPU time is printed beside wall time (other load skews the wall clock more); the first
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--variants", nargs="+", default=["trl", "compact"])
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--dir", type=Path, default=ROOT, help="the run whose data and models to use")
     ap.add_argument(
         "--profile", action="store_true", help="then torch.profiler's table of one step per variant"
     )
@@ -56,15 +60,15 @@ def main() -> None:
     from backtrack.bench import rotated, timed
     from backtrack.io import read_jsonl
     from backtrack.models.precision import Precision
-    from backtrack.train.lm_head import compact_lm_head
+    from backtrack.train.lm_head import MARK, compact_lm_head
     from backtrack.train.spec import TrainSettings
 
     torch.set_num_threads(args.threads)
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = yaml.safe_load((args.dir / "config.yaml").read_text())
     params = dict(cfg[args.stage], precision=args.precision, reset_token=cfg["reset_token"])
-    models = ROOT / "results/models" / args.model
+    models = args.dir / "results/models" / args.model
     data = read_jsonl(
-        ROOT / f"results/data/train/{args.model}/seed0/{args.stage}_{args.method}.jsonl"
+        args.dir / f"results/data/train/{args.model}/seed0/{args.stage}_{args.method}.jsonl"
     )
     model_dir = models / ("base" if args.stage == "sft" else f"{args.method}/seed0/sft")
     grabbed = {}
@@ -83,11 +87,20 @@ def main() -> None:
     nets = [trainer.model] + ([trainer.ref_model] if args.stage == "dpo" else [])
     trl_forward = [m.forward for m in nets]
     autocast = trainer.accelerator.autocast
-    compact_forward = [compact_lm_head(m, autocast).forward for m in nets]
+
+    def compact(shared_prefix: bool) -> list:
+        forwards = []
+        for m, f in zip(nets, trl_forward, strict=True):
+            m.forward = f
+            setattr(m, MARK, False)
+            forwards.append(compact_lm_head(m, autocast, shared_prefix=shared_prefix).forward)
+        return forwards
+
+    heads = {"trl": trl_forward, "compact": compact(False), "prefix": compact(True)}
 
     def switch(variant: str) -> None:
-        head = compact_forward if "compact" in variant else trl_forward
-        for m, f in zip(nets, head, strict=True):
+        name = next((h for h in ("prefix", "compact") if h in variant), "trl")
+        for m, f in zip(nets, heads[name], strict=True):
             m.forward = f
             m.set_attn_implementation("eager" if "eager" in variant else "sdpa")
 

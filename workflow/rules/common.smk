@@ -102,8 +102,11 @@ HELPFULNESS_METHODS = "|".join(["base", *METHODS])
 HELPFULNESS_STAGES = "base|sft|dpo"
 # Training and the data it starts from go first when jobs compete for cores: the two training
 # lanes (SFT then DPO, each hundreds of seconds) are the run's critical path, and an evaluation
-# job that starts first only delays them. Ordering only: no output depends on it.
+# job that starts first only delays them. Ordering only: no output depends on it. SFT and the
+# data it starts from go before DPO's data, which waits for SFT anyway: both lanes then start
+# SFT as soon as the training pool exists.
 TRAINING_PRIORITY = 10
+SFT_PRIORITY = TRAINING_PRIORITY + 1
 HELPFULNESS = config["helpfulness"]
 MT_BENCH = HELPFULNESS["mt_bench"]
 

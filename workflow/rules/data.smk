@@ -43,7 +43,7 @@ rule prepare_train_pool:
         "logs/prepare_train_pool/{model}.log",
     benchmark:
         "benchmarks/prepare_train_pool/{model}.tsv"
-    priority: TRAINING_PRIORITY
+    priority: SFT_PRIORITY
     conda:
         "../../envs/train.yaml"
     threads: model_threads("prepare_train_pool")
@@ -71,7 +71,7 @@ rule build_sft_data:
         "benchmarks/build_sft_data/{model}_{method}_seed{seed}.tsv"
     wildcard_constraints:
         method=SFT_METHODS,
-    priority: TRAINING_PRIORITY
+    priority: SFT_PRIORITY
     conda:
         "../../envs/train.yaml"
     params:

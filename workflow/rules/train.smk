@@ -10,7 +10,7 @@ rule train_sft:
         "benchmarks/train_sft/{model}_{method}_seed{seed}.tsv"
     wildcard_constraints:
         method=SFT_METHODS,
-    priority: TRAINING_PRIORITY
+    priority: SFT_PRIORITY
     conda:
         "../../envs/train.yaml"
     threads: train_threads("train_sft")
@@ -40,6 +40,7 @@ use rule train_sft as train_dpo with:
         "benchmarks/train_dpo/{model}_{method}_seed{seed}.tsv"
     wildcard_constraints:
         method=ALL_METHODS,
+    priority: TRAINING_PRIORITY
     threads: train_threads("train_dpo")
     resources:
         **train_resources("train_dpo"),

@@ -31,6 +31,8 @@ import torch
 from transformers import PreTrainedModel
 from trl.trainer.utils import FusedCausalLMOutput
 
+from backtrack.train.shared_prefix import backbone_hidden
+
 MARK = "_backtrack_compact_lm_head"
 
 
@@ -46,7 +48,9 @@ def _plain_logits(model: Any) -> bool:
 
 
 def compact_lm_head(
-    model: Any, autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
+    model: Any,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    shared_prefix: bool = True,
 ) -> Any:
     """Wrap ``model``'s TRL fused LM head (already added by the trainer) as described above.
 
@@ -55,6 +59,9 @@ def compact_lm_head(
     model, and DPOTrainer prepares its reference model before this wrapper is added, so without
     it the reference would run in fp32. (The policy's forward is wrapped again by ``train()``;
     nested, the same autocast changes nothing.)
+
+    ``shared_prefix``: the batch's common leading tokens go through the backbone once
+    (:mod:`backtrack.train.shared_prefix`).
 
     Returns the model; wrapping twice, or wrapping a distributed wrapper (DDP's, which is not a
     ``PreTrainedModel``; it runs on GPUs, where TRL's head is compact already), is a no-op.
@@ -94,7 +101,10 @@ def compact_lm_head(
             )
         kwargs["use_cache"] = False
         with autocast():
-            hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+            if shared_prefix and not args and "input_ids" in kwargs:
+                hidden = backbone_hidden(self.base_model, **kwargs)[:, :-1]
+            else:
+                hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
             labels = labels[:, 1:].to(hidden.device)
             mask = labels != -100
             target = labels[mask]

@@ -29,6 +29,7 @@ from backtrack.models.provenance import (
 )
 from backtrack.plan import batch_plan
 from backtrack.train.lm_head import compact_lm_head
+from backtrack.train.shared_prefix import backbone_hidden
 from backtrack.train.spec import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -251,13 +252,14 @@ def init_reset_embedding(
     that its median logit at the reset positions sits ``margin`` below the median top logit.
     Returns the resulting logit statistics. With tied embeddings this also sets the input row.
 
-    The examples go through the model's backbone ``batch_size`` at a time (right-padded, masked),
-    under bf16 autocast when ``bf16`` (as the training that follows runs), and the LM head only
-    scores the reset positions (their top logit): the full logits of every position were most of
-    this pass's cost. Memory stays bounded at paper scale: the other positions enter as a running
-    float32 sum (no hidden-state tensor outlives its batch), one vector is kept per backtracking
-    example, and the reported median logit elsewhere is taken over a fixed-seed uniform sample of
-    at most ``keep_elsewhere`` positions (all of them when there are fewer).
+    The examples go through the model's backbone ``batch_size`` at a time (right-padded, masked,
+    their common prefix once: :mod:`backtrack.train.shared_prefix`), under bf16 autocast when
+    ``bf16`` (as the training that follows runs), and the LM head only scores the reset
+    positions (their top logit): the full logits of every position were most of this pass's
+    cost. Memory stays bounded at paper scale: the other positions enter as a running float32
+    sum (no hidden-state tensor outlives its batch), one vector is kept per backtracking example,
+    and the reported median logit elsewhere is taken over a fixed-seed uniform sample of at most
+    ``keep_elsewhere`` positions (all of them when there are fewer).
     """
     pos, tops = [], []
     neg_sum: torch.Tensor | None = None
@@ -272,9 +274,9 @@ def init_reset_embedding(
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
             ids, mask = _right_padded(batch)
-            hidden = model.base_model(
-                input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False
-            ).last_hidden_state
+            hidden = backbone_hidden(
+                model.base_model, ids.to(device), mask.to(device), use_cache=False
+            )
             for e, h in zip(batch, hidden, strict=True):
                 labels = e["labels"]
                 first = next(k for k, lab in enumerate(labels) if lab != -100)
