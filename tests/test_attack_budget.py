@@ -199,6 +199,23 @@ def test_overlay_keeps_every_other_setting_of_the_default():
     assert a["dataset"] == b["dataset"] and a["target"] == b["target"]
 
 
+def test_power_overlay_raises_n_and_keeps_the_transcripts_stamp():
+    """config/attacks_power.yaml only adds prompts: the attacks' settings (their transcripts'
+    stamp) are those of config/attacks.yaml, and every attack whose n it raises is split into
+    shards, whose jobs read the earlier whole transcript and reuse its finished prompts."""
+    full, power = (
+        _config("config/attacks.yaml"),
+        _config("config/attacks.yaml", "config/attacks_power.yaml"),
+    )
+    assert {k for k in full if full[k] != power[k]} == {"attacks"}
+    raised = [a for a in ("gcg", "autodan", "adaptive") if attack_n(power, a) > attack_n(full, a)]
+    assert raised == ["gcg", "adaptive"]
+    for a in ("gcg", "autodan", "adaptive"):
+        assert attack_params(power, a) == attack_params(full, a)
+    assert all(power["attacks"]["shards_by_attack"][a] > 1 for a in raised)
+    assert attack_budget(power, "gcg") == attack_budget(full, "gcg")
+
+
 # --- The docs' table ---
 
 
