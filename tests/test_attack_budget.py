@@ -18,6 +18,7 @@ from backtrack.plan import (
     attack_budget,
     attack_n,
     attack_params,
+    attack_shards,
     budget_label,
     table2_cells,
 )
@@ -212,7 +213,7 @@ def test_power_overlay_raises_n_and_keeps_the_transcripts_stamp():
     assert raised == ["gcg", "adaptive"]
     for a in ("gcg", "autodan", "adaptive"):
         assert attack_params(power, a) == attack_params(full, a)
-    assert all(power["attacks"]["shards_by_attack"][a] > 1 for a in raised)
+    assert all(attack_shards(power, a) > 1 for a in raised)
     assert attack_budget(power, "gcg") == attack_budget(full, "gcg")
 
 
