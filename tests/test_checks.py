@@ -131,6 +131,7 @@ def test_an_edited_prefill_or_a_missing_prompt_is_stale(tmp_path):
     assert "advbench-1 (line 2: prefill) has prefill 'Sure, old' where the set has 'Sure 1'" in msg
     assert "advbench-3 (line 4: prompt)" in msg
     assert f"rm -r {answers} (to remake every such file at once: snakemake --forcerun " in msg
+    assert "--forcerun generate_prefilled <targets>, or generate_prefill_attack" in msg
 
 
 def test_each_sample_is_checked_against_its_prompt(tmp_path):

@@ -106,6 +106,42 @@ def test_script_runs_hf_in_process(
     assert "3 generations" in out.with_suffix(".log").read_text()
 
 
+def test_one_job_answers_several_sets_as_one_job_per_set_would(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generate rules write a checkpoint's sets in one process (one model load): each
+    output pairs with its prompts, is what a job of its own writes (sampling too: each set
+    starts from the seed), and the job's token counts are the sets' together."""
+    sampled = GENERATION | {"do_sample": True, "temperature": 1.5}
+    sets = []
+    for name, texts in (("a", ["Hi.", "Why?", "No"]), ("b", ["Tell me more.", "Stop."])):
+        path = tmp_path / f"{name}.jsonl"
+        write_jsonl(path, [{"id": f"{name}{i}", "prompt": t} for i, t in enumerate(texts)])
+        sets.append(path)
+    outs = [tmp_path / "together" / p.name for p in sets]
+    for d in ("together", "alone"):  # Snakemake makes the outputs' and logs' directories
+        (tmp_path / d).mkdir()
+    smk = _fake_snakemake(prepared, sets[0], outs[0], sampled)
+    smk.input.prompts, smk.output.generations = [str(p) for p in sets], [str(o) for o in outs]
+    smk.log = [str(tmp_path / "together.log")]
+    _run_script(smk, monkeypatch)
+    drop = {"time_to_first_token_s", "time_to_first_visible_token_s", "total_time_s"}
+    total = 0
+    for prompts, out in zip(sets, outs, strict=True):
+        alone = tmp_path / "alone" / prompts.name
+        one = _fake_snakemake(prepared, prompts, alone, sampled)
+        one.log = [str(alone.with_suffix(".log"))]
+        _run_script(one, monkeypatch)
+        got, want = read_jsonl(out), read_jsonl(alone)
+        assert [r["id"] for r in got] == [r["id"] for r in read_jsonl(prompts)]
+        assert [{k: v for k, v in r.items() if k not in drop} for r in got] == [
+            {k: v for k, v in r.items() if k not in drop} for r in want
+        ]
+        total += json.loads(alone.with_suffix(".tokens.json").read_text())["tokens"]["forward"][0]
+    stats = json.loads((tmp_path / "together.tokens.json").read_text())
+    assert stats["tokens"]["forward"][0] == total > 0
+
+
 def _stand_in(tmp: Path, rc: int) -> Path:
     """An 'interpreter' that records its arguments, PYTHONPATH and jobs, then exits with rc."""
     py = tmp / "python"
@@ -129,7 +165,9 @@ def test_script_hands_vllm_jobs_to_the_vllm_python(
     monkeypatch.setenv(vllm_env.VLLM_PYTHON_VAR, str(_stand_in(tmp_path, 0)))
     # The stand-in writes no records, so the job's token count (read from them) is skipped.
     monkeypatch.setattr(jobstats, "write_job_stats", lambda *a, **k: None)
-    monkeypatch.setattr(jobstats, "generation_counts", lambda *a, **k: (None, None))
+    monkeypatch.setattr(
+        jobstats, "generation_counts", lambda *a, **k: (jobstats.TokenCounts(), None)
+    )
     out = tmp_path / "gen.jsonl"
     smk = _fake_snakemake(prepared, _prompts(tmp_path), out, GENERATION | {"backend": "vllm"})
     _run_script(smk, monkeypatch)

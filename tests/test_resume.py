@@ -417,7 +417,7 @@ def _vllm(request: pytest.FixtureRequest, tmp_path: Path) -> Graph:
     def check() -> None:
         _same_records(ref / GENERATED, work / GENERATED)
         assert read_jsonl(work / GENERATED)[0]["precision"] == "fp32"
-        log = (work / "logs/generate/tiny_baseline_seed0_sft_advbench.log").read_text()
+        log = (work / "logs/generate/tiny_baseline_seed0_sft.log").read_text()
         assert "running in the vLLM environment" in log
 
     return work, args, check

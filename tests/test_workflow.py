@@ -393,7 +393,8 @@ def test_judge_change_reruns_judging_only(run):
 
 def test_generation_change_reruns_generation_not_training(run):
     plan = _plan_with(run, lambda c: c["generation"].__setitem__("reset_logit_bias", -2.0))
-    assert set(plan) == {"generate", "judge", "table1"}
+    assert set(plan) == {"generate", "generate_prefilled", "judge", "table1"}
+    assert plan["generate"] == plan["generate_prefilled"] == 4  # one each per checkpoint
 
 
 def test_sft_change_reruns_sft_and_downstream(run):
@@ -414,7 +415,9 @@ def test_dpo_change_does_not_retrain_sft(run):
     plan = _plan_with(run, lambda c: c["dpo"].__setitem__("beta", 0.2))
     assert plan["train_dpo"] == 2
     assert "train_sft" not in plan
-    assert plan["generate"] == 2 * 5  # only the dpo rows' generations, 5 sets each
+    # Only the dpo rows' generations: a job for the 3 plain sets, one for the 2 prefilled.
+    assert plan["generate"] == 2 and plan["generate_prefilled"] == 2
+    assert plan["judge"] == 2 * 5
 
 
 def test_failed_job_leaves_no_output(run, tmp_path):
@@ -496,7 +499,8 @@ def test_ablations_add_rows_and_rerun_nothing_that_exists(run, tmp_path):
         "build_dpo_data": 2,  # recovery, backtrack_dpo_from_baseline
         "train_sft": 1,
         "train_dpo": 2,
-        "generate": 3 * sets,  # recovery sft + dpo, backtrack_dpo_from_baseline dpo
+        "generate": 3,  # recovery sft + dpo, backtrack_dpo_from_baseline dpo
+        "generate_prefilled": 3,
         "judge": 3 * sets,
         "table1": 1,
     }
@@ -535,7 +539,8 @@ def test_a_second_training_seed_adds_only_its_own_jobs(run, tmp_path):
         "build_dpo_data": 2,
         "train_sft": 2,
         "train_dpo": 2,
-        "generate": 4 * sets,
+        "generate": 4,
+        "generate_prefilled": 4,
         "judge": 4 * sets,
         "table1": 1,
     }
@@ -579,7 +584,9 @@ def test_other_model_prefixes_come_from_that_model_s_answers(run):
 
     plan = _plan_with(run, other)
     assert plan["prepare_base_model"] == 1 and plan["sample_prefill_answers"] == 1
-    assert plan["prepare_prefill_set"] == 1 and plan["generate"] == 4  # advbench_other3, 4 rows
+    assert plan["prepare_prefill_set"] == 1  # advbench_other3
+    # Each row's prefilled sets are one job, so all three are written again; the plain ones not.
+    assert plan["generate_prefilled"] == 4 and "generate" not in plan
     assert "train_sft" not in plan and "prepare_train_pool" not in plan
     changed = yaml.safe_load(yaml.safe_dump(cfg))
     other(changed)

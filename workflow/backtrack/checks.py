@@ -107,10 +107,18 @@ def made_from(path: str | os.PathLike[str]) -> list[Path]:
     return chain
 
 
-def _remake_rule(source: Path) -> str | None:
-    """The rule(s) that made the answers in ``source`` from their prompts."""
+def _remake_rule(source: Path, prompts_path: Path) -> str | None:
+    """The rule(s) that made the answers in ``source`` from the prompts in ``prompts_path``."""
     if "generations" in source.parts:
-        return "generate_sweep" if "sweeps" in source.parts else "generate"
+        if "sweeps" in source.parts:
+            return "generate_sweep"
+        # Prefilled sets are answered by their own jobs (backtrack.plan.generation_groups).
+        if "prefill" in prompts_path.parts:
+            return (
+                "generate_prefilled <targets>, or generate_prefill_attack for a prefix length "
+                "only Table 2 reads"
+            )
+        return "generate"
     if "attacks" in source.parts:
         return "attack attack_shard"
     if source.name.endswith("_answers.jsonl"):
@@ -126,9 +134,11 @@ def remake_hint(path: str | os.PathLike[str], prompts_path: str | os.PathLike[st
         f"Delete the stale answers and run the same command again: rm -r "
         f"{' '.join(map(str, chain))}"
     )
-    rule = _remake_rule([p for p in chain if p.suffix == ".jsonl"][-1])  # the first answers
+    first = [p for p in chain if p.suffix == ".jsonl"][-1]  # the first answers
+    rule = _remake_rule(first, Path(prompts_path))
     if rule:
-        hint += f" (to remake every such file at once: snakemake --forcerun {rule} <targets>)"
+        targets = "" if "<targets>" in rule else " <targets>"
+        hint += f" (to remake every such file at once: snakemake --forcerun {rule}{targets})"
     return (
         f"{hint}. If {prompts_path} was not meant to change, delete it instead: Snakemake "
         "remakes it and everything made from it."

@@ -42,10 +42,10 @@ from backtrack.plan import (
     attack_n,
     attack_shards,
     eval_datasets,
+    generation_groups,
     job_gpus,
     job_resources,
     optimising_attacks,
-    prefill_attack_sets,
     prefilled_sets,
     run_grid,
     train_seeds,
@@ -547,34 +547,35 @@ def per_seed(work: Work, note: str, seeds: list[int]) -> tuple[Work, str]:
 def _eval_rows(w: _Walk) -> None:
     """Table 1's generations, the prefill answers, the prefill sweep and their judging."""
     c, L, gen, lanes = w.config, w.L, w.config["generation"], len(w.lanes)
-    table1 = list(eval_datasets(c))
-    sweep_only = [d for d in prefill_attack_sets(c) if d not in table1]
+    plain, prefilled, attack_only = generation_groups(c)
     k_of = {name: pre.tokens for name, pre in prefilled_sets(c).items()}
 
     def answers(d: str) -> Work:
         prompt = L.prompt + k_of.get(d, 0)
         return w.decode(w.sizes[d], prompt, gen["max_new_tokens"], gen["batch_size"])
 
-    for d in table1:
+    def generate(rule: str, sets: list[str], what: str) -> None:
+        # One job per checkpoint answers all of the group's sets (backtrack.plan).
         work = Work()
-        work.add(answers(d), lanes)
-        work.terms = [*answers(d).terms, f"× {lanes} checkpoints"]
-        note = f"{w.sizes[d]} prompts × {gen['max_new_tokens']} new tokens × {lanes} checkpoints"
-        w.add(f"generate {d}", work, note, w.per_lane("eval"))
+        for d in sets:
+            work.add(answers(d), lanes)
+        work.terms = [*(t for d in sets for t in answers(d).terms), f"× {lanes} checkpoints"]
+        sizes = ", ".join(f"{d} {w.sizes[d]}" for d in sets)
+        note = f"{what}: {sizes} prompts × {gen['max_new_tokens']} new tokens × {lanes} checkpoints"
+        w.add(rule, work, note, w.per_lane("eval"))
+
+    generate("generate", plain, "Table 1's plain sets")
+    if prefilled:
+        generate("generate_prefilled", prefilled, "Table 1's prefilled sets")
     p = c.get("prefill", {})
     for d in p.get("datasets", []):
         work = w.decode(w.sizes[d], L.prompt, p["max_new_tokens"], gen["batch_size"])
         note = f"base model, {p['max_new_tokens']} tokens"
         w.add(f"sample_prefill_answers {d}", work, note, [(f"{w.alias}/base", ())])
-    if sweep_only:
-        work = Work()
-        for d in sweep_only:
-            work.add(answers(d), lanes)
-        ks = ", ".join(str(k_of[d]) for d in sweep_only)
-        note = f"prefixes of {ks} tokens × {lanes} checkpoints (the rest are Table 1 sets)"
-        w.add("generate prefill sweep (Table 2)", work, note, w.per_lane("eval", len(sweep_only)))
+    if attack_only:
+        generate("generate_prefill_attack", attack_only, "Table 2's other prefix lengths")
     if judge_arch(c) is not None:
-        judged = [*table1, *sweep_only]
+        judged = [*plain, *prefilled, *attack_only]
         recs = lanes * sum(w.sizes[d] for d in judged)
         note = f"{recs} generations, prompt + answer clipped to {w.answer_cap} tokens"
         w.add("judge (Llama Guard 2)", w.judged(recs), note, w.per_lane("judge", len(judged)))

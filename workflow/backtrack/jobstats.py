@@ -64,6 +64,11 @@ class TokenCounts:
         row[0] += int(tokens)
         row[1] += int(logits)
 
+    def merge(self, other: TokenCounts) -> None:
+        """Add ``other``'s counts (a job that writes several files counts each)."""
+        for kind, (tokens, logits) in other.counts.items():
+            self.add(kind, tokens, logits)
+
     def total(self) -> int:
         """Tokens through the body, all kinds together."""
         return sum(t for t, _ in self.counts.values())

@@ -270,6 +270,24 @@ def generated_sets(config: Mapping[str, Any]) -> dict[str, str]:
     return eval_datasets(config) | dict.fromkeys(prefill_attack_sets(config), "prefill")
 
 
+def generation_groups(config: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """The generated sets as each checkpoint's generate jobs answer them: Table 1's sets of
+    plain prompts, Table 1's prefilled sets, and the prefilled sets only Table 2's prefilling
+    attack reads (its other prefix lengths).
+
+    A job per set paid the interpreter, imports and model load (about 4.5 s on a CPU, a vLLM
+    engine's start on a GPU) for a few seconds of decoding; one job for all of a checkpoint's
+    sets would leave the last checkpoint's generation on one core, and make Table 1 wait for
+    Table 2's sets. On the default, the first two hold 400 and 490 prompts.
+    """
+    table1 = eval_datasets(config)
+    return (
+        [d for d, kind in table1.items() if kind != "prefill"],
+        [d for d, kind in table1.items() if kind == "prefill"],
+        [d for d in prefill_attack_sets(config) if d not in table1],
+    )
+
+
 def optimising_attacks(config: Mapping[str, Any]) -> list[str]:
     """Table 2's attacks that run an optimiser (one attack job per model, or its shards)."""
     return [a for a in config.get("attacks", {}).get("run", []) if a not in ("prefill", TRANSFER)]

@@ -220,3 +220,9 @@ def json_param(obj: Any) -> Callable[[Any], JsonParam]:
 def param_json(snakemake: Any, name: str) -> Any:
     """A params entry that the rule passed as sorted JSON."""
     return json.loads(getattr(snakemake.params, name))
+
+
+def as_paths(value: Any) -> list[str]:
+    """A named input or output as a list of paths: Snakemake gives one path as a string and
+    several (from ``expand``) as a list."""
+    return [str(value)] if isinstance(value, str | os.PathLike) else [str(v) for v in value]

@@ -30,6 +30,7 @@ from backtrack.plan import (
     decoding_kwargs,
     eval_datasets,
     generated_sets,
+    generation_groups,
     helpfulness_rows,
     job_resources,
     logit_bias_cells,
@@ -64,6 +65,9 @@ PREFILL_ATTACK_SETS = prefill_attack_sets(config)
 # Every prefilled set, Table 1's and the attack's -> (plain eval set, prefix tokens, source).
 PREFILLED_SETS = prefilled_sets(config)
 GENERATED_SETS = generated_sets(config)
+# Each checkpoint's generations come from up to three jobs: Table 1's plain sets, Table 1's
+# prefilled sets, the prefilled sets only Table 2 reads.
+PLAIN_SETS, TABLE1_PREFILLED, ATTACK_PREFILLED = generation_groups(config)
 OPTIMISING_ATTACKS = optimising_attacks(config)
 # Attacks with a targets file of their own (the transfer reads GCG's).
 ALL_OPTIMISING = "|".join(map(re.escape, OPTIMISING_ATTACKS)) or "(?!)"
@@ -446,6 +450,16 @@ def prompts_file(model, dataset):
             rules.prepare_prefill_set.output.prompts, model=model, dataset=dataset
         )
     return one(rules.prepare_eval_set.output.prompts, dataset=dataset)
+
+
+def get_set_prompts(datasets):
+    """An input function: the prompt sets of ``datasets``, in that order (a generate job pairs
+    them with its outputs, written in the same order)."""
+
+    def prompts(wildcards):
+        return [prompts_file(wildcards.model, d) for d in datasets]
+
+    return prompts
 
 
 def get_eval_input(wildcards):

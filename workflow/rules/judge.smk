@@ -1,6 +1,6 @@
 rule judge:
     input:
-        generations=rules.generate.output.generations,
+        generations=GENERATIONS,
         prompts=get_eval_input,
     output:
         judgments="results/judgments/{model}/{method}/seed{seed}/{stage}/{dataset}.jsonl",

@@ -3,6 +3,9 @@
 
 
 use rule generate as generate_sweep with:
+    input:
+        model=get_model_dir,
+        prompts=get_eval_input,
     output:
         generations="results/sweeps/{point}/generations/{model}/{method}/seed{seed}/{stage}/{dataset}.jsonl",
     log:

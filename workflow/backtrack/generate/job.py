@@ -87,6 +87,7 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
     from backtrack.models.provenance import check_weights, provenance
 
     llm, llm_key = None, None
+    hf, hf_key = None, None  # a job that writes several sets loads its model once
     try:
         for job in jobs:
             precision = Precision.fixed(job["precision"])
@@ -106,14 +107,17 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
                 from backtrack.generate.hf import generate_records
                 from backtrack.models.base import load_model
 
-                model = load_model(job["model"], precision)
-                records = generate_records(model, tok, prompts, reset_id, decoding)
+                if (job["model"], precision) != hf_key:
+                    hf, hf_key = None, None  # one in memory at a time
+                    hf, hf_key = load_model(job["model"], precision), (job["model"], precision)
+                records = generate_records(hf, tok, prompts, reset_id, decoding)
             # Table 1 reports the precision of decoding and of the checkpoint's training.
             trained = provenance(job["model"]).get("precision", "none")
             for r in records:
                 r["precision"], r["train_precision"] = precision.name, trained
             write_jsonl(job["output"], records)
-            log.info("%d generations, %d reset", len(records), sum(r["reset"] for r in records))
+            n_reset = sum(r["reset"] for r in records)
+            log.info("%s: %d generations, %d reset", job["output"], len(records), n_reset)
     finally:
         if llm is not None:
             close_llm(llm)

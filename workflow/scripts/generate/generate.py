@@ -1,22 +1,33 @@
 from backtrack.generate.job import make_job, run
-from backtrack.jobstats import generation_counts, write_job_stats
+from backtrack.jobstats import TokenCounts, generation_counts, write_job_stats
 from backtrack.settings import job_settings
-from backtrack.smk import param_json, setup
+from backtrack.smk import as_paths, param_json, setup
 
 setup(snakemake)
 settings = job_settings(snakemake)
-job = make_job(
-    settings,
-    model=snakemake.input.model,
-    prompts=snakemake.input.prompts,
-    output=snakemake.output.generations,
-    generation=param_json(snakemake, "generation"),
-    # Sweep points (rule generate_sweep) may take the first `limit` prompts and sample each k times.
-    limit=getattr(snakemake.params, "limit", 0),
-    samples=getattr(snakemake.params, "samples", 1),
-)
+# One job answers several sets (rules generate, generate_prefilled) or one (generate_sweep):
+# prompts and outputs are listed in the same order.
+prompts = as_paths(snakemake.input.prompts)
+outputs = as_paths(snakemake.output.generations)
+jobs = [
+    make_job(
+        settings,
+        model=snakemake.input.model,
+        prompts=p,
+        output=o,
+        generation=param_json(snakemake, "generation"),
+        # Sweep points (rule generate_sweep) may take the first `limit` prompts and sample
+        # each k times.
+        limit=getattr(snakemake.params, "limit", 0),
+        samples=getattr(snakemake.params, "samples", 1),
+    )
+    for p, o in zip(prompts, outputs, strict=True)
+]
 # In-process, or in the vLLM environment when the job needs vLLM and this Python has none.
-run([job])
+run(jobs)
 # From the records: the model may have run in a vLLM subprocess, out of this counter's reach.
-counts, _ = generation_counts(snakemake.output.generations, snakemake.input.model, settings.system)
+counts = TokenCounts()
+for o in outputs:
+    c, _ = generation_counts(o, snakemake.input.model, settings.system)
+    counts.merge(c)
 write_job_stats(snakemake, snakemake.input.model, counts, settings.precision)
