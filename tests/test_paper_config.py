@@ -52,9 +52,12 @@ def test_paper_config_plans_the_whole_grid(paper_plan):
     for name in ("gemma.jinja", "llama-3.jinja"):
         assert f"config/chat_templates/{name}" in plan
     assert len(j["train_sft"]) == 4 and len(j["train_dpo"]) == 4
-    # 2 models x 4 (method, stage) x (4 harmful + HH-RLHF dev + benign + the 4-length prefill
-    # sweep from each of the 2 prefix sources, which includes Table 1's prefill10 and sure10)
-    assert len(j["generate"]) == 2 * 4 * (6 + 4 * 2)
+    # 2 models x 4 (method, stage), each with a job for the 6 plain sets (4 harmful, HH-RLHF
+    # dev, benign), one for Table 1's prefilled sets (prefill10, sure10) and one for the rest of
+    # the 4-length prefill sweep from each of the 2 prefix sources; each set judged on its own.
+    for rule in ("generate", "generate_prefilled", "generate_prefill_attack"):
+        assert len(j[rule]) == 2 * 4, rule
+    assert len(j["judge"]) == 2 * 4 * (6 + 4 * 2)
     # The optimising attacks in shards (attacks.shards 5, the adaptive attack 10), one merge each.
     assert "attack" not in j
     assert len(j["attack_shard"]) == 2 * 4 * (5 + 5 + 10)

@@ -244,7 +244,10 @@ def test_rehearsal_runs_through_slurm_with_vllm(cluster, tmp_path, fake_guard) -
     assert len(list((slurm / "rule_attack_shard").rglob("*.log"))) == cfg["attacks"]["shards"]
     attacked = read_jsonl(work / f"results/attacks/{INSTRUCT}/backtrack/seed0/dpo/gcg.jsonl")
     assert len(attacked) == cfg["attacks"]["n"]
-    for rule, module, n in (("generate", "backtrack.generate.job", 6),
+    # A generate job per checkpoint for its plain sets (advbench, benign), one for its
+    # prefilled set; a judge job per set.
+    for rule, module, n in (("generate", "backtrack.generate.job", 2),
+                            ("generate_prefilled", "backtrack.generate.job", 2),
                             ("judge", "backtrack.judge.job", 6)):  # fmt: skip
         job_logs = sorted((work / "logs" / rule).glob("*.log"))
         assert len(job_logs) == n, job_logs

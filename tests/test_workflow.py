@@ -234,7 +234,7 @@ def test_attack_budget_curves_end_at_table_2_s_rates(run):
 def test_generation_batch_size_does_not_rerun_attacks(run):
     """Attacks decode at batch 1 with HF: they read generation's decoding keys only."""
     plan = _plan_with(run, lambda c: c["generation"].update(batch_size=3), "table2")
-    assert "generate" in plan and "attack" not in plan and "judge_attack" not in plan
+    assert "generate_prefilled" in plan and "attack" not in plan and "judge_attack" not in plan
 
 
 def test_judge_change_rejudges_attacks_without_rerunning_them(run):
