@@ -7,7 +7,9 @@ import copy
 import importlib.util
 import json
 import math
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,6 +90,26 @@ def test_stats_sit_beside_the_log_and_read_back_by_rule_and_job(tiny_source_dir,
     st = got[("generate", "m_b_sft_advbench")]
     assert st["tokens"] == {"forward": [120, 20]} and st["precision"] == "bf16"
     assert st["threads"] == 1 and st["shape"] == model_shape(tiny_source_dir)
+    assert 0 < st["cpu_s"] <= time.process_time() + 1e-3  # this process's CPU, no children yet
+
+
+def test_the_job_s_cpu_seconds_count_what_it_did_after_snakemake_s_last_sample(tmp_path):
+    """A job's own count (getrusage at its end) includes work that Snakemake's 30 s sampling
+    misses: 0.4 s of busy work in a child the job waited for is in it."""
+    busy = tmp_path / "busy.py"
+    busy.write_text(
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4:\n    pass\n"
+    )
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import subprocess, sys\n"
+        "from backtrack.jobstats import process_cpu_seconds\n"
+        "before = process_cpu_seconds()\n"
+        f"subprocess.run([sys.executable, {str(busy)!r}], check=True)\n"
+        "print(process_cpu_seconds() - before)\n"
+    )
+    out = subprocess.run([sys.executable, job], capture_output=True, text=True, check=True)
+    assert float(out.stdout) >= 0.4
 
 
 def test_generation_counts_match_what_generate_records_counted(tiny, counter, tmp_path):
@@ -148,6 +170,12 @@ def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
         ("train_sft", "b"): {"tokens": {"train": [3000, 3000]}, "shape": shape, "threads": 2},
     }
     table = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 1.5e6})
+    assert table.loc["train_sft"].cpu_from == "snakemake"
+    # A job's own CPU count, where its stats have one, replaces Snakemake's sampled one.
+    stats[("train_sft", "b")] = stats[("train_sft", "b")] | {"cpu_s": 70.0}
+    own = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 1.5e6}).loc["train_sft"]
+    assert own.cpu_s == 80.0 and own.cpu_from == "job,snakemake"
+    assert own.cpu_peak_pct == pytest.approx(100 * 6 * 100 * 4000 / 80 / 1e6)
     row = table.loc["train_sft"]
     total = 6 * 100 * 4000
     assert row.tokens == 4000 and row.tok_per_s == pytest.approx(100)

@@ -24,9 +24,12 @@ a warm-up); fp32 is timed beside it. Jobs ran side by side, so a job's peak is i
 the machine's. A job's achieved FLOP/s is its FLOPs over its whole wall time (model load,
 judging, writing included); a rule's is the sum of its jobs' FLOPs over the sum of their times
 (``peak_pct``). On a shared machine a job's wall time includes the time other processes held its
-cores, so the rule's FLOPs are also divided by its jobs' CPU seconds (Snakemake's ``cpu_time``)
-and compared with the 1-thread peak (``cpu_peak_pct``): what the cores did while the job had
-them.
+cores, so the rule's FLOPs are also divided by its jobs' CPU seconds and compared with the
+1-thread peak (``cpu_peak_pct``): what the cores did while the job had them. A job's CPU seconds
+are its own count in its stats file where it wrote one (``cpu_s``: ``getrusage`` at the end of
+the job, ``backtrack.jobstats.process_cpu_seconds``), else Snakemake's ``cpu_time``, which
+samples the job every 30 s after its first 15 s and so misses up to 30 s of a longer job
+(``cpu_from`` says which).
 
 Jobs run side by side (model jobs take half the cores), so the sum of job times exceeds the wall
 time; the wall time of the last run is estimated from the benchmark files (each is written when
@@ -126,9 +129,15 @@ def with_stats(
                 "flops": flops(st["tokens"], st["shape"]),
                 "threads": st["threads"],
                 "precision": st.get("precision"),
+                "own_cpu_s": st.get("cpu_s", float("nan")),
             }
         )
-    return pd.concat([jobs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+    out = pd.concat([jobs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+    own = out["own_cpu_s"].notna() if "own_cpu_s" in out else pd.Series(False, index=out.index)
+    out["cpu_from"] = own.map({True: "job", False: "snakemake"})
+    if own.any():
+        out.loc[own, "cpu_s"] = out.loc[own, "own_cpu_s"]
+    return out.drop(columns="own_cpu_s", errors="ignore")
 
 
 def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
@@ -157,6 +166,7 @@ def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
             "cpu_peak_pct": float("nan"),
             "threads": "",
             "precision": "",
+            "cpu_from": ",".join(sorted(set(g.cpu_from))) if "cpu_from" in g else "snakemake",
         }
         if len(counted):
             secs = counted.s.sum()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,21 @@ def stats_path(log_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name.removesuffix(".log") + SUFFIX)
 
 
+def process_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process since it started, and of the children it
+    has waited for (a job's vLLM subprocess).
+
+    Why not Snakemake's ``cpu_time``: its benchmark thread samples a job's processes every
+    0.5 s for the first 15 s, then every 30 s, so a longer job's last seconds (up to 30) are
+    missing: a 38 s generation job was recorded at about 15 CPU-s.
+    """
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def write_job_stats(
     snakemake: Any,
     model_dir: str | os.PathLike[str],
@@ -154,7 +170,8 @@ def write_job_stats(
 ) -> dict[str, Any]:
     """Write this job's token counts (default: :data:`COUNTER`) and the precision its model ran
     in beside its log: the job's resolved :class:`~backtrack.models.precision.Precision` (or its
-    name, ``bf16``/``fp32``, as records carry it), never the setting.
+    name, ``bf16``/``fp32``, as records carry it), never the setting; and its CPU seconds so far
+    (:func:`process_cpu_seconds`; a job writes its stats last).
     """
     counts = COUNTER if counts is None else counts
     name = precision if precision is None or isinstance(precision, str) else precision.name
@@ -167,6 +184,7 @@ def write_job_stats(
         "model": str(model_dir),
         "shape": model_shape(model_dir),
         "tokens": {k: list(v) for k, v in sorted(counts.counts.items())},
+        "cpu_s": round(process_cpu_seconds(), 3),
         **extra,
     }
     if snakemake.log:
