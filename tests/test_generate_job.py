@@ -140,6 +140,9 @@ def test_one_job_answers_several_sets_as_one_job_per_set_would(
         total += json.loads(alone.with_suffix(".tokens.json").read_text())["tokens"]["forward"][0]
     stats = json.loads((tmp_path / "together.tokens.json").read_text())
     assert stats["tokens"]["forward"][0] == total > 0
+    # Positions computed, not every position of the records: a batch's shared prefix once.
+    every = sum(jobstats.generation_counts(o, prepared, None)[0].total() for o in outs)
+    assert total < every
 
 
 def _stand_in(tmp: Path, rc: int) -> Path:

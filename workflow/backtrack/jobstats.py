@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import os
 import resource
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +77,21 @@ class TokenCounts:
 
 #: What this process's model calls have counted so far (a job is one process).
 COUNTER = TokenCounts()
+
+
+def snapshot() -> dict[str, list[int]]:
+    """:data:`COUNTER` as it stands (for :func:`counted_since`)."""
+    return {kind: list(row) for kind, row in COUNTER.counts.items()}
+
+
+def counted_since(start: Mapping[str, Sequence[int]]) -> TokenCounts:
+    """What :data:`COUNTER` counted after ``start`` (a :func:`snapshot`)."""
+    out = TokenCounts()
+    for kind, (tokens, logits) in COUNTER.counts.items():
+        t0, l0 = start.get(kind, (0, 0))
+        if tokens - t0 or logits - l0:
+            out.add(kind, tokens - t0, logits - l0)
+    return out
 
 
 def count(kind: str, tokens: int, logits: int = 0) -> None:

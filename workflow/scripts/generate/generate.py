@@ -1,5 +1,5 @@
 from backtrack.generate.job import make_job, run
-from backtrack.jobstats import TokenCounts, generation_counts, write_job_stats
+from backtrack.jobstats import counted_since, generation_counts, snapshot, write_job_stats
 from backtrack.settings import job_settings
 from backtrack.smk import as_paths, param_json, setup
 
@@ -24,10 +24,14 @@ jobs = [
     for p, o in zip(prompts, outputs, strict=True)
 ]
 # In-process, or in the vLLM environment when the job needs vLLM and this Python has none.
+start = snapshot()
 run(jobs)
-# From the records: the model may have run in a vLLM subprocess, out of this counter's reach.
-counts = TokenCounts()
-for o in outputs:
-    c, _ = generation_counts(o, snakemake.input.model, settings.system)
-    counts.merge(c)
+# The positions the model computed here (a prefix a batch shares counted once, as it is
+# computed once); where it ran in a vLLM subprocess, out of this counter's reach, every
+# position of the records.
+counts = counted_since(start)
+if not counts.total():
+    for o in outputs:
+        c, _ = generation_counts(o, snakemake.input.model, settings.system)
+        counts.merge(c)
 write_job_stats(snakemake, snakemake.input.model, counts, settings.precision)
