@@ -278,7 +278,7 @@ def generation_groups(config: Mapping[str, Any]) -> tuple[list[str], list[str], 
     A job per set paid the interpreter, imports and model load (about 4.5 s on a CPU, a vLLM
     engine's start on a GPU) for a few seconds of decoding; one job for all of a checkpoint's
     sets would leave the last checkpoint's generation on one core, and make Table 1 wait for
-    Table 2's sets. On the default, the first two hold 400 and 490 prompts.
+    Table 2's sets. On the default, the first two hold 400 and 481 prompts.
     """
     table1 = eval_datasets(config)
     return (
