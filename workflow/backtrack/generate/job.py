@@ -108,7 +108,7 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
                 from backtrack.models.base import load_model
 
                 if (job["model"], precision) != hf_key:
-                    hf, hf_key = None, None  # one in memory at a time
+                    hf = None  # drop the last model before loading the next: one in memory
                     hf, hf_key = load_model(job["model"], precision), (job["model"], precision)
                 records = generate_records(hf, tok, prompts, reset_id, decoding)
             # Table 1 reports the precision of decoding and of the checkpoint's training.

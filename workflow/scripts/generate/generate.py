@@ -9,13 +9,14 @@ settings = job_settings(snakemake)
 # prompts and outputs are listed in the same order.
 prompts = as_paths(snakemake.input.prompts)
 outputs = as_paths(snakemake.output.generations)
+generation = param_json(snakemake, "generation")
 jobs = [
     make_job(
         settings,
         model=snakemake.input.model,
         prompts=p,
         output=o,
-        generation=param_json(snakemake, "generation"),
+        generation=generation,
         # Sweep points (rule generate_sweep) may take the first `limit` prompts and sample
         # each k times.
         limit=getattr(snakemake.params, "limit", 0),
