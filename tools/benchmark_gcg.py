@@ -377,6 +377,12 @@ def main() -> int:
         default="fixed",
         help="fixed: keep the chat's role markers that nanoGCG 0.3 strips along with BOS",
     )
+    ap.add_argument(
+        "--attention",
+        default="load_model",
+        choices=("load_model", "sdpa", "eager", "grouped_eager"),
+        help="the models' attention (load_model: what every job gets on this device)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
 
@@ -404,6 +410,8 @@ def main() -> int:
         p: load_model(model_dir, Precision.fixed(p)).to(device) for p in sorted(wanted | {"fp32"})
     }
     for m in models.values():
+        if args.attention != "load_model":
+            m.set_attn_implementation(args.attention)
         for p in m.parameters():
             p.requires_grad_(False)  # gradients flow to the one-hot suffix only (both optimisers)
     ref = models["fp32"]

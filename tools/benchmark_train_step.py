@@ -18,7 +18,9 @@ switches on the same model:
   whole batch through the backbone;
 - ``prefix``: the compact head, with the batch's common leading tokens through the backbone once
   (:mod:`backtrack.train.shared_prefix`), as the jobs run;
-- ``+eager``: transformers' eager attention instead of SDPA.
+- ``+eager``: transformers' eager attention instead of SDPA;
+- ``+grouped``: :mod:`backtrack.models.attention`'s grouped attention (eager's arithmetic
+  without copying key/value heads) instead of SDPA.
 
 Process CPU time is printed beside wall time (other load skews the wall clock more); the first
 ``--warmup`` batches are not counted. Medians over the counted batches, and each variant's
@@ -59,6 +61,7 @@ def main() -> None:
     import yaml
     from backtrack.bench import rotated, timed
     from backtrack.io import read_jsonl
+    from backtrack.models.attention import NAME as GROUPED
     from backtrack.models.precision import Precision
     from backtrack.train.lm_head import MARK, compact_lm_head
     from backtrack.train.spec import TrainSettings
@@ -102,7 +105,8 @@ def main() -> None:
         name = next((h for h in ("prefix", "compact") if h in variant), "trl")
         for m, f in zip(nets, heads[name], strict=True):
             m.forward = f
-            m.set_attn_implementation("eager" if "eager" in variant else "sdpa")
+            attn = "eager" if "eager" in variant else "sdpa"
+            m.set_attn_implementation(GROUPED if "grouped" in variant else attn)
 
     trainer.create_optimizer_and_scheduler(num_training_steps=1000)
     trainer.current_gradient_accumulation_steps = 1  # set by train(), which is not run here

@@ -32,6 +32,7 @@ from transformers import (
 from transformers.initialization import no_init_weights
 
 from backtrack.io import atomic_dir
+from backtrack.models.attention import inference_attention
 from backtrack.models.precision import Precision
 from backtrack.models.provenance import PROVENANCE_FILE, check_weights, weight_digests
 from backtrack.packages import assemble_gguf, package_file
@@ -199,11 +200,15 @@ def load_model(model_dir: str | os.PathLike[str], precision: Precision) -> PreTr
     """Load a model for inference in a resolved precision (the job resolved its ``precision``
     setting once, :func:`backtrack.settings.job_settings`), on the GPU when the job has one
     (paper-scale generation, prefill answers and attacks must not fall back to the CPU of a GPU
-    node). Every script that runs a model loads it here, so one policy decides the dtype.
+    node). Every script that runs a model loads it here, so one policy decides the dtype and
+    the attention (on a CPU :mod:`backtrack.models.attention`'s grouped attention, SDPA on a GPU).
     """
     check_weights(model_dir)
     model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir), dtype=precision.dtype, use_safetensors=True
+        str(model_dir),
+        dtype=precision.dtype,
+        use_safetensors=True,
+        attn_implementation=inference_attention(torch.cuda.is_available()),
     )
     if torch.cuda.is_available():
         model = model.to("cuda")
