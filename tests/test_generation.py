@@ -7,7 +7,6 @@ import torch
 from backtrack.generate.hf import (
     ResetCapProcessor,
     decode,
-    decode_batch,
     generate_records,
     generation_config,
     left_pad_batch,
@@ -142,31 +141,87 @@ def test_unsupported_generation_setting_is_refused(tiny):
         logits_processors(cfg)
 
 
-def test_decode_drops_ended_rows_and_matches_generate(tiny):
-    """decode_batch removes a row from the batch once it emits EOS; the tokens of every row are
-    those of transformers' generate (greedy, fp32), which decodes ended rows as padding."""
-    model, tok, rid = tiny
-    prompts = ["Hello there", "How do I bake bread at home today?", "Hi", "Tell me a story"]
-    batch = left_pad_batch(tok, [prompt_ids(tok, p, None) for p in prompts], model.device)
+def _early_eos(model, tok, rid, rows, n):
+    """An EOS id that greedy decoding reaches early in some rows and never in others (ids of
+    the tiny model's free decoding), so that rows end at different steps."""
+    batch = left_pad_batch(tok, rows, model.device)
     width = batch["input_ids"].shape[1]
+    with torch.no_grad():
+        free = model.generate(**batch, generation_config=generation_config(tok, rid, n))
+    free = free[:, width:].tolist()
+    firsts = {row[3] for row in free} - {row[i] for row in free[1:] for i in range(n)}
+    return next(iter(firsts), free[0][3])
+
+
+def test_decode_matches_generate_row_by_row(tiny):
+    """Each row's tokens are those transformers' generate gives it alone (greedy, fp32, with
+    the reset cap), whether the rows are decoded one at a time, all together (ended rows
+    leave), or continuously two at a time (ended rows make room for waiting ones)."""
+    model, tok, rid = tiny
+    prompts = ["Hello there", "How do I bake bread at home today?", "Hi", "Tell me a story",
+               "Why?", "What is the capital of France and why is it there?"]  # fmt: skip
+    rows = [prompt_ids(tok, p, None) for p in prompts]
     cfg = generation_config(tok, rid, 16)
-    with torch.no_grad():
-        free = model.generate(**batch, generation_config=cfg)[:, width:].tolist()
-    # An EOS that some rows reach early and others never: rows then end at different steps.
-    firsts = {row[3] for row in free} - {row[i] for row in free[1:] for i in range(16)}
-    stop = next(iter(firsts), free[0][3])
-    cfg.eos_token_id = [stop]
-    with torch.no_grad():
-        ref = model.generate(
-            **batch, generation_config=cfg, logits_processor=[ResetCapProcessor(rid, 1, width)]
-        )[:, width:].tolist()
-    procs = logits_processors(cfg)
-    procs.append(ResetCapProcessor(rid, 1, width))
-    new, times = decode_batch(model, batch, cfg, procs)
-    want = [row[: row.index(stop) + 1] if stop in row else row for row in ref]
-    assert new == want
-    assert any(len(row) < 16 for row in new)  # at least one row did end early
-    assert len(times) == max(len(row) for row in new)
+    cfg.eos_token_id = [_early_eos(model, tok, rid, rows, 16)]
+    want = []
+    for row in rows:
+        ids = torch.tensor([row])
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                generation_config=cfg,
+                logits_processor=[ResetCapProcessor(rid, 1, len(row))],
+            )[0, len(row) :].tolist()
+        want.append(out)
+    for batch_size in (1, 2, len(rows)):
+        got = decode(model, tok, rows, rid, cfg, max_resets=1, batch_size=batch_size)
+        assert [d.new_ids for d in got] == want, batch_size
+        assert all(len(d.times) == len(d.new_ids) for d in got)
+    assert any(len(w) < 16 for w in want) and any(len(w) == 16 for w in want)
+
+
+def test_continuous_batching_lets_rows_in_as_others_end(tiny):
+    """With more rows than places, rows join a batch already decoding (a clock that starts
+    when each is let in, the batch size it then found), and prefills are counted once each."""
+    from backtrack import jobstats
+
+    model, tok, rid = tiny
+    prompts = ["Hi", "Why?", "Hello there", "Tell me a story", "How do I bake bread at home?"]
+    rows = [prompt_ids(tok, p, "You are a careful assistant.") for p in prompts]
+    cfg = generation_config(tok, rid, 12)
+    cfg.eos_token_id = [_early_eos(model, tok, rid, rows, 12)]
+    start = jobstats.snapshot()
+    grad = []
+    forward = model.forward
+    model.forward = lambda *a, **k: grad.append(torch.is_grad_enabled()) or forward(*a, **k)
+    try:
+        got = decode(model, tok, rows, rid, cfg, max_resets=1, batch_size=4)
+    finally:
+        del model.forward
+    assert grad and not any(grad)  # no autograd graph: it would keep every step's cache
+    counted = jobstats.counted_since(start)
+    groups = {d.t0 for d in got}  # rows let in together share the start of their step
+    assert 2 <= len(groups) < len(rows)  # some joined a batch already decoding, some together
+    assert all(1 <= d.batch_size <= 4 for d in got)
+    prefix = shared_prefix(rows)
+    assert prefix > 5
+    # each row's own ids once, the prefix once per admission
+    want = sum(len(r) for r in rows) - prefix * (len(rows) - len(groups))
+    assert counted.total() == want
+
+
+def test_sampling_continuously_is_reproducible(tiny):
+    model, tok, rid = tiny
+    rows = [prompt_ids(tok, p, None) for p in ["Hi", "Why?", "Hello there", "Tell me more"]]
+    cfg = generation_config(tok, rid, 10, do_sample=True, temperature=1.0, top_p=0.9)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        outs.append(
+            [d.new_ids for d in decode(model, tok, rows, rid, cfg, max_resets=1, batch_size=2)]
+        )
+    assert outs[0] == outs[1]
 
 
 def test_shared_prefix_leaves_each_row_an_id_of_its_own():
@@ -178,20 +233,19 @@ def test_shared_prefix_leaves_each_row_an_id_of_its_own():
 
 def test_a_shared_prefix_is_computed_once_with_the_same_tokens(tiny):
     """The chat template's system turn, padded after rather than before and run once at batch
-    size one, gives every row the tokens it gets when each row computes it (fp32)."""
+    size one, gives every row the tokens it gets decoded alone (fp32)."""
     model, tok, rid = tiny
     prompts = ["Hi", "How do I bake bread at home today?", "Tell me a story", "Why?"]
     rows = [prompt_ids(tok, p, "You are a careful assistant.") for p in prompts]
     keep = shared_prefix(rows)
     assert keep > 5
+    batch = left_pad_batch(tok, rows, model.device, keep=keep)
+    assert batch["attention_mask"].sum(-1).tolist() == [len(r) for r in rows]
+    assert (batch["input_ids"][:, :keep] == torch.tensor(rows[0][:keep])).all()
     cfg = generation_config(tok, rid, 12)
-    outs = []
-    for k in (0, keep):
-        batch = left_pad_batch(tok, rows, model.device, keep=k)
-        assert batch["attention_mask"].sum(-1).tolist() == [len(r) for r in rows]
-        assert (batch["input_ids"][:, :k] == torch.tensor(rows[0][:k])).all()
-        outs.append(decode_batch(model, batch, cfg, logits_processors(cfg), shared=k)[0])
-    assert outs[0] == outs[1]
+    alone = [decode(model, tok, [r], rid, cfg, max_resets=1, batch_size=1)[0].new_ids for r in rows]
+    together = decode(model, tok, rows, rid, cfg, max_resets=1, batch_size=4)
+    assert [d.new_ids for d in together] == alone
 
 
 def test_a_sliding_window_model_decodes_batched_as_alone(tiny):

@@ -7,17 +7,17 @@
     python tools/benchmark_decode.py --precision bf16       # the model in bf16, as auto loads it
 
 Why: the backtracking decode (``backtrack.generate.hf.generate_records``: the batched decoder
-``decode_batch`` with the ``[RESET]`` bias through ``sequence_bias``, the max-resets logits
+``decode`` with the ``[RESET]`` bias through ``sequence_bias``, the max-resets logits
 processor, the per-token clock, the split on token ids and the record) should cost at most 5%
 more per generated token than the same decoder with none of backtracking's pieces.
 
 What is measured, and how the two are made comparable:
 
 * Same model object, prompts (rendered with the chat template), batch size, max new tokens and
-  greedy decoding. The plain side tokenises, sorts by length and left-pads exactly as
-  generate_records does (same batches), then runs ``decode_batch`` (which drops each row once it
-  has ended, as ``generate_records`` does) with the same ``GenerationConfig`` minus
-  ``sequence_bias`` and no logits processor, then decodes the new tokens. The backtracking side
+  greedy decoding. The plain side tokenises the prompts as generate_records does, then runs
+  the same ``decode`` (continuous batching: ended rows leave, waiting rows take their places)
+  with the same ``GenerationConfig`` minus ``sequence_bias``, no logits processor and no
+  reset cap, then decodes the new tokens. The backtracking side
   is one ``generate_records`` call (every piece included: bias, cap, clock, split, two decodes
   and the record per row). ``--plain generate`` makes the plain side transformers'
   ``model.generate`` instead (which decodes ended rows as padding until the batch's longest row
@@ -61,7 +61,7 @@ import torch
 import transformers
 from backtrack.bench import fastest, rotated, timed
 from backtrack.generate.hf import (
-    decode_batch,
+    decode,
     generate_records,
     generation_config,
     left_pad_batch,
@@ -70,7 +70,6 @@ from backtrack.models.base import load_model, load_tokenizer, reset_token_id
 from backtrack.models.chat import prompt_ids
 from backtrack.models.precision import Precision
 from backtrack.settings import Decoding
-from transformers import LogitsProcessorList
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,24 +82,27 @@ def plain_generate(
     max_new_tokens: int,
     batch_size: int,
     system: str | None = None,
-    engine: str = "decode_batch",
+    engine: str = "decode",
 ) -> list[dict[str, Any]]:
-    """The same batches as generate_records, decoded with nothing of backtracking added: by
-    ``decode_batch`` (the decoder generate_records uses) or by ``model.generate``."""
+    """The prompts generate_records answers, decoded with nothing of backtracking added: by
+    ``decode`` (the decoder generate_records uses) or by ``model.generate`` (static batches of
+    the prompts sorted by length)."""
     device = next(model.parameters()).device
     cfg = generation_config(tok, -1, max_new_tokens)  # no bias: sequence_bias is None
     items = [prompt_ids(tok, r["prompt"], system) for r in records]
+    if engine == "decode":
+        decoded = decode(model, tok, items, None, cfg, max_resets=None, batch_size=batch_size)
+        new = [d.new_ids for d in decoded]
+        texts = tok.batch_decode(new, skip_special_tokens=True)
+        return [{"ids": n, "text": t} for n, t in zip(new, texts, strict=True)]
     order = sorted(range(len(items)), key=lambda i: len(items[i]))
     out: dict[int, dict[str, Any]] = {}
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = left_pad_batch(tok, [items[i] for i in idx], device)
         width = batch["input_ids"].shape[1]
-        if engine == "generate":
-            with torch.no_grad():
-                new = model.generate(**batch, generation_config=cfg)[:, width:].tolist()
-        else:
-            new, _ = decode_batch(model, batch, cfg, LogitsProcessorList())
+        with torch.no_grad():
+            new = model.generate(**batch, generation_config=cfg)[:, width:].tolist()
         texts = tok.batch_decode(new, skip_special_tokens=True)
         for row, i in enumerate(idx):
             out[i] = {"ids": new[row], "text": texts[row]}
@@ -129,7 +131,7 @@ def measure(
     reset_logit_bias: float = -5.0,
     max_resets: int | None = 1,
     warmup: bool = True,
-    plain_engine: str = "decode_batch",
+    plain_engine: str = "decode",
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Interleaved timed repeats of both sides; per-repeat and median per-token times.
@@ -322,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--plain",
-        choices=("decode_batch", "generate"),
-        default="decode_batch",
+        choices=("decode", "generate"),
+        default="decode",
         help="the plain side's decoder: the same as backtracking's, or transformers' generate",
     )
     ap.add_argument("--json", type=Path, help="also write the result here")

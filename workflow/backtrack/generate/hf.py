@@ -7,6 +7,7 @@ answer is what follows the last ``[RESET]``, split on token ids, never on decode
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,7 @@ def left_pad_batch(
     """Left-pad token id lists into a batch (generation and the attacks' message losses).
 
     ``keep``: the rows' first ``keep`` ids, the same in every row (:func:`shared_prefix`), stay
-    in front and the padding goes after them, so that :func:`decode_batch` computes them once.
+    in front and the padding goes after them, so that :func:`decode` computes them once.
     """
     width = max(len(r) for r in rows)
     pad = tok.pad_token_id
@@ -195,34 +196,61 @@ def generate_records(
 ) -> list[dict[str, Any]]:
     """Generate an answer for each record (``prompt``, optional ``prefill``) and describe it.
 
-    Records are batched by prompt length (less padding); outputs keep the input order. With
-    ``decoding.num_samples > 1`` each prompt is answered that many times (ids get a ``#k``
-    suffix). Timings are per batch: every row of a batch shares its clock.
+    Outputs keep the input order. With ``decoding.num_samples > 1`` each prompt is answered
+    that many times (ids get a ``#k`` suffix). Each row's timings start when it entered the
+    batch (:func:`decode`).
     """
+    return generate_sets(model, tok, [records], reset_id, decoding)[0]
+
+
+def generate_sets(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    sets: list[list[dict[str, Any]]],
+    reset_id: int,
+    decoding: Decoding,
+) -> list[list[dict[str, Any]]]:
+    """:func:`generate_records` for several sets of records with the same decoding settings.
+
+    Greedy answers of all sets are decoded in one stream, so that a small set fills the
+    places a larger one leaves (a job that writes a checkpoint's evaluation sets: 0.80x the
+    CPU time of one stream per set, measured on Table 1's four plain sets). Which rows share a
+    batch changes only bf16 rounding. Sampled sets are decoded one by one, each from
+    ``decoding.seed``, so that a set's samples do not depend on which other sets its job
+    answers.
+    """
+    if decoding.do_sample and len(sets) > 1:
+        return [generate_sets(model, tok, [one], reset_id, decoding)[0] for one in sets]
     eos_ids = [tok.eos_token_id]
-    items = answer_items(tok, records, decoding)
+    items = [answer_items(tok, records, decoding) for records in sets]
+    flat = [item for group in items for item in group]
     torch.manual_seed(decoding.seed)
     decoded = decode(
         model,
         tok,
-        [item.ids for item in items],
+        [item.ids for item in flat],
         reset_id,
         decoding_config(tok, reset_id, decoding),
         max_resets=decoding.max_resets,
         batch_size=decoding.batch_size,
     )
-    records = [
+    described = [
         describe(item, d.new_ids, tok, reset_id, eos_ids, d, decoding.max_new_tokens)
-        for item, d in zip(items, decoded, strict=True)
+        for item, d in zip(flat, decoded, strict=True)
     ]
-    new = sum(r["tokens_generated"] for r in records)
+    new = sum(r["tokens_generated"] for r in described)
     jobstats.count("forward", new, new)  # the prompts' positions: counted by decode
-    return records
+    out, start = [], 0
+    for group in items:
+        out.append(described[start : start + len(group)])
+        start += len(group)
+    return out
 
 
 @dataclass(frozen=True)
 class Clock:
-    """When each new token of a batch existed (``times``, from ``t0``), and the batch's size."""
+    """When each new token of a row existed (``times``, from ``t0``: the start of the step that
+    let the row into the batch), and how many rows the batch held after letting it in."""
 
     times: list[float]
     t0: float
@@ -231,11 +259,12 @@ class Clock:
 
 @dataclass(frozen=True)
 class Decoded(Clock):
-    """One row's new token ids, with its batch's per-token clock (timings are per batch)."""
+    """One row's new token ids, with its clock."""
 
     new_ids: list[int]
 
 
+@torch.no_grad()
 def decode(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -247,33 +276,219 @@ def decode(
     batch_size: int,
     desc: str = "generate",
 ) -> list[Decoded]:
-    """The one HF decode loop: prompt id rows batched shortest first (less padding), left
-    padded after the prefix the batch shares (computed once), with the [RESET] cap; results in
-    input order. ``reset_id=None`` is a model without [RESET] (a judge model): no cap.
+    """The one HF decode loop: greedy or sampled decoding of prompt id rows, with the [RESET]
+    cap, at most ``batch_size`` rows at a time; results in input order. ``reset_id=None`` is a
+    model without [RESET] (a judge model): no cap.
+
+    Rows are decoded shortest prompt first and batched continuously: a row leaves the batch
+    once it ends (EOS or ``max_new_tokens``) and waiting rows take the free places, a quarter
+    of the batch at a time, with their prefill run beside the others' decoding step and their
+    keys and values joined to the batch's cache (:class:`Batch`). Written here rather than
+    calling ``model.generate`` because ``generate`` decodes a static batch: an ended row is
+    computed as padding until the batch's longest row ends, and a batch's last steps run a few
+    rows at a time; at this project's answer lengths (most a third of ``max_new_tokens``) that
+    was more than half of the decoding work. transformers' own continuous batching
+    (``generate_batch``, on its paged cache) builds its logits processors from the generation
+    config alone, so not the per-row [RESET] cap; vLLM schedules the same way but costs tens of
+    seconds to start on a CPU. Per step this does what
+    ``generate``'s sampling loop does (position ids from the attention mask, the processors on
+    float32 logits, argmax or a multinomial draw): rows decoded together or one by one get the
+    same tokens up to float rounding (tests/test_generation.py checks it in float32).
+
+    The prefix all rows share (the chat template's system turn, :func:`shared_prefix`) is run
+    once at batch size one and its keys and values copied to each row let in. A model with
+    sliding-window layers (Gemma-3) lets rows in only into an empty batch: its window counts
+    cache slots, so padding between a prefix and a row, or before a row that joins a longer
+    batch, would hide real tokens from it.
     """
     device = next(model.parameters()).device
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    if not order:
+        return []
+    window = sliding_window(model.config)
+    longest = max(len(r) for r in rows)
+    fits = window is None or window >= longest + gen_cfg.max_new_tokens
+    prefix = list(rows[0][: shared_prefix(rows)]) if fits else []
+    procs = logits_processors(gen_cfg)
+    if reset_id is not None and max_resets is not None:
+        procs.append(ResetCapProcessor(reset_id, max_resets, 0))  # Batch.generated: no prompt
+    refill = window is None
+    batch = Batch(model, tok, gen_cfg, procs, prefix, device, trim=refill)
+    room = max(1, batch_size // 4)
+    queue = deque(order)
     results: dict[int, Decoded] = {}
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-        idx = order[start : start + batch_size]
-        shared = shared_prefix([rows[i] for i in idx])
-        window = sliding_window(model.config)
-        if window is not None and window < max(len(rows[i]) for i in idx) + gen_cfg.max_new_tokens:
-            # A sliding window counts cache slots: padding after the prefix would lie inside a
-            # short row's window and hide real tokens from it. Left padding is exact.
-            shared = 0
-        # Prompt positions the model computes (the shared prefix once); generated ones are
-        # counted by the caller, which knows where each answer ends.
-        jobstats.count("forward", sum(len(rows[i]) for i in idx) - shared * (len(idx) - 1), 0)
-        batch = left_pad_batch(tok, [list(rows[i]) for i in idx], device, keep=shared)
-        procs = logits_processors(gen_cfg)
-        if reset_id is not None and max_resets is not None:
-            procs.append(ResetCapProcessor(reset_id, max_resets, batch["input_ids"].shape[1]))
-        t0 = time.perf_counter()
-        new_ids, times = decode_batch(model, batch, gen_cfg, procs, shared=shared)
-        for row, i in enumerate(idx):
-            results[i] = Decoded(times, t0, len(idx), new_ids[row])
+    with tqdm(total=len(order), desc=desc, unit="answer") as bar:
+        while queue or batch.rows:
+            free = batch_size - len(batch.rows)
+            admit: list[int] = []
+            if queue and (not batch.rows or (refill and free >= min(room, len(queue)))):
+                admit = [queue.popleft() for _ in range(min(free, len(queue)))]
+            for i, decoded in batch.step(admit, [list(rows[i]) for i in admit]):
+                results[i] = decoded
+                bar.update(1)
     return [results[i] for i in range(len(rows))]
+
+
+class Batch:
+    """The rows decoding together: their cache, attention mask and new tokens, one
+    :meth:`step` at a time.
+
+    Layout: every row's positions end at the same column (right-aligned). A row let in
+    holds the shared prefix, then padding, then its own prompt ids; when it is longer than the
+    batch, the batch gets padding on the left instead. Padding is masked, and position ids
+    come from the mask (as ``generate`` computes them for left padding), so it changes no
+    row's numbers beyond float rounding. Columns no row attends to any more are dropped
+    (``trim``; not with sliding-window layers, which count positions themselves).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tok: PreTrainedTokenizerBase,
+        gen_cfg: GenerationConfig,
+        procs: LogitsProcessorList,
+        prefix: list[int],
+        device: torch.device,
+        trim: bool = True,
+    ) -> None:
+        self.model, self.tok, self.gen_cfg, self.procs = model, tok, gen_cfg, procs
+        self.prefix, self.device, self.trim = prefix, device, trim
+        eos = gen_cfg.eos_token_id
+        self.eos = torch.tensor(
+            [eos] if isinstance(eos, int) else list(eos or []), dtype=torch.long, device=device
+        )
+        self.rows: list[int] = []  # batch row -> input row
+        self.new: dict[int, list[int]] = {}
+        self.times: dict[int, list[float]] = {}
+        self.clock: dict[int, tuple[float, int]] = {}  # t0, batch size when let in
+        self.cache: DynamicCache | None = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=device)
+        self.generated = torch.zeros((0, 0), dtype=torch.long, device=device)
+        self.last = torch.zeros((0,), dtype=torch.long, device=device)
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+        """Last-position float32 logits of ``ids``, the newest columns of ``mask``."""
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, -ids.shape[1] :]
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1].to(torch.float32)
+
+    def _prefill(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, DynamicCache]:
+        """Run new rows' prompts: their logits, mask and cache. The prefix is computed once per
+        call at batch size one and repeated (the same numbers as computing it per row)."""
+        keep = len(self.prefix)
+        padded = left_pad_batch(self.tok, rows, self.device, keep=keep)
+        ids, mask = padded["input_ids"], padded["attention_mask"]
+        cache = DynamicCache(config=self.model.config)
+        # Prompt positions the model computes (the prefix once); generated ones are counted by
+        # the caller, which knows where each answer ends.
+        jobstats.count("forward", sum(len(r) for r in rows) - keep * (len(rows) - 1), 0)
+        if keep:
+            self._forward(ids[:1, :keep], mask[:1, :keep], cache)
+            cache.batch_repeat_interleave(len(rows))
+        return self._forward(ids[:, keep:], mask, cache), mask, cache
+
+    def _join(self, mask: torch.Tensor, cache: DynamicCache, rows: list[int]) -> None:
+        """Append new rows (their prefill's mask and cache) to the batch, right-aligned."""
+        if self.cache is None or not self.rows:
+            self.cache, self.mask = cache, mask
+            self.generated = self.generated.new_zeros((len(rows), self.generated.shape[1]))
+            self.rows = list(rows)
+            return
+        old, new = self.mask.shape[1], mask.shape[1]
+        width, keep = max(old, new), len(self.prefix)
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            for name in ("keys", "values"):
+                a, b = getattr(mine, name), getattr(theirs, name)
+                a = _pad_seq(a, width - old, at=0)
+                b = _pad_seq(b, width - new, at=keep)
+                setattr(mine, name, torch.cat([a, b], dim=0))
+        self.mask = torch.cat(
+            [_pad_seq(self.mask, width - old, at=0), _pad_seq(mask, width - new, at=keep)]
+        )
+        pad = self.generated.new_full((len(rows), self.generated.shape[1]), self.tok.pad_token_id)
+        self.generated = torch.cat([self.generated, pad])
+        self.rows += rows
+
+    def step(self, admit: list[int], prompts: list[list[int]]) -> list[tuple[int, Decoded]]:
+        """One token for every row, letting ``admit`` (input rows with ``prompts``) in first;
+        returns the rows that ended, with their tokens and clocks."""
+        t0 = time.perf_counter()
+        logits = []
+        if self.rows:
+            assert self.cache is not None
+            self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=-1)
+            logits.append(self._forward(self.last[:, None], self.mask, self.cache))
+        if admit:
+            first, mask, cache = self._prefill(prompts)
+            logits.append(first)
+            self._join(mask, cache, admit)
+            for i in admit:
+                self.new[i], self.times[i], self.clock[i] = [], [], (t0, len(self.rows))
+        scores = self.procs(self.generated, torch.cat(logits))
+        if self.gen_cfg.do_sample:
+            nxt = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            nxt = torch.argmax(scores, dim=-1)
+        now = time.perf_counter()
+        for i, token in zip(self.rows, nxt.tolist(), strict=True):
+            self.new[i].append(token)
+            self.times[i].append(now)
+        self.generated = torch.cat([self.generated, nxt[:, None]], dim=-1)
+        self.last = nxt
+        lengths = torch.tensor([len(self.new[i]) for i in self.rows], device=self.device)
+        ended = torch.isin(nxt, self.eos) | (lengths >= self.gen_cfg.max_new_tokens)
+        if not bool(ended.any()):
+            return []
+        done = [self.rows[k] for k in ended.nonzero().squeeze(1).tolist()]
+        keep = (~ended).nonzero().squeeze(1)
+        assert self.cache is not None
+        if keep.numel():
+            self.cache.batch_select_indices(keep)
+        self.rows = [self.rows[k] for k in keep.tolist()]
+        self.mask, self.generated, self.last = self.mask[keep], self.generated[keep], nxt[keep]
+        self._trim()
+        out = []
+        for i in done:
+            t0_i, size = self.clock.pop(i)
+            out.append((i, Decoded(self.times.pop(i), t0_i, size, self.new.pop(i))))
+        return out
+
+    def _trim(self) -> None:
+        """Drop leading columns that no row attends to (the padding of rows that ended)."""
+        if not self.rows:
+            self.cache, self.mask = None, self.mask[:, :0]
+            self.generated = self.generated[:, :0]
+            return
+        if not self.trim:  # a sliding-window layer keeps its own count of positions
+            return
+        used = self.mask.any(dim=0).nonzero()
+        first = int(used[0]) if used.numel() else 0
+        if first == 0:
+            return
+        assert self.cache is not None
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        self.mask = self.mask[:, first:]
+
+
+def _pad_seq(x: torch.Tensor, n: int, at: int) -> torch.Tensor:
+    """``x`` (a mask [rows, seq] or keys/values [rows, heads, seq, dim]) with ``n`` zero
+    columns inserted before sequence position ``at``."""
+    if n == 0:
+        return x
+    dim = 1 if x.dim() == 2 else 2
+    shape = list(x.shape)
+    shape[dim] = n
+    zeros = x.new_zeros(shape)
+    head, tail = x.narrow(dim, 0, at), x.narrow(dim, at, x.shape[dim] - at)
+    return torch.cat([head, zeros, tail], dim=dim)
 
 
 def logits_processors(gen_cfg: GenerationConfig) -> LogitsProcessorList:
@@ -301,90 +516,6 @@ def logits_processors(gen_cfg: GenerationConfig) -> LogitsProcessorList:
     return procs
 
 
-@torch.no_grad()
-def decode_batch(
-    model: PreTrainedModel,
-    batch: dict[str, torch.Tensor],
-    gen_cfg: GenerationConfig,
-    procs: LogitsProcessorList,
-    shared: int = 0,
-) -> tuple[list[list[int]], list[float]]:
-    """Greedy or sampled decoding of one left-padded batch that drops each row from the batch
-    once it has ended: each row's new ids (up to its EOS, included) and the wall time at which
-    each step's tokens existed.
-
-    Written here rather than calling ``model.generate`` because ``generate`` decodes a static
-    batch: a row that has ended keeps being computed (as padding) until the batch's longest row
-    ends, and at this project's answer lengths (most answers a third of ``max_new_tokens``, a
-    few truncated) that is more than half of the decoding work. vLLM schedules rows
-    continuously but costs tens of seconds to start on a CPU. Per step this does what
-    ``generate``'s sampling loop does (position ids from the attention mask, the processors on
-    float32 logits, argmax or a multinomial draw); with no row ended early the two are
-    token-identical (tests/test_generation.py checks it against ``generate``).
-
-    ``shared``: the batch's rows begin with the same ``shared`` ids and are padded after them
-    (:func:`left_pad_batch` with ``keep``). Those are run once, at batch size one, and their
-    keys and values copied to every row: at this project's prompts the chat template's system
-    turn is more than half of each prompt, and prefill about 40% of a job's decoding time.
-    transformers' ``generate`` has no such option (vLLM's prefix caching does the same).
-    """
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    eos_ids = gen_cfg.eos_token_id
-    eos_ids = [eos_ids] if isinstance(eos_ids, int) else list(eos_ids or [])
-    eos = torch.tensor(eos_ids, dtype=torch.long, device=ids.device)
-    alive = list(range(ids.shape[0]))  # batch row -> input row
-    new: list[list[int]] = [[] for _ in alive]
-    times: list[float] = []
-    cache = DynamicCache(config=model.config)
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate: left padding
-    step_ids = ids
-    if shared:
-        model(
-            input_ids=ids[:1, :shared],
-            attention_mask=mask[:1, :shared],
-            position_ids=positions[:1, :shared],
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache.batch_repeat_interleave(ids.shape[0])
-        step_ids, positions = ids[:, shared:], positions[:, shared:]
-    for _ in range(gen_cfg.max_new_tokens):
-        logits = (
-            model(
-                input_ids=step_ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            .logits[:, -1]
-            .to(torch.float32)
-        )
-        scores = procs(ids, logits)
-        if gen_cfg.do_sample:
-            nxt = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-        else:
-            nxt = torch.argmax(scores, dim=-1)
-        times.append(time.perf_counter())
-        for row, token in zip(alive, nxt.tolist(), strict=True):
-            new[row].append(token)
-        ids = torch.cat([ids, nxt[:, None]], dim=-1)
-        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-        ended = torch.isin(nxt, eos)
-        if bool(ended.any()):
-            keep = (~ended).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            cache.batch_select_indices(keep)
-            ids, mask, nxt = ids[keep], mask[keep], nxt[keep]
-            alive = [alive[k] for k in keep.tolist()]
-        step_ids = nxt[:, None]
-        positions = mask.sum(-1, keepdim=True) - 1
-    return new, times
-
-
 def describe(
     item: Item,
     new_ids: list[int],
@@ -396,7 +527,7 @@ def describe(
 ) -> dict[str, Any]:
     """The generation record (fields listed in docs/outputs.md), from one row's new token ids.
 
-    ``clock`` gives when each new token existed (the HF backend's per-batch clock); a backend
+    ``clock`` gives when each new token existed (the HF backend's per-row clock); a backend
     without one passes an empty clock and fills the timing fields itself.
     """
     rec, times, t0 = item.rec, clock.times, clock.t0

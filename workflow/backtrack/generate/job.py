@@ -14,6 +14,8 @@ seconds on a CPU, so the tests run all their cases in one start.
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import sys
 from typing import Any
@@ -79,45 +81,56 @@ def build_llm(job: dict[str, Any], precision: Precision) -> Any:
 
 
 def run_jobs(jobs: list[dict[str, Any]]) -> None:
-    """Run jobs in order, writing each one's records. Consecutive vLLM jobs on one model,
-    precision and seed share an engine; it is stopped before the next one starts (one in memory
-    at a time).
+    """Run jobs in order, writing each one's records. Consecutive HF jobs on one model with the
+    same decoding settings are answered together (:func:`backtrack.generate.hf.generate_sets`,
+    the model loaded once); consecutive vLLM jobs on one model, precision and seed share an
+    engine, stopped before the next one starts (one in memory at a time).
     """
     from backtrack.io import write_jsonl
     from backtrack.models.provenance import check_weights, provenance
 
+    def group(job: dict[str, Any]) -> tuple[Any, ...]:
+        decoding = json.dumps(job["decoding"], sort_keys=True)
+        return (job["backend"], job["model"], job["precision"], decoding, job["reset_token"])
+
     llm, llm_key = None, None
-    hf, hf_key = None, None  # a job that writes several sets loads its model once
     try:
-        for job in jobs:
-            precision = Precision.fixed(job["precision"])
-            decoding = Decoding(**job["decoding"])
-            tok, reset_id, prompts = _inputs(job)
-            if job["backend"] == "vllm":
+        for _, together in itertools.groupby(jobs, key=group):
+            batch = list(together)
+            first = batch[0]
+            precision = Precision.fixed(first["precision"])
+            decoding = Decoding(**first["decoding"])
+            inputs = [_inputs(job) for job in batch]
+            tok, reset_id = inputs[0][0], inputs[0][1]
+            if first["backend"] == "vllm":
                 from backtrack.generate.vllm_engine import generate_records_vllm
 
-                key = (job["model"], precision, job["seed"])
+                key = (first["model"], precision, first["seed"])
                 if key != llm_key:
                     if llm is not None:
                         close_llm(llm)
-                    check_weights(job["model"])  # vLLM names no file when one is cut short
-                    llm, llm_key = build_llm(job, precision), key
-                records = generate_records_vllm(llm, tok, prompts, reset_id, decoding)
+                    check_weights(first["model"])  # vLLM names no file when one is cut short
+                    llm, llm_key = build_llm(first, precision), key
+                answers = [
+                    generate_records_vllm(llm, tok, prompts, reset_id, decoding)
+                    for _, _, prompts in inputs
+                ]
             else:
-                from backtrack.generate.hf import generate_records
+                from backtrack.generate.hf import generate_sets
                 from backtrack.models.base import load_model
 
-                if (job["model"], precision) != hf_key:
-                    hf = None  # drop the last model before loading the next: one in memory
-                    hf, hf_key = load_model(job["model"], precision), (job["model"], precision)
-                records = generate_records(hf, tok, prompts, reset_id, decoding)
+                model = load_model(first["model"], precision)
+                sets = [prompts for _, _, prompts in inputs]
+                answers = generate_sets(model, tok, sets, reset_id, decoding)
+                del model  # one model in memory at a time
             # Table 1 reports the precision of decoding and of the checkpoint's training.
-            trained = provenance(job["model"]).get("precision", "none")
-            for r in records:
-                r["precision"], r["train_precision"] = precision.name, trained
-            write_jsonl(job["output"], records)
-            n_reset = sum(r["reset"] for r in records)
-            log.info("%s: %d generations, %d reset", job["output"], len(records), n_reset)
+            trained = provenance(first["model"]).get("precision", "none")
+            for job, records in zip(batch, answers, strict=True):
+                for r in records:
+                    r["precision"], r["train_precision"] = precision.name, trained
+                write_jsonl(job["output"], records)
+                n_reset = sum(r["reset"] for r in records)
+                log.info("%s: %d generations, %d reset", job["output"], len(records), n_reset)
     finally:
         if llm is not None:
             close_llm(llm)
