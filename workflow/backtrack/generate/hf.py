@@ -281,9 +281,9 @@ def decode(
     model without [RESET] (a judge model): no cap.
 
     Rows are decoded shortest prompt first and batched continuously: a row leaves the batch
-    once it ends (EOS or ``max_new_tokens``) and waiting rows take the free places, a quarter
-    of the batch at a time, with their prefill run beside the others' decoding step and their
-    keys and values joined to the batch's cache (:class:`Batch`). Written here rather than
+    once it ends (EOS or ``max_new_tokens``), and once three quarters of the places are free
+    waiting rows take them, their prefill run beside the others' decoding step and their keys
+    and values joined to the batch's cache (:class:`Batch`). Written here rather than
     calling ``model.generate`` because ``generate`` decodes a static batch: an ended row is
     computed as padding until the batch's longest row ends, and a batch's last steps run a few
     rows at a time; at this project's answer lengths (most a third of ``max_new_tokens``) that
@@ -313,15 +313,20 @@ def decode(
     if reset_id is not None and max_resets is not None:
         procs.append(ResetCapProcessor(reset_id, max_resets, 0))  # Batch.generated: no prompt
     refill = window is None
-    batch = Batch(model, tok, gen_cfg, procs, prefix, device, trim=refill)
-    room = max(1, batch_size // 4)
+    # Measured on Table 1's sets (docs/benchmarks.md): letting rows in whenever a quarter of
+    # the places was free cost more than it saved where most answers run to max_new_tokens
+    # (the cache widens to the oldest row's age, and joining copies it); refilling only a
+    # batch's tail won in both kinds of set.
+    room = max(1, batch_size * 3 // 4)
+    compact_at = max(1, batch_size // 16)
+    batch = Batch(model, tok, gen_cfg, procs, prefix, device, trim=refill, compact_at=compact_at)
     queue = deque(order)
     results: dict[int, Decoded] = {}
     with tqdm(total=len(order), desc=desc, unit="answer") as bar:
-        while queue or batch.rows:
-            free = batch_size - len(batch.rows)
+        while queue or batch.live:
+            free = batch_size - batch.live
             admit: list[int] = []
-            if queue and (not batch.rows or (refill and free >= min(room, len(queue)))):
+            if queue and (not batch.live or (refill and free >= min(room, len(queue)))):
                 admit = [queue.popleft() for _ in range(min(free, len(queue)))]
             for i, decoded in batch.step(admit, [list(rows[i]) for i in admit]):
                 results[i] = decoded
@@ -350,6 +355,7 @@ class Batch:
         prefix: list[int],
         device: torch.device,
         trim: bool = True,
+        compact_at: int = 1,
     ) -> None:
         self.model, self.tok, self.gen_cfg, self.procs = model, tok, gen_cfg, procs
         self.prefix, self.device, self.trim = prefix, device, trim
@@ -358,6 +364,8 @@ class Batch:
             [eos] if isinstance(eos, int) else list(eos or []), dtype=torch.long, device=device
         )
         self.rows: list[int] = []  # batch row -> input row
+        self.ended: list[bool] = []  # per batch row: ended, waiting for _compact
+        self.compact_at = compact_at
         self.new: dict[int, list[int]] = {}
         self.times: dict[int, list[float]] = {}
         self.clock: dict[int, tuple[float, int]] = {}  # t0, batch size when let in
@@ -399,7 +407,7 @@ class Batch:
         if self.cache is None or not self.rows:
             self.cache, self.mask = cache, mask
             self.generated = self.generated.new_zeros((len(rows), self.generated.shape[1]))
-            self.rows = list(rows)
+            self.rows, self.ended = list(rows), [False] * len(rows)
             return
         old, new = self.mask.shape[1], mask.shape[1]
         width, keep = max(old, new), len(self.prefix)
@@ -415,11 +423,38 @@ class Batch:
         pad = self.generated.new_full((len(rows), self.generated.shape[1]), self.tok.pad_token_id)
         self.generated = torch.cat([self.generated, pad])
         self.rows += rows
+        self.ended += [False] * len(rows)
+
+    @property
+    def live(self) -> int:
+        """Rows still decoding (ended rows wait in the batch for :meth:`_compact`)."""
+        return len(self.rows) - sum(self.ended)
+
+    def _compact(self) -> None:
+        """Take ended rows out of the batch: one copy of the cache for several ended rows."""
+        keep = [k for k, e in enumerate(self.ended) if not e]
+        if len(keep) < len(self.rows):
+            index = torch.tensor(keep, dtype=torch.long, device=self.device)
+            if keep:
+                assert self.cache is not None
+                self.cache.batch_select_indices(index)
+            self.rows = [self.rows[k] for k in keep]
+            self.mask, self.generated = self.mask[index], self.generated[index]
+            self.last = self.last[index]
+            self.ended = [False] * len(keep)
+        self._trim()
 
     def step(self, admit: list[int], prompts: list[list[int]]) -> list[tuple[int, Decoded]]:
         """One token for every row, letting ``admit`` (input rows with ``prompts``) in first;
-        returns the rows that ended, with their tokens and clocks."""
+        returns the rows that ended, with their tokens and clocks.
+
+        An ended row stays in the batch (its tokens ignored) until ``compact_at`` rows have
+        ended or rows are let in: taking rows out copies the whole cache, which at this
+        project's shapes costs about as much as a third of a decoding step.
+        """
         t0 = time.perf_counter()
+        if admit or sum(self.ended) >= self.compact_at or self.live == 0:
+            self._compact()
         logits = []
         if self.rows:
             assert self.cache is not None
@@ -430,34 +465,26 @@ class Batch:
             logits.append(first)
             self._join(mask, cache, admit)
             for i in admit:
-                self.new[i], self.times[i], self.clock[i] = [], [], (t0, len(self.rows))
+                self.new[i], self.times[i], self.clock[i] = [], [], (t0, self.live)
         scores = self.procs(self.generated, torch.cat(logits))
         if self.gen_cfg.do_sample:
             nxt = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
         else:
             nxt = torch.argmax(scores, dim=-1)
         now = time.perf_counter()
-        for i, token in zip(self.rows, nxt.tolist(), strict=True):
-            self.new[i].append(token)
-            self.times[i].append(now)
         self.generated = torch.cat([self.generated, nxt[:, None]], dim=-1)
         self.last = nxt
-        lengths = torch.tensor([len(self.new[i]) for i in self.rows], device=self.device)
-        ended = torch.isin(nxt, self.eos) | (lengths >= self.gen_cfg.max_new_tokens)
-        if not bool(ended.any()):
-            return []
-        done = [self.rows[k] for k in ended.nonzero().squeeze(1).tolist()]
-        keep = (~ended).nonzero().squeeze(1)
-        assert self.cache is not None
-        if keep.numel():
-            self.cache.batch_select_indices(keep)
-        self.rows = [self.rows[k] for k in keep.tolist()]
-        self.mask, self.generated, self.last = self.mask[keep], self.generated[keep], nxt[keep]
-        self._trim()
+        eos = torch.isin(nxt, self.eos).tolist()
         out = []
-        for i in done:
-            t0_i, size = self.clock.pop(i)
-            out.append((i, Decoded(self.times.pop(i), t0_i, size, self.new.pop(i))))
+        for k, (i, token) in enumerate(zip(self.rows, nxt.tolist(), strict=True)):
+            if self.ended[k]:
+                continue
+            self.new[i].append(token)
+            self.times[i].append(now)
+            if eos[k] or len(self.new[i]) >= self.gen_cfg.max_new_tokens:
+                self.ended[k] = True
+                t0_i, size = self.clock.pop(i)
+                out.append((i, Decoded(self.times.pop(i), t0_i, size, self.new.pop(i))))
         return out
 
     def _trim(self) -> None:
