@@ -1,7 +1,7 @@
 """Decoding with each attention implementation: time, prefill, a full batch's step, same tokens?
 
     snakemake --cores all results/models/smollm2-135m/baseline/seed0/sft   # a checkpoint, once
-    python tools/benchmark_attention.py --model results/models/smollm2-135m/baseline/seed0/sft
+    python tools/benchmark_attention.py            # that checkpoint, AdvBench, batch 128
     python tools/benchmark_attention.py --model DIR --prompts 128 --batch-size 64 --repeats 3
 
 Why: ``load_model`` runs CPU inference with :mod:`backtrack.models.attention`'s grouped
@@ -109,7 +109,12 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, type=Path, help="a prepared model or checkpoint")
+    ap.add_argument(
+        "--model",
+        type=Path,
+        default=ROOT / "results/models/smollm2-135m/baseline/seed0/sft",
+        help="a prepared model or checkpoint (default: Table 1's baseline SFT checkpoint)",
+    )
     ap.add_argument("--source", default="advbench", help="advbench (pyrit) or benign")
     ap.add_argument("--prompts", type=int, default=245)
     ap.add_argument("--batch-size", type=int, default=128)
