@@ -166,7 +166,7 @@ def _generate(
 ) -> list[dict[str, Any]]:
     """Batched generation of id rows; per row the raw text, visible text and resets.
 
-    :func:`backtrack.generate.hf.decode`, the loop of ``generate_records`` (left padding, the
+    :func:`backtrack.generate.hf.decode`, the loop of ``generate_records`` (continuous batching, the
     ``sequence_bias`` on ``[RESET]``, the reset cap), then the id-level split, for prompts that
     are whole conversations. ``reset_id=None`` is a model without ``[RESET]`` (the judge): no
     bias and no cap.
