@@ -152,6 +152,27 @@ def _restore_environ():
     os.environ.update(saved)
 
 
+def tiny_gemma(tok, **overrides) -> Gemma3ForCausalLM:
+    """A random 2-layer Gemma-3 in memory on ``tok``'s vocabulary: one sliding-window layer
+    (window 4, shorter than a chat prompt) and one full-attention layer; ``overrides`` change
+    its config."""
+    torch.manual_seed(0)
+    cfg = {
+        "vocab_size": len(tok),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "sliding_window": 4,
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+    }
+    return Gemma3ForCausalLM(Gemma3TextConfig(**{**cfg, **overrides})).eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-src"))

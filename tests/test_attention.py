@@ -9,33 +9,11 @@ from backtrack.models.attention import NAME, grouped_attention_forward, inferenc
 from backtrack.models.base import load_model
 from backtrack.models.chat import prompt_ids
 from backtrack.models.precision import Precision
-from transformers import (
-    DynamicCache,
-    Gemma3ForCausalLM,
-    Gemma3TextConfig,
-    LlamaForCausalLM,
-)
+from transformers import DynamicCache, LlamaForCausalLM
+
+from tests.conftest import tiny_gemma
 
 PROMPTS = ["Hi", "How do I bake bread at home today?", "Tell me a story", "Why?"]
-
-
-def _gemma(tok) -> Gemma3ForCausalLM:
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        layer_types=["sliding_attention", "full_attention"],
-        sliding_window=4,
-        attn_logit_softcapping=30.0,  # the softcap path (Gemma-2 style), off in Gemma-3's own
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    return Gemma3ForCausalLM(cfg).eval()
 
 
 def _logits(model, impl: str, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -66,7 +44,11 @@ def test_grouped_attention_gives_the_eager_numbers(tiny, arch):
     rounding; the model's query heads outnumber its key/value heads (grouped-query)."""
     model, tok, _ = tiny
     if arch == "gemma3":
-        model = _gemma(tok)
+        # grouped-query (4 query heads over 2), with the softcap path (Gemma-2 style)
+        model = tiny_gemma(
+            tok, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            attn_logit_softcapping=30.0,
+        )  # fmt: skip
     assert model.config.num_attention_heads > model.config.num_key_value_heads
     rows = [prompt_ids(tok, p, None) for p in PROMPTS]
     was = model.config._attn_implementation

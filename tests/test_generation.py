@@ -18,13 +18,13 @@ from backtrack.generate.vllm_engine import sampling_kwargs
 from backtrack.models.chat import prompt_ids
 from backtrack.settings import Decoding
 from transformers import (
-    Gemma3ForCausalLM,
-    Gemma3TextConfig,
     SequenceBiasLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+
+from tests.conftest import tiny_gemma
 
 R, E = 99, 2  # reset id, eos id
 
@@ -253,21 +253,7 @@ def test_a_sliding_window_model_decodes_batched_as_alone(tiny):
     placed after a shared prefix would sit inside a short row's window and hide real tokens
     from it. Batched decoding of such a model gives each row the tokens it gets alone (fp32)."""
     _, tok, rid = tiny
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        layer_types=["sliding_attention", "full_attention"],
-        sliding_window=4,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    model = Gemma3ForCausalLM(cfg).eval()
+    model = tiny_gemma(tok)
     prompts = ["Hi", "How do I bake bread at home today?", "Tell me a story", "Why?"]
     rows = [prompt_ids(tok, p, "You are a careful assistant.") for p in prompts]
     assert shared_prefix(rows) > 5
