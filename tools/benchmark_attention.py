@@ -8,7 +8,7 @@ Why: ``load_model`` runs CPU inference with :mod:`backtrack.models.attention`'s 
 attention instead of transformers' default SDPA; this shows what that buys and what it changes.
 The prompts (AdvBench from pyrit, or the project's benign prompts) go through
 ``backtrack.generate.hf.decode`` exactly as a ``generate`` job decodes them (greedy, shared
-prefix, ended rows dropped), once per implementation on the same model object, the
+prefix, continuous batching), once per implementation on the same model object, the
 implementations taking turns in rotating order within each repeat. Per implementation: wall and
 CPU seconds (medians over repeats), the seconds spent in prefill forwards, the median seconds
 of a decode step with the batch at least seven-eighths full, and how many prompts got the

@@ -94,6 +94,7 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
         return (job["backend"], job["model"], job["precision"], decoding, job["reset_token"])
 
     llm, llm_key = None, None
+    hf, hf_key = None, None  # a model stays loaded while consecutive jobs use it
     try:
         for _, together in itertools.groupby(jobs, key=group):
             batch = list(together)
@@ -119,10 +120,11 @@ def run_jobs(jobs: list[dict[str, Any]]) -> None:
                 from backtrack.generate.hf import generate_sets
                 from backtrack.models.base import load_model
 
-                model = load_model(first["model"], precision)
+                if (first["model"], precision) != hf_key:
+                    hf = None  # drop the last model before loading the next: one in memory
+                    hf, hf_key = load_model(first["model"], precision), (first["model"], precision)
                 sets = [prompts for _, _, prompts in inputs]
-                answers = generate_sets(model, tok, sets, reset_id, decoding)
-                del model  # one model in memory at a time
+                answers = generate_sets(hf, tok, sets, reset_id, decoding)
             # Table 1 reports the precision of decoding and of the checkpoint's training.
             trained = provenance(first["model"]).get("precision", "none")
             for job, records in zip(batch, answers, strict=True):
