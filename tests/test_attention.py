@@ -122,3 +122,24 @@ def test_the_attention_benchmark_measures_each_implementation(tiny):
     for r in res:
         assert r["wall_s"] > 0 and r["cpu_s"] > 0 and r["prefill_s"] > 0 and r["full_step_s"] > 0
         assert r["same_tokens"] == r["prompts"] == len(PROMPTS)
+
+
+def test_the_compile_benchmark_runs_each_variant_in_its_own_process(tiny_source_dir, tmp_path):
+    """tools/benchmark_compile.py on the tiny model, in fp32: one fresh process per variant,
+    positive times, and decode's tokens from torch.compile and from transformers'
+    continuous batching alike."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "benchmark_compile.py"
+    cmd = [sys.executable, str(tool), "--model", str(tiny_source_dir), "--prompts", "6"]
+    cmd += ["--batch-size", "4", "--max-new-tokens", "4", "--repeats", "1"]
+    cmd += ["--precision", "fp32", "--variants", "decode", "compile-cold", "generate_batch"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert list(rows) == ["decode", "compile-cold", "generate_batch"]
+    for r in rows.values():
+        assert float(r[1]) > 0 and float(r[2]) > 0
+        assert r[4] == "6/6", out
+    assert rows["decode"][3] == "1.000"
