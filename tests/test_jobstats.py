@@ -168,11 +168,12 @@ def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
         ("train_sft", "a"): {"tokens": {"train": [1000, 1000]}, "shape": shape, "threads": 1},
         ("train_sft", "b"): {"tokens": {"train": [3000, 3000]}, "shape": shape, "threads": 2},
     }
-    table = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 1.5e6})
+    peaks = {"bf16": {1: 1e6, 2: 1.5e6}, "fp32": {1: 1e5, 2: 2e5}}
+    table = bench.rule_table(bench.with_stats(jobs, stats), peaks)
     assert table.loc["train_sft"].cpu_from == "snakemake"
     # A job's own CPU count, where its stats have one, replaces Snakemake's sampled one.
     stats[("train_sft", "b")] = stats[("train_sft", "b")] | {"cpu_s": 70.0}
-    own = bench.rule_table(bench.with_stats(jobs, stats), {1: 1e6, 2: 1.5e6}).loc["train_sft"]
+    own = bench.rule_table(bench.with_stats(jobs, stats), peaks).loc["train_sft"]
     assert own.cpu_s == 80.0 and own.cpu_from == "job,snakemake"
     assert own.cpu_peak_pct == pytest.approx(100 * 6 * 100 * 4000 / 80 / 1e6)
     row = table.loc["train_sft"]
@@ -183,6 +184,13 @@ def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
     assert row.cpu_peak_pct == pytest.approx(100 * total / 60 / 1e6)  # per CPU s, 1-thread peak
     assert row.threads == "1,2"
     assert math.isnan(table.loc["table1"].tokens) and table.loc["table1"].jobs == 1
+    # A job that ran in fp32 (a CPU without bf16 units) is held to the fp32 peak, not bf16's.
+    for key in stats:
+        stats[key] = {k: v for k, v in stats[key].items() if k != "cpu_s"} | {"precision": "fp32"}
+    fp32 = bench.rule_table(bench.with_stats(jobs, stats), peaks).loc["train_sft"]
+    assert fp32.precision == "fp32"
+    assert fp32.peak_pct == pytest.approx(100 * total / (10 * 1e5 + 30 * 2e5))
+    assert fp32.cpu_peak_pct == pytest.approx(100 * total / 60 / 1e5)
 
 
 def test_matmul_peak_is_a_positive_rate():

@@ -1,5 +1,5 @@
 """Per rule of a finished workflow run: wall time, tokens processed, achieved FLOP/s and its
-ratio to this machine's bf16 matmul peak, measured in the same run.
+ratio to this machine's matmul peak in the jobs' precision, measured in the same run.
 
     python tools/benchmark_pipeline.py                 # summarise benchmarks/ and logs/ here
     python tools/benchmark_pipeline.py --dir /path/to/a/finished/run --generation
@@ -18,14 +18,17 @@ generation, the training pool, attacks, prefill answers, judges that run a model
 forward, 2 for inference, the LM head counted only at positions whose logits were computed.
 Tokens are useful tokens (no padding), so the ratio is a model-FLOP utilisation.
 
-The peak is a bf16 ``(2048 x 576) @ (576 x 1536)`` matmul (SmolLM2-135M's MLP shape) timed here,
-now, at 1 thread and at each thread count the jobs used (the fastest of --peak-repeats calls after
-a warm-up); fp32 is timed beside it. Jobs ran side by side, so a job's peak is its threads', not
-the machine's. A job's achieved FLOP/s is its FLOPs over its whole wall time (model load,
-judging, writing included); a rule's is the sum of its jobs' FLOPs over the sum of their times
-(``peak_pct``). On a shared machine a job's wall time includes the time other processes held its
-cores, so the rule's FLOPs are also divided by its jobs' CPU seconds and compared with the
-1-thread peak (``cpu_peak_pct``): what the cores did while the job had them. A job's CPU seconds
+The peak is a ``(2048 x 576) @ (576 x 1536)`` matmul (SmolLM2-135M's MLP shape) timed here, now,
+in bf16 and fp32, at 1 thread and at each thread count the jobs used (the fastest of
+--peak-repeats calls after a warm-up). A job is held to the peak of the precision it ran in (its
+stats file says which; bf16 where it does not): on a CPU without bf16 units the jobs run in fp32
+(``precision: auto``), and there the bf16 peak, emulated, is about a hundredth of fp32's. Jobs ran
+side by side, so a job's peak is its threads', not the machine's. A job's achieved FLOP/s is its
+FLOPs over its whole wall time (model load, judging, writing included); a rule's is the sum of
+its jobs' FLOPs over the sum of their times (``peak_pct``). On a shared machine a job's wall
+time includes the time other processes held its cores, so the rule's FLOPs are also divided by
+its jobs' CPU seconds and compared with the 1-thread peak (``cpu_peak_pct``): what the cores did
+while the job had them. A job's CPU seconds
 are its own count in its stats file where it wrote one (``cpu_s``: ``getrusage`` at the end of
 the job, ``backtrack.jobstats.process_cpu_seconds``), else Snakemake's ``cpu_time``, which
 samples the job every 30 s after its first 15 s and so misses up to 30 s of a longer job
@@ -140,12 +143,18 @@ def with_stats(
     return out.drop(columns="own_cpu_s", errors="ignore")
 
 
-def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
+def job_precision(value: Any) -> str:
+    """The precision a job's stats name (``bf16`` or ``fp32``); bf16 where they name none."""
+    return value if value in ("bf16", "fp32") else "bf16"
+
+
+def rule_table(jobs: pd.DataFrame, peaks: Mapping[str, Mapping[int, float]]) -> pd.DataFrame:
     """One row per rule: jobs, wall seconds (sum and median of jobs), CPU seconds, tokens,
-    tokens/s, GFLOP, achieved GFLOP/s and its share of the bf16 peak at the jobs' threads
-    (``peaks``: threads -> FLOP/s; ``peak_pct``), and per CPU second against the 1-thread peak
-    (``cpu_peak_pct``: what the job's cores did while it had them, robust to other load on a
-    shared machine). Rules whose jobs wrote no token counts keep NaN in those columns.
+    tokens/s, GFLOP, achieved GFLOP/s and its share of the peak each job could reach in its
+    precision at its threads (``peaks``: precision -> threads -> FLOP/s; ``peak_pct``), and per
+    CPU second against the 1-thread peak (``cpu_peak_pct``: what the job's cores did while it
+    had them, robust to other load on a shared machine). Rules whose jobs wrote no token counts
+    keep NaN in those columns.
     """
     rows = []
     for rule, g in jobs.groupby("rule"):
@@ -170,9 +179,15 @@ def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
         }
         if len(counted):
             secs = counted.s.sum()
-            # The peak each job could have reached in its wall time, at its own thread count.
+            # What each job could have computed in its wall time (at its own thread count) and
+            # in its CPU seconds (at one thread), in its own precision.
+            precisions = [job_precision(p) for p in counted.get("precision", [None] * len(counted))]
             reachable = sum(
-                s * peaks[int(t)] for s, t in zip(counted.s, counted.threads, strict=True)
+                s * peaks[p][int(t)]
+                for s, t, p in zip(counted.s, counted.threads, precisions, strict=True)
+            )
+            reachable_cpu = sum(
+                c * peaks[p][1] for c, p in zip(counted.cpu_s, precisions, strict=True)
             )
             row |= {
                 "tokens": counted.tokens.sum(),
@@ -181,9 +196,9 @@ def rule_table(jobs: pd.DataFrame, peaks: Mapping[int, float]) -> pd.DataFrame:
                 "gflop_per_s": counted.flops.sum() / secs / 1e9,
                 "peak_pct": 100 * counted.flops.sum() / reachable,
                 "gflop_per_cpu_s": counted.flops.sum() / counted.cpu_s.sum() / 1e9,
-                "cpu_peak_pct": 100 * counted.flops.sum() / counted.cpu_s.sum() / peaks[1],
+                "cpu_peak_pct": 100 * counted.flops.sum() / reachable_cpu,
                 "threads": ",".join(str(int(t)) for t in sorted(set(counted.threads))),
-                "precision": ",".join(sorted({str(p) for p in counted.precision})),
+                "precision": ",".join(sorted(set(precisions))),
             }
         rows.append(row)
     return pd.DataFrame(rows).set_index("rule").sort_values("total_s", ascending=False)
@@ -199,7 +214,7 @@ def load_script(name: str) -> Any:
 
 
 def generation_section(
-    model_dir: Path, args: argparse.Namespace, peaks: Mapping[int, float]
+    model_dir: Path, args: argparse.Namespace, peaks: Mapping[str, Mapping[int, float]]
 ) -> None:
     """Throughput of the three backends (tools/benchmark_generation.py), as FLOP/s too."""
     from backtrack.jobstats import flops, model_shape
@@ -210,7 +225,7 @@ def generation_section(
     )
     gen.report(res)
     shape = model_shape(model_dir)
-    peak = peaks.get(args.gen_threads) or matmul_peak("bf16", args.gen_threads)
+    peak = peaks["bf16"].get(args.gen_threads) or matmul_peak("bf16", args.gen_threads)
     print(
         f"\nas FLOP/s ({res['prompt_tokens']} prompt tokens per call, prefill included; "
         f"bf16 peak on {args.gen_threads} threads {peak / 1e9:.0f} GFLOP/s):"
@@ -251,8 +266,9 @@ def main() -> None:
     if args.generation:
         threads = sorted(set(threads) | {args.gen_threads})
     load = os.getloadavg()
-    peaks = {t: matmul_peak("bf16", t, args.peak_repeats) for t in threads}
-    fp32 = {t: matmul_peak("fp32", t, args.peak_repeats) for t in threads}
+    peaks = {
+        p: {t: matmul_peak(p, t, args.peak_repeats) for t in threads} for p in ("bf16", "fp32")
+    }
     table = rule_table(jobs, peaks)
     print(
         f"run in {args.dir}: estimated wall time (first job start to last job end) {span:.1f} min"
@@ -262,7 +278,8 @@ def main() -> None:
         f"matmul peak ({m}x{k} @ {k}x{n}, fastest of {args.peak_repeats}, load average "
         f"{load[0]:.1f} when measured): "
         + "; ".join(
-            f"{t} thr: bf16 {peaks[t] / 1e9:.0f}, fp32 {fp32[t] / 1e9:.0f} GFLOP/s" for t in threads
+            f"{t} thr: bf16 {peaks['bf16'][t] / 1e9:.0f}, fp32 {peaks['fp32'][t] / 1e9:.0f} GFLOP/s"
+            for t in threads
         )
     )
     with pd.option_context(
