@@ -197,3 +197,40 @@ def test_matmul_peak_is_a_positive_rate():
     bench = _load("benchmark_pipeline")
     assert bench.matmul_flops(2, 3, 4) == 48
     assert bench.matmul_peak("fp32", 1, repeats=2, shape=(64, 32, 16)) > 0
+
+
+def test_loop_seconds_reads_finished_generate_bars_once_each():
+    bench = _load("benchmark_pipeline")
+    log = (
+        "Loading weights: 100%|##########| 272/272 [00:00<00:00, 17697.21it/s]\n"
+        "generate:  50%|#####     | 200/400 [00:59<00:40,  5.00answer/s]\r"
+        "generate: 100%|##########| 400/400 [01:45<00:00,  3.80answer/s]\r"
+        "generate: 100%|##########| 400/400 [01:45<00:00,  3.74answer/s]\n"
+        "generate: 100%|##########| 30/30 [1:00:02<00:00,  0.01answer/s]\n"
+    )
+    # The repeated 400/400 bar counts once; h:mm:ss is read; other bars are not counted.
+    assert bench.loop_seconds(log) == 105 + 3602
+    assert bench.loop_seconds("Loading weights: 100%|#| 2/2 [00:01<00:00]") is None
+    assert bench.loop_seconds(log, desc="Loading weights") == 0
+
+
+def test_rule_table_reports_the_share_outside_the_decoding_loop(tmp_path):
+    bench = _load("benchmark_pipeline")
+    jobs = pd.DataFrame(
+        {
+            "rule": ["generate", "generate", "judge"],
+            "job": ["a", "b", "j"],
+            "s": [100.0, 60.0, 1.0],
+            "cpu_s": [90.0, 50.0, 1.0],
+            "end": [0.0, 0.0, 0.0],
+            "max_rss_mb": [1.0, 1.0, 1.0],
+        }
+    )
+    (tmp_path / "generate").mkdir()
+    (tmp_path / "generate" / "a.log").write_text("generate: 100%|#| 4/4 [01:30<00:00, 1it/s]\n")
+    (tmp_path / "generate" / "b.log").write_text("generate: 100%|#| 2/2 [00:50<00:00, 1it/s]\n")
+    jobs = bench.with_loop_seconds(bench.with_stats(jobs, {}), tmp_path)
+    table = bench.rule_table(jobs, {"bf16": {1: 1e6}})
+    assert table.loc["generate"].outside_loop_pct == pytest.approx(100 * 20 / 160)
+    assert table.loc["generate"].outside_loop_s == pytest.approx(10)
+    assert math.isnan(table.loc["judge"].outside_loop_pct)

@@ -34,6 +34,11 @@ the job, ``backtrack.jobstats.process_cpu_seconds``), else Snakemake's ``cpu_tim
 samples the job every 30 s after its first 15 s and so misses up to 30 s of a longer job
 (``cpu_from`` says which).
 
+A generation job's time outside its decoding loop (interpreter, imports, model load, tokenising,
+writing) is its wall time less its ``generate`` progress bars' final elapsed times, read from its
+log (``outside_loop_pct`` of the rule's job seconds, ``outside_loop_s`` per job; whole seconds, so
+slightly high).
+
 Jobs run side by side (model jobs take half the cores), so the sum of job times exceeds the wall
 time; the wall time of the last run is estimated from the benchmark files (each is written when
 its job ends: start = end - duration).
@@ -48,6 +53,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -83,6 +89,39 @@ def job_times(bench_dir: Path) -> pd.DataFrame:
     if not rows:
         raise SystemExit(f"no benchmark files under {bench_dir}: run the workflow first")
     return pd.DataFrame(rows)
+
+
+# A tqdm bar at its end: "generate: 100%|####| 400/400 [01:45<00:00, 3.80answer/s]".
+FINISHED_BAR = re.compile(
+    r"(?P<desc>[\w ]+): 100%\|[^\r\n|]*\| (?P<n>\d+)/(?P=n) \[(?P<elapsed>(?:\d+:)?\d+:\d+)<"
+)
+
+
+def loop_seconds(log_text: str, desc: str = "generate") -> float | None:
+    """Seconds a job spent in its ``desc`` progress bars (their final elapsed times), or None
+    where the log has none. tqdm can print a finished bar twice (its last refresh and its
+    close); a repeat with the same count and elapsed time is counted once.
+    """
+    bars = {
+        (m["n"], m["elapsed"]) for m in FINISHED_BAR.finditer(log_text) if m["desc"].strip() == desc
+    }
+    if not bars:
+        return None
+    total = 0.0
+    for _, elapsed in bars:
+        parts = [int(x) for x in elapsed.split(":")]  # [h:]mm:ss
+        total += sum(v * 60**i for i, v in enumerate(reversed(parts)))
+    return total
+
+
+def with_loop_seconds(jobs: pd.DataFrame, log_dir: Path) -> pd.DataFrame:
+    """``jobs`` plus ``loop_s``: each job's seconds in its ``generate`` bars (NaN where none)."""
+    loop = []
+    for rule, job in zip(jobs["rule"], jobs["job"], strict=True):
+        log = log_dir / rule / f"{job}.log"
+        found = loop_seconds(log.read_text(errors="replace")) if log.is_file() else None
+        loop.append(float("nan") if found is None else found)
+    return jobs.assign(loop_s=loop)
 
 
 def matmul_flops(m: int, k: int, n: int) -> int:
@@ -176,7 +215,14 @@ def rule_table(jobs: pd.DataFrame, peaks: Mapping[str, Mapping[int, float]]) -> 
             "threads": "",
             "precision": "",
             "cpu_from": ",".join(sorted(set(g.cpu_from))) if "cpu_from" in g else "snakemake",
+            "outside_loop_pct": float("nan"),
+            "outside_loop_s": float("nan"),
         }
+        looped = g.dropna(subset=["loop_s"]) if "loop_s" in g else g.iloc[:0]
+        if len(looped):
+            outside = (looped.s - looped.loop_s).sum()
+            row["outside_loop_pct"] = 100 * outside / looped.s.sum()
+            row["outside_loop_s"] = outside / len(looped)
         if len(counted):
             secs = counted.s.sum()
             # What each job could have computed in its wall time (at its own thread count) and
@@ -261,6 +307,7 @@ def main() -> None:
         subprocess.run(cmd, cwd=args.dir, check=True)
         wall = time.perf_counter() - t0
     jobs = with_stats(job_times(args.dir / "benchmarks"), read_job_stats(args.dir / "logs"))
+    jobs = with_loop_seconds(jobs, args.dir / "logs")
     span = (jobs.end.max() - (jobs.end - jobs.s).min()) / 60
     threads = sorted({1} | {int(t) for t in jobs.get("threads", pd.Series()).dropna()})
     if args.generation:
