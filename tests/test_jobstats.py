@@ -151,18 +151,28 @@ def test_gcg_counts_its_gradient_and_scoring_tokens(tiny, counter):
     assert counter.counts["forward"] == [5 * (slots.before.numel() + rest), 5 * keep]
 
 
+def _job_times(
+    rules: list[str], jobs: list[str], seconds: list[float], cpu: list[float]
+) -> pd.DataFrame:
+    """Rows as ``benchmark_pipeline.job_times`` reads them from benchmark files."""
+    n = len(rules)
+    return pd.DataFrame(
+        {
+            "rule": rules,
+            "job": jobs,
+            "s": [float(x) for x in seconds],
+            "cpu_s": [float(x) for x in cpu],
+            "end": [0.0] * n,
+            "max_rss_mb": [1.0] * n,
+        }
+    )
+
+
 def test_rule_table_divides_flops_by_time_and_by_the_reachable_peak():
     bench = _load("benchmark_pipeline")
     shape = {"parameters": 100, "body": 70, "head": 30}
-    jobs = pd.DataFrame(
-        {
-            "rule": ["train_sft", "train_sft", "table1"],
-            "job": ["a", "b", "t"],
-            "s": [10.0, 30.0, 2.0],
-            "cpu_s": [10.0, 50.0, 1.0],
-            "end": [0.0, 0.0, 0.0],
-            "max_rss_mb": [1.0, 2.0, 3.0],
-        }
+    jobs = _job_times(
+        ["train_sft", "train_sft", "table1"], ["a", "b", "t"], [10, 30, 2], [10, 50, 1]
     )
     stats = {
         ("train_sft", "a"): {"tokens": {"train": [1000, 1000]}, "shape": shape, "threads": 1},
@@ -216,16 +226,7 @@ def test_loop_seconds_reads_finished_generate_bars_once_each():
 
 def test_rule_table_reports_the_share_outside_the_decoding_loop(tmp_path):
     bench = _load("benchmark_pipeline")
-    jobs = pd.DataFrame(
-        {
-            "rule": ["generate", "generate", "judge"],
-            "job": ["a", "b", "j"],
-            "s": [100.0, 60.0, 1.0],
-            "cpu_s": [90.0, 50.0, 1.0],
-            "end": [0.0, 0.0, 0.0],
-            "max_rss_mb": [1.0, 1.0, 1.0],
-        }
-    )
+    jobs = _job_times(["generate", "generate", "judge"], ["a", "b", "j"], [100, 60, 1], [90, 50, 1])
     (tmp_path / "generate").mkdir()
     (tmp_path / "generate" / "a.log").write_text("generate: 100%|#| 4/4 [01:30<00:00, 1it/s]\n")
     (tmp_path / "generate" / "b.log").write_text("generate: 100%|#| 2/2 [00:50<00:00, 1it/s]\n")

@@ -28,11 +28,10 @@ FLOPs over its whole wall time (model load, judging, writing included); a rule's
 its jobs' FLOPs over the sum of their times (``peak_pct``). On a shared machine a job's wall
 time includes the time other processes held its cores, so the rule's FLOPs are also divided by
 its jobs' CPU seconds and compared with the 1-thread peak (``cpu_peak_pct``): what the cores did
-while the job had them. A job's CPU seconds
-are its own count in its stats file where it wrote one (``cpu_s``: ``getrusage`` at the end of
-the job, ``backtrack.jobstats.process_cpu_seconds``), else Snakemake's ``cpu_time``, which
-samples the job every 30 s after its first 15 s and so misses up to 30 s of a longer job
-(``cpu_from`` says which).
+while the job had them. A job's CPU seconds are its own count in its stats file where it wrote
+one (``cpu_s``: ``getrusage`` at the end of the job, ``backtrack.jobstats.process_cpu_seconds``),
+else Snakemake's ``cpu_time``, which samples the job every 30 s after its first 15 s and so
+misses up to 30 s of a longer job (``cpu_from`` says which).
 
 A generation job's time outside its decoding loop (interpreter, imports, model load, tokenising,
 writing) is its wall time less its ``generate`` progress bars' final elapsed times, read from its
