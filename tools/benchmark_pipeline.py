@@ -136,8 +136,9 @@ def matmul_peak(
     """
     import torch
     from backtrack.bench import fastest
+    from backtrack.models.precision import torch_dtype
 
-    dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    dt = torch_dtype(dtype)
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -183,7 +184,9 @@ def with_stats(
 
 def job_precision(value: Any) -> str:
     """The precision a job's stats name (``bf16`` or ``fp32``); bf16 where they name none."""
-    return value if value in ("bf16", "fp32") else "bf16"
+    from backtrack.models.precision import DTYPE_NAMES
+
+    return value if value in DTYPE_NAMES else "bf16"
 
 
 def rule_table(jobs: pd.DataFrame, peaks: Mapping[str, Mapping[int, float]]) -> pd.DataFrame:
@@ -298,6 +301,7 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "workflow"))
     from backtrack.jobstats import read_job_stats
+    from backtrack.models.precision import DTYPE_NAMES
 
     wall = None
     if args.run:
@@ -312,9 +316,7 @@ def main() -> None:
     if args.generation:
         threads = sorted(set(threads) | {args.gen_threads})
     load = os.getloadavg()
-    peaks = {
-        p: {t: matmul_peak(p, t, args.peak_repeats) for t in threads} for p in ("bf16", "fp32")
-    }
+    peaks = {p: {t: matmul_peak(p, t, args.peak_repeats) for t in threads} for p in DTYPE_NAMES}
     table = rule_table(jobs, peaks)
     print(
         f"run in {args.dir}: estimated wall time (first job start to last job end) {span:.1f} min"
